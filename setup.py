@@ -47,7 +47,6 @@ setup(
         language_level=3,
         compiler_directives={
             "boundscheck": debug,
-            "wraparound": False,
             "cdivision": True,
             "initializedcheck": debug,
         },

@@ -1,27 +1,101 @@
-// fm_gemm.c: PLACEHOLDER plain-loop GEMM (to be replaced by the blocked BLIS-style implementation).
+// fm_gemm.c: the blocked GEMM, organised as in BLIS (Van Zee and van de Geijn, TOMS 2015).
+//
+//   fm_?gemm                     split C into thread tiles (OpenMP), one tile per thread
+//     fm_?gemm_tile              loop over n by NC, k by KC (pack B), m by MC
+//       fm_?macro_kernel         pack A (if it pays), loop over NR-wide and MR-tall micro-panels
+//         micro-kernel           one MR x NR tile of C, in registers (fm_microkernel*.c)
+//
+// Packing is in fm_pack.c; the micro-kernels and the run-time choice of instruction set in
+// fm_microkernel*.c. The driver is written once, in fm_gemm_impl.h, and included here for float and
+// double.
+#include <stdint.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "fm_gemm.h"
 
-#define FM_DEFINE_GEMM(NAME, REAL)                                                              \
-size_t NAME##_workspace_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int nthreads)               \
-{ (void)m; (void)n; (void)k; (void)nthreads; return 1; }                                         \
-int NAME(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, REAL alpha,                                     \
-         const REAL *A, ptrdiff_t rsa, ptrdiff_t csa, const REAL *B, ptrdiff_t rsb, ptrdiff_t csb, \
-         REAL beta, REAL *C, ptrdiff_t ldc, REAL *work, int nthreads)                            \
-{                                                                                               \
-    (void)work;                                                                                 \
-    if (m < 0 || n < 0 || k < 0 || nthreads < 1) return FM_EINVAL;                              \
-    for (ptrdiff_t i = 0; i < m; i++) {                                                         \
-        REAL *c = C + i * ldc;                                                                  \
-        for (ptrdiff_t j = 0; j < n; j++) c[j] = beta == 0 ? 0 : beta * c[j];                   \
-        for (ptrdiff_t p = 0; p < k; p++) {                                                     \
-            REAL a = alpha * A[i * rsa + p * csa];                                              \
-            for (ptrdiff_t j = 0; j < n; j++) c[j] += a * B[p * rsb + j * csb];                 \
-        }                                                                                       \
-    }                                                                                           \
-    return FM_OK;                                                                               \
+#define FM_CAT_(a, b) a##b
+#define FM_CAT(a, b) FM_CAT_(a, b)
+
+// Products with fewer multiply-adds m*n*k than this run on one thread: waking a second thread costs
+// a few microseconds, about what one core needs for this much work.
+#define FM_GEMM_PARALLEL_MIN_MNK 300000.0
+// A is packed when n, the width of a thread's tile, is larger than this (see fm_?gemm_tile).
+#define FM_GEMM_PACK_A_MIN_N 32
+
+// fm_balanced_block: the block size that cuts n into ceil(n / max_block) nearly equal blocks, rounded
+//   up to a multiple of unit (max_block must be a multiple of unit). n >= 1.
+static ptrdiff_t fm_balanced_block(ptrdiff_t n, ptrdiff_t max_block, ptrdiff_t unit)
+{
+    const ptrdiff_t blocks = (n + max_block - 1) / max_block;
+    const ptrdiff_t size = (n + blocks - 1) / blocks;
+    return (size + unit - 1) / unit * unit;
 }
 
-FM_DEFINE_GEMM(fm_sgemm, float)
-FM_DEFINE_GEMM(fm_dgemm, double)
+// fm_align_up: the first address at or after p that is a multiple of FM_ALIGN.
+static void *fm_align_up(void *p)
+{
+    return (void *)(((uintptr_t)p + FM_ALIGN - 1) / FM_ALIGN * FM_ALIGN);
+}
 
-const char *fm_gemm_isa(void) { return "reference"; }
+// The thread tiles: C is cut into tm row groups times tn column groups.
+typedef struct { int tm, tn; } fm_grid;
+typedef struct { ptrdiff_t start, size; } fm_range;
+
+// fm_thread_grid: how to cut an m x n x k product among at most nthreads threads. One tile when the
+//   product is too small to pay for waking threads; otherwise, of the splits tm * tn with whole
+//   micro-tiles in every part, the one that packs the least data twice: each of the tn column groups
+//   packs its rows of A (m*k values) and each of the tm row groups its columns of B (k*n values).
+static fm_grid fm_thread_grid(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int nthreads, int mr, int nr)
+{
+    fm_grid best = {1, 1};
+    if ((double)m * (double)n * (double)k < FM_GEMM_PARALLEL_MIN_MNK) return best;
+    const ptrdiff_t m_units = (m + mr - 1) / mr, n_units = (n + nr - 1) / nr;
+    for (int threads = nthreads; threads > 1; threads--) {
+        double best_cost = -1;
+        for (int tn = 1; tn <= threads; tn++) {
+            const int tm = threads / tn;
+            if (tm * tn != threads || tm > m_units || tn > n_units) continue;
+            const double cost = (double)m * tn + (double)n * tm;
+            if (best_cost < 0 || cost < best_cost) best = (fm_grid){tm, tn}, best_cost = cost;
+        }
+        if (best_cost >= 0) return best;
+    }
+    return best;
+}
+
+// fm_grid_part: part `part` of `parts` nearly equal parts of 0 .. n-1, cut at multiples of unit.
+static fm_range fm_grid_part(ptrdiff_t n, ptrdiff_t unit, int parts, int part)
+{
+    const ptrdiff_t units = (n + unit - 1) / unit;
+    ptrdiff_t start = units * part / parts * unit, end = units * (part + 1) / parts * unit;
+    if (start > n) start = n;
+    if (end > n) end = n;
+    return (fm_range){start, end - start};
+}
+
+#ifdef _OPENMP
+static int fm_thread_id(void) { return omp_get_thread_num(); }
+static int fm_thread_count(void) { return omp_get_num_threads(); }
+#else
+static int fm_thread_id(void) { return 0; }
+static int fm_thread_count(void) { return 1; }
+#endif
+
+#define FM_REAL float
+#define FM_X s
+#define FM_MC FM_SGEMM_MC
+#define FM_KC FM_SGEMM_KC
+#define FM_NC FM_SGEMM_NC
+#include "fm_gemm_impl.h"
+
+#define FM_REAL double
+#define FM_X d
+#define FM_MC FM_DGEMM_MC
+#define FM_KC FM_DGEMM_KC
+#define FM_NC FM_DGEMM_NC
+#include "fm_gemm_impl.h"
+
+// fm_gemm_isa: see fm_gemm.h.
+const char *fm_gemm_isa(void) { return fm_gemm_level_current()->name; }

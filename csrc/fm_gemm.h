@@ -31,4 +31,50 @@ int fm_dgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
 // The instruction-set level the GEMM chose at run time ("avx512", "avx2", "baseline").
 const char *fm_gemm_isa(void);
 
+
+// ---------------------------------------------------------------------------------------------------
+// Internals shared by fm_gemm.c, fm_pack.c, fm_microkernel*.c and csrc/test_csrc.c; callers need none of it.
+//
+// Micro-kernel fm_?ukr_<level>: one MR x NR tile of C,  C := alpha * A * B + beta * C
+//   A is MR x k, element (i, p) at a[i*rsa + p*csa]: either a packed micro-panel (rsa = 1, csa = MR)
+//   or rows of the caller's A read in place. B is a packed micro-panel, k rows of NR values, aligned to
+//   FM_ALIGN. C is MR x NR, element (i, j) at c[i*ldc + j], any alignment. beta == 0: C is not read.
+// fm_?pack: copy the m x k matrix X, element (i, p) at X[i*rs + p*cs], into ceil(m / w) micro-panels of
+//   w rows: micro-panel q holds rows q*w .. q*w + w-1 column by column, element (i, p) at
+//   dst[q*w*k + p*w + i % w]; rows past m are zero. Packs A with w = MR, and Bᵀ (rs = csb, cs = rsb)
+//   with w = NR.
+// fm_?gemm_at_level: fm_?gemm with the micro-kernel of the given level (the tests compare every level).
+struct fm_gemm_level;
+#define FM_GEMM_INTERNALS(x, REAL)                                                                  \
+    typedef void fm_##x##ukr_fn(ptrdiff_t k, REAL alpha, const REAL *a, ptrdiff_t rsa, ptrdiff_t csa, \
+                                const REAL *b, REAL beta, REAL *c, ptrdiff_t ldc);                  \
+    typedef struct { int mr, nr; fm_##x##ukr_fn *fn; } fm_##x##ukr;                                 \
+    fm_##x##ukr_fn fm_##x##ukr_ref, fm_##x##ukr_baseline, fm_##x##ukr_avx2, fm_##x##ukr_avx512;     \
+    void fm_##x##pack(ptrdiff_t m, ptrdiff_t k, const REAL *X, ptrdiff_t rs, ptrdiff_t cs, int w,     \
+                      REAL *dst);                                                                   \
+    int fm_##x##gemm_at_level(const struct fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n,          \
+                              ptrdiff_t k, REAL alpha, const REAL *A, ptrdiff_t rsa, ptrdiff_t csa, \
+                              const REAL *B, ptrdiff_t rsb, ptrdiff_t csb, REAL beta, REAL *C,      \
+                              ptrdiff_t ldc, REAL *work, int nthreads);
+FM_GEMM_INTERNALS(s, float)
+FM_GEMM_INTERNALS(d, double)
+#undef FM_GEMM_INTERNALS
+
+// One instruction-set level: its name, whether this CPU runs it, and its two micro-kernels.
+typedef struct fm_gemm_level {
+    const char *name;
+    int (*supported)(void);
+    fm_sukr s;
+    fm_dukr d;
+} fm_gemm_level;
+
+// fm_gemm_levels: every level compiled into this binary, fastest first, ending with "reference"
+//   (plain loops); *count receives how many there are.
+const fm_gemm_level *fm_gemm_levels(int *count);
+
+// fm_gemm_level_current: the level fm_?gemm uses: the fastest this CPU supports, or the one named by
+//   the environment variable FASTMLP_ISA (avx512|avx2|baseline|reference), falling back to the next
+//   slower level when the CPU lacks it. Chosen on the first call; safe to call from several threads.
+const fm_gemm_level *fm_gemm_level_current(void);
+
 #endif

@@ -1,0 +1,182 @@
+// fm_gemm_impl.h: template of the blocked GEMM driver, included twice by fm_gemm.c.
+// Include after defining FM_REAL (float or double), FM_X (s or d, the BLAS prefix) and the block
+// sizes FM_MC, FM_KC, FM_NC; they are #undef'd at the end.
+
+#define FM_FN(name) FM_CAT(FM_CAT(fm_, FM_X), name)   // FM_FN(gemm) is fm_sgemm or fm_dgemm
+#define FM_UKR_T FM_CAT(FM_CAT(fm_, FM_X), ukr)        // the micro-kernel descriptor type
+
+// fm_?scale: C := beta * C for the m x n matrix C (row stride ldc); beta == 0 writes zeros, never reads C.
+static void FM_FN(scale)(ptrdiff_t m, ptrdiff_t n, FM_REAL beta, FM_REAL *C, ptrdiff_t ldc)
+{
+    for (ptrdiff_t i = 0; i < m; i++)
+        for (ptrdiff_t j = 0; j < n; j++) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
+}
+
+// fm_?edge_tile: the micro-kernel's update for an m_e x n_e corner tile (m_e <= MR, n_e <= NR) of C.
+//   The kernel runs on a full MR x NR copy, c_edge, and only the m_e x n_e corner is copied back, so an
+//   edge element gets exactly the arithmetic of a full tile (and the result does not depend on where
+//   the thread tiles' edges fall). a and b are padded with zeros by the packing.
+static void FM_FN(edge_tile)(const FM_UKR_T *u, ptrdiff_t m_e, ptrdiff_t n_e, ptrdiff_t k, FM_REAL alpha,
+                             const FM_REAL *a, ptrdiff_t rsa, ptrdiff_t csa, const FM_REAL *b,
+                             FM_REAL beta, FM_REAL *C, ptrdiff_t ldc, FM_REAL *c_edge)
+{
+    if (beta != 0)
+        for (ptrdiff_t i = 0; i < m_e; i++)
+            for (ptrdiff_t j = 0; j < n_e; j++) c_edge[i * u->nr + j] = C[i * ldc + j];
+    u->fn(k, alpha, a, rsa, csa, b, beta, c_edge, u->nr);
+    for (ptrdiff_t i = 0; i < m_e; i++)
+        for (ptrdiff_t j = 0; j < n_e; j++) C[i * ldc + j] = c_edge[i * u->nr + j];
+}
+
+// fm_?macro_kernel: C := alpha * A * B + beta * C for an mc x kc block of A (strides rsa, csa) and a
+//   packed kc x nc panel of B (b_pack), one micro-kernel call per MR x NR tile of C.
+//   pack_a != 0: A is packed into a_pack first (mc x kc values). Otherwise the micro-kernel reads A in
+//   place and only a last, partial micro-panel of A is packed (zero-padded to MR rows).
+//   c_edge holds MR x NR values for edge tiles.
+static void FM_FN(macro_kernel)(const FM_UKR_T *u, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc,
+                                FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
+                                int pack_a, const FM_REAL *b_pack, FM_REAL beta, FM_REAL *C,
+                                ptrdiff_t ldc, FM_REAL *a_pack, FM_REAL *c_edge)
+{
+    const ptrdiff_t mr = u->mr, nr = u->nr, m_full = mc - mc % mr;
+    // Where micro-panel ir / mr of A starts, and its strides: packed (1, MR) or A's own.
+    const FM_REAL *a_first = A;
+    ptrdiff_t a_step = mr * rsa, a_rs = rsa, a_cs = csa;
+    if (pack_a) {
+        FM_FN(pack)(mc, kc, A, rsa, csa, (int)mr, a_pack);
+        a_first = a_pack, a_step = mr * kc, a_rs = 1, a_cs = mr;
+    } else if (m_full < mc) {
+        FM_FN(pack)(mc - m_full, kc, A + m_full * rsa, rsa, csa, (int)mr, a_pack);
+    }
+    // Loop over the NR-wide micro-panels of B (the columns of C), each one staying in L1.
+    for (ptrdiff_t jr = 0; jr < nc; jr += nr) {
+        const FM_REAL *b = b_pack + jr * kc;
+        const ptrdiff_t n_e = nc - jr < nr ? nc - jr : nr;
+        // Loop over the MR-tall micro-panels of A (the rows of C): one micro-kernel call per tile.
+        for (ptrdiff_t ir = 0; ir < mc; ir += mr) {
+            FM_REAL *c = C + ir * ldc + jr;
+            if (ir < m_full && n_e == nr)
+                u->fn(kc, alpha, a_first + ir / mr * a_step, a_rs, a_cs, b, beta, c, ldc);
+            else if (ir < m_full)
+                FM_FN(edge_tile)(u, mr, n_e, kc, alpha, a_first + ir / mr * a_step, a_rs, a_cs, b, beta,
+                                 c, ldc, c_edge);
+            else if (pack_a)
+                FM_FN(edge_tile)(u, mc - ir, n_e, kc, alpha, a_first + ir / mr * a_step, 1, mr, b, beta,
+                                 c, ldc, c_edge);
+            else
+                FM_FN(edge_tile)(u, mc - ir, n_e, kc, alpha, a_pack, 1, mr, b, beta, c, ldc, c_edge);
+        }
+    }
+}
+
+// fm_?gemm_tile: C := alpha * A * B + beta * C (contract of fm_?gemm) on one thread, with alpha != 0,
+//   k >= 1 and that thread's workspace: work holds fm_?thread_workspace(m, n, k) values, aligned.
+static void FM_FN(gemm_tile)(const FM_UKR_T *u, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_REAL alpha,
+                             const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa, const FM_REAL *B,
+                             ptrdiff_t rsb, ptrdiff_t csb, FM_REAL beta, FM_REAL *C, ptrdiff_t ldc,
+                             FM_REAL *work)
+{
+    const ptrdiff_t mr = u->mr, nr = u->nr;
+    // Blocks of nearly equal size (k = 784 is 4 x 196, not 3 x 256 + 16), so no block is a sliver.
+    // They depend on m, n, k and the level only, so each element of C sees the same sums whatever
+    // the thread tiles are: the result is bit-identical for any nthreads.
+    const ptrdiff_t kc_max = fm_balanced_block(k, FM_KC, 1);
+    const ptrdiff_t mc_max = fm_balanced_block(m, FM_MC / mr * mr, mr);
+    const ptrdiff_t nc_max = fm_balanced_block(n, FM_NC / nr * nr, nr);
+    FM_REAL *b_pack = work;                              // kc_max x nc_max, NR-wide micro-panels
+    FM_REAL *a_pack = b_pack + kc_max * nc_max;          // mc_max x kc_max, MR-tall micro-panels
+    FM_REAL *c_edge = a_pack + mc_max * kc_max;          // MR x NR
+    // Packing A pays when each micro-panel of A is then used for several micro-panels of B.
+    const int pack_a = n > FM_GEMM_PACK_A_MIN_N;
+
+    // Loop over n in blocks of NC: the columns of B and C.
+    for (ptrdiff_t jc = 0; jc < n; jc += nc_max) {
+        const ptrdiff_t nc = n - jc < nc_max ? n - jc : nc_max;
+        // Loop over k in blocks of KC; pack a KC x NC panel of B (Bᵀ read with swapped strides).
+        for (ptrdiff_t pc = 0; pc < k; pc += kc_max) {
+            const ptrdiff_t kc = k - pc < kc_max ? k - pc : kc_max;
+            FM_FN(pack)(nc, kc, B + pc * rsb + jc * csb, csb, rsb, (int)nr, b_pack);
+            const FM_REAL beta_pc = pc == 0 ? beta : 1;   // later k blocks add to the earlier ones
+            // Loop over m in blocks of MC; the macro-kernel packs an MC x KC block of A if it pays.
+            for (ptrdiff_t ic = 0; ic < m; ic += mc_max) {
+                const ptrdiff_t mc = m - ic < mc_max ? m - ic : mc_max;
+                FM_FN(macro_kernel)(u, mc, nc, kc, alpha, A + ic * rsa + pc * csa, rsa, csa, pack_a,
+                                    b_pack, beta_pc, C + ic * ldc + jc, ldc, a_pack, c_edge);
+            }
+        }
+    }
+}
+
+// fm_?thread_workspace: values of workspace one thread needs for any thread tile of an m x n x k
+//   product and any level (a multiple of FM_ALIGN bytes): a KC x NC panel of B, an MC x KC block of A
+//   and an MR x NR edge tile, each rounded up for the widest micro-tile.
+static size_t FM_FN(thread_workspace)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
+{
+    const size_t kc = (size_t)(k < FM_KC ? k : FM_KC);
+    const size_t nc = (size_t)(n < FM_NC ? n : FM_NC) + FM_NR_MAX;
+    const size_t mc = (size_t)(m < FM_MC ? m : FM_MC) + FM_MR_MAX;
+    const size_t per_line = FM_ALIGN / sizeof(FM_REAL);
+    const size_t values = kc * nc + mc * kc + FM_MR_MAX * FM_NR_MAX;
+    return (values + per_line - 1) / per_line * per_line;
+}
+
+// fm_?gemm_workspace_size: see fm_gemm.h. Room for nthreads thread workspaces plus the alignment.
+size_t FM_FN(gemm_workspace_size)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int nthreads)
+{
+    if (m < 0 || n < 0 || k < 0 || nthreads < 1) return 1;
+    return (size_t)nthreads * FM_FN(thread_workspace)(m, n, k) + FM_ALIGN / sizeof(FM_REAL);
+}
+
+// fm_?gemm_at_level: fm_?gemm with the micro-kernel of the given level (contract in fm_gemm.h).
+int FM_FN(gemm_at_level)(const fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                         FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
+                         const FM_REAL *B, ptrdiff_t rsb, ptrdiff_t csb, FM_REAL beta, FM_REAL *C,
+                         ptrdiff_t ldc, FM_REAL *work, int nthreads)
+{
+    if (m < 0 || n < 0 || k < 0 || nthreads < 1) return FM_EINVAL;
+    if (m == 0 || n == 0) return FM_OK;
+    if (k == 0 || alpha == 0) {   // as in BLAS, A and B are not read
+        FM_FN(scale)(m, n, beta, C, ldc);
+        return FM_OK;
+    }
+    const FM_UKR_T *u = &level->FM_X;
+    FM_REAL *aligned = (FM_REAL *)fm_align_up(work);
+    const size_t per_thread = FM_FN(thread_workspace)(m, n, k);
+    const fm_grid grid = fm_thread_grid(m, n, k, nthreads, u->mr, u->nr);
+    if (grid.tm * grid.tn == 1) {
+        FM_FN(gemm_tile)(u, m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, aligned);
+        return FM_OK;
+    }
+    // Each thread computes whole tiles of C, so no two threads write the same element and no sum
+    // over k is split. A thread that OpenMP did not start has its tile taken by another.
+#pragma omp parallel num_threads(grid.tm * grid.tn)
+    {
+        const int id = fm_thread_id(), count = fm_thread_count();
+        for (int t = id; t < grid.tm * grid.tn; t += count) {
+            const fm_range rows = fm_grid_part(m, u->mr, grid.tm, t / grid.tn);
+            const fm_range cols = fm_grid_part(n, u->nr, grid.tn, t % grid.tn);
+            if (rows.size == 0 || cols.size == 0) continue;
+            FM_FN(gemm_tile)(u, rows.size, cols.size, k, alpha, A + rows.start * rsa, rsa, csa,
+                             B + cols.start * csb, rsb, csb, beta, C + rows.start * ldc + cols.start, ldc,
+                             aligned + (size_t)id * per_thread);
+        }
+    }
+    return FM_OK;
+}
+
+// fm_?gemm: see fm_gemm.h.
+int FM_FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa,
+                ptrdiff_t csa, const FM_REAL *B, ptrdiff_t rsb, ptrdiff_t csb, FM_REAL beta, FM_REAL *C,
+                ptrdiff_t ldc, FM_REAL *work, int nthreads)
+{
+    return FM_FN(gemm_at_level)(fm_gemm_level_current(), m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta,
+                                C, ldc, work, nthreads);
+}
+
+#undef FM_FN
+#undef FM_UKR_T
+#undef FM_REAL
+#undef FM_X
+#undef FM_MC
+#undef FM_KC
+#undef FM_NC

@@ -1,0 +1,100 @@
+// fm_microkernel.c: the micro-kernels every CPU runs, and the table of instruction-set levels.
+//
+// Levels, fastest first (the faster kernels are in fm_microkernel_avx512.c and fm_microkernel_avx2.c):
+//   avx512     6 x 32 float, 6 x 16 double    needs AVX-512F
+//   avx2       6 x 16 float, 6 x 8 double     needs AVX2 and FMA
+//   baseline   6 x 8 float,  6 x 4 double     16-byte vectors: SSE2 on any x86-64, NEON on arm64
+//   reference  6 x 8 float,  6 x 4 double     plain loops, the spec the vector kernels are tested against
+#include <stdlib.h>
+#include <string.h>
+
+#include "fm_gemm.h"
+
+// fm_?ukr_ref: C := alpha * A * B + beta * C for one FM_REF_MR x NR tile (contract in fm_gemm.h), plain loops.
+#define FM_REF_MR 6
+#define FM_DEFINE_UKR_REF(NAME, REAL, NR)                                                          \
+    void NAME(ptrdiff_t k, REAL alpha, const REAL *a, ptrdiff_t rsa, ptrdiff_t csa, const REAL *b, \
+              REAL beta, REAL *c, ptrdiff_t ldc)                                                   \
+    {                                                                                              \
+        for (int i = 0; i < FM_REF_MR; i++)                                                        \
+            for (int j = 0; j < NR; j++) {                                                         \
+                REAL sum = 0;                                                                      \
+                for (ptrdiff_t p = 0; p < k; p++) sum += a[i * rsa + p * csa] * b[p * NR + j];     \
+                c[i * ldc + j] = beta == 0 ? alpha * sum : alpha * sum + beta * c[i * ldc + j];   \
+            }                                                                                      \
+    }
+FM_DEFINE_UKR_REF(fm_sukr_ref, float, 8)
+FM_DEFINE_UKR_REF(fm_dukr_ref, double, 4)
+
+// The baseline kernels: 16-byte vectors, which every x86-64 CPU has (SSE2).
+#define FM_REAL float
+#define FM_VL 4
+#define FM_MR 6
+#define FM_NV 2
+#define FM_UKR fm_sukr_baseline
+#include "fm_microkernel_impl.h"
+
+#define FM_REAL double
+#define FM_VL 2
+#define FM_MR 6
+#define FM_NV 2
+#define FM_UKR fm_dukr_baseline
+#include "fm_microkernel_impl.h"
+
+static int always(void) { return 1; }
+
+#if defined(__x86_64__) || defined(__i386__)
+static int has_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+static int has_avx512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
+#endif
+
+static const fm_gemm_level levels[] = {
+#if defined(__x86_64__) || defined(__i386__)
+    {"avx512", has_avx512, {6, 32, fm_sukr_avx512}, {6, 16, fm_dukr_avx512}},
+    {"avx2", has_avx2, {6, 16, fm_sukr_avx2}, {6, 8, fm_dukr_avx2}},
+#endif
+    {"baseline", always, {6, 8, fm_sukr_baseline}, {6, 4, fm_dukr_baseline}},
+    {"reference", always, {FM_REF_MR, 8, fm_sukr_ref}, {FM_REF_MR, 4, fm_dukr_ref}},
+};
+enum { n_levels = sizeof levels / sizeof levels[0] };
+
+// fm_gemm_levels: every compiled level, fastest first (contract in fm_gemm.h).
+const fm_gemm_level *fm_gemm_levels(int *count)
+{
+    *count = n_levels;
+    return levels;
+}
+
+// The level named by FASTMLP_ISA if this CPU runs it, else the next slower one it runs; with the
+// variable unset or unknown, the fastest one it runs. "baseline" always runs, so this never fails.
+static const fm_gemm_level *choose_level(void)
+{
+    const char *wanted = getenv("FASTMLP_ISA");
+    int first = 0;
+    for (int i = 0; wanted != NULL && i < n_levels; i++)
+        if (strcmp(wanted, levels[i].name) == 0) first = i;
+    for (int i = first; i < n_levels; i++)
+        if (levels[i].supported()) return &levels[i];
+    return &levels[n_levels - 1];
+}
+
+// fm_gemm_level_current: chosen once (contract in fm_gemm.h). Threads racing through the first call
+// all compute the same answer, so an atomic pointer is all the locking needed.
+const fm_gemm_level *fm_gemm_level_current(void)
+{
+    static const fm_gemm_level *current = NULL;
+    const fm_gemm_level *level = __atomic_load_n(&current, __ATOMIC_ACQUIRE);
+    if (level == NULL) {
+        level = choose_level();
+        __atomic_store_n(&current, level, __ATOMIC_RELEASE);
+    }
+    return level;
+}

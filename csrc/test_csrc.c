@@ -1,0 +1,180 @@
+// test_csrc.c: tests of the C kernels with only a C compiler (`make -C csrc test`).
+//
+// Every GEMM level this CPU runs (and "reference", plain loops) is compared, in float and double, with
+// a naive triple loop accumulating in double, on a grid of shapes around the block sizes (1, 3, MR±1,
+// NR±1, 17, 257 = KC+1, ...), with A and B plain or transposed, beta 0 on a C full of NaN, beta 0.5,
+// ldc > n, and a misaligned workspace of exactly the advertised size. Each product also runs with
+// nthreads = 1 and 2, which must agree bit for bit. Prints "N passed, N failed"; exits 1 on a failure.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fm_gemm.h"
+
+static int n_passed, n_failed;
+
+static void check(int ok, const char *what, const char *level, const char *type, ptrdiff_t m,
+                  ptrdiff_t n, ptrdiff_t k, int case_id)
+{
+    if (ok) {
+        n_passed++;
+        return;
+    }
+    if (n_failed++ < 20)
+        printf("FAIL %s: level %s, %s, m=%td n=%td k=%td, case %d\n", what, level, type, m, n, k, case_id);
+}
+
+static double uniform(unsigned *state)   // in [-1, 1), a fixed sequence
+{
+    *state = *state * 1664525u + 1013904223u;
+    return (double)(*state >> 8) / (1 << 23) - 1;
+}
+
+// One product in the storage of the chosen type: A, B and C are given in double and C is updated in
+// place (converted to float and back when single is set: both conversions are exact for C's values).
+// The workspace is misaligned on purpose and has guard values after it; returns 0 if they were touched.
+static int run_gemm(int single, const fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                    double alpha, const double *A, size_t a_len, ptrdiff_t rsa, ptrdiff_t csa,
+                    const double *B, size_t b_len, ptrdiff_t rsb, ptrdiff_t csb, double beta,
+                    double *C, size_t c_len, ptrdiff_t ldc, int nthreads, int *status)
+{
+    enum { guard = 16 };
+    const double sentinel = 12345.0;
+    int guards_ok = 1;
+    if (single) {
+        size_t w_len = fm_sgemm_workspace_size(m, n, k, nthreads);
+        float *a = malloc(a_len * sizeof *a), *b = malloc(b_len * sizeof *b), *c = malloc(c_len * sizeof *c);
+        float *w = malloc((w_len + guard + 1) * sizeof *w);
+        for (size_t i = 0; i < a_len; i++) a[i] = (float)A[i];
+        for (size_t i = 0; i < b_len; i++) b[i] = (float)B[i];
+        for (size_t i = 0; i < c_len; i++) c[i] = (float)C[i];
+        for (size_t i = 0; i < guard; i++) w[1 + w_len + i] = (float)sentinel;
+        *status = fm_sgemm_at_level(level, m, n, k, (float)alpha, a, rsa, csa, b, rsb, csb, (float)beta,
+                                    c, ldc, w + 1, nthreads);
+        for (size_t i = 0; i < guard; i++) guards_ok &= w[1 + w_len + i] == (float)sentinel;
+        for (size_t i = 0; i < c_len; i++) C[i] = c[i];
+        free(a), free(b), free(c), free(w);
+    } else {
+        size_t w_len = fm_dgemm_workspace_size(m, n, k, nthreads);
+        double *c = malloc(c_len * sizeof *c), *w = malloc((w_len + guard + 1) * sizeof *w);
+        memcpy(c, C, c_len * sizeof *c);
+        for (size_t i = 0; i < guard; i++) w[1 + w_len + i] = sentinel;
+        *status = fm_dgemm_at_level(level, m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, c, ldc, w + 1,
+                                    nthreads);
+        for (size_t i = 0; i < guard; i++) guards_ok &= w[1 + w_len + i] == sentinel;
+        memcpy(C, c, c_len * sizeof *c);
+        free(c), free(w);
+    }
+    return guards_ok;
+}
+
+// One shape, one level, one type, all storage cases: compare with the naive product.
+static void check_shape(int single, const fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
+{
+    const char *type = single ? "float" : "double";
+    const double eps = single ? 0x1p-23 : 0x1p-52;
+    unsigned state = (unsigned)(m * 7919 + n * 104729 + k * 31);
+    for (int case_id = 0; case_id < 8; case_id++) {
+        const int a_trans = case_id & 1, b_trans = (case_id >> 1) & 1, beta_zero = (case_id >> 2) & 1;
+        const double alpha = case_id % 3 == 0 ? 1.0 : -0.75, beta = beta_zero ? 0.0 : 0.5;
+        // A is m x k, stored row-major (lda = k + 1) or transposed (k x m, lda = m + 2); B likewise.
+        const ptrdiff_t lda = a_trans ? m + 2 : k + 1, ldb = b_trans ? k + 3 : n + 1, ldc = n + 2;
+        const ptrdiff_t rsa = a_trans ? 1 : lda, csa = a_trans ? lda : 1;
+        const ptrdiff_t rsb = b_trans ? 1 : ldb, csb = b_trans ? ldb : 1;
+        const size_t a_len = (size_t)((a_trans ? k : m) * lda + 1), b_len = (size_t)((b_trans ? n : k) * ldb + 1);
+        const size_t c_len = (size_t)(m * ldc);
+        double *A = malloc(a_len * sizeof *A), *B = malloc(b_len * sizeof *B);
+        double *C0 = malloc(c_len * sizeof *C0), *C1 = malloc(c_len * sizeof *C1), *C2 = malloc(c_len * sizeof *C2);
+        for (size_t i = 0; i < a_len; i++) A[i] = uniform(&state);
+        for (size_t i = 0; i < b_len; i++) B[i] = uniform(&state);
+        if (single) {   // the values the float product sees
+            for (size_t i = 0; i < a_len; i++) A[i] = (float)A[i];
+            for (size_t i = 0; i < b_len; i++) B[i] = (float)B[i];
+        }
+        for (size_t i = 0; i < c_len; i++) C0[i] = beta_zero ? NAN : (float)uniform(&state);
+        memcpy(C1, C0, c_len * sizeof *C0);
+        memcpy(C2, C0, c_len * sizeof *C0);
+
+        int status1, status2;
+        int guards = run_gemm(single, level, m, n, k, alpha, A, a_len, rsa, csa, B, b_len, rsb, csb, beta, C1,
+                              c_len, ldc, 1, &status1);
+        guards &= run_gemm(single, level, m, n, k, alpha, A, a_len, rsa, csa, B, b_len, rsb, csb, beta, C2,
+                           c_len, ldc, 2, &status2);
+        check(status1 == FM_OK && status2 == FM_OK, "status", level->name, type, m, n, k, case_id);
+        check(guards, "workspace overrun", level->name, type, m, n, k, case_id);
+        check(memcmp(C1, C2, c_len * sizeof *C1) == 0, "nthreads 1 vs 2 not bit-identical", level->name, type,
+              m, n, k, case_id);
+
+        int values_ok = 1, padding_ok = 1;
+        for (ptrdiff_t i = 0; i < m; i++) {
+            for (ptrdiff_t j = 0; j < n; j++) {
+                double sum = 0, magnitude = 0;
+                for (ptrdiff_t p = 0; p < k; p++) {
+                    const double term = A[i * rsa + p * csa] * B[p * rsb + j * csb];
+                    sum += term, magnitude += fabs(term);
+                }
+                const double c_old = beta_zero ? 0 : C0[i * ldc + j];
+                const double want = alpha * sum + beta * c_old;
+                const double bound = 4 * (k + 2) * eps * (fabs(alpha) * magnitude + fabs(beta * c_old)) + 1e-300;
+                if (!(fabs(C1[i * ldc + j] - want) <= bound)) values_ok = 0;
+            }
+            for (ptrdiff_t j = n; j < ldc; j++)   // ldc > n: the gap between rows is left alone
+                if (!(isnan(C1[i * ldc + j]) ? isnan(C0[i * ldc + j]) : C1[i * ldc + j] == C0[i * ldc + j]))
+                    padding_ok = 0;
+        }
+        check(values_ok, "values differ from the naive product", level->name, type, m, n, k, case_id);
+        check(padding_ok, "wrote outside the m x n matrix", level->name, type, m, n, k, case_id);
+        free(A), free(B), free(C0), free(C1), free(C2);
+    }
+}
+
+// Contract details beyond the values: errors, empty products, k == 0, alpha == 0.
+static void check_special_cases(void)
+{
+    float A[4] = {NAN, NAN, NAN, NAN}, B[4] = {NAN, NAN, NAN, NAN}, C[4] = {1, 2, 3, 4}, w[64];
+    check(fm_sgemm(-1, 1, 1, 1, A, 1, 1, B, 1, 1, 0, C, 1, w, 1) == FM_EINVAL, "m < 0", "", "float", -1, 1, 1, 0);
+    check(fm_sgemm(1, 1, 1, 1, A, 1, 1, B, 1, 1, 0, C, 1, w, 0) == FM_EINVAL, "nthreads 0", "", "float", 1, 1, 1, 0);
+    check(fm_sgemm(0, 2, 2, 1, A, 2, 1, B, 2, 1, 0, C, 2, w, 1) == FM_OK && C[0] == 1, "m == 0", "", "float", 0, 2, 2, 0);
+    check(fm_sgemm(2, 2, 0, 1, A, 2, 1, B, 2, 1, 0.5f, C, 2, w, 1) == FM_OK && C[0] == 0.5f && C[3] == 2,
+          "k == 0 scales C", "", "float", 2, 2, 0, 0);
+    check(fm_sgemm(2, 2, 2, 0, A, 2, 1, B, 2, 1, 2, C, 2, w, 1) == FM_OK && C[0] == 1 && C[3] == 4,
+          "alpha == 0 reads neither A nor B", "", "float", 2, 2, 2, 0);
+    const char *isa = fm_gemm_isa();
+    check(isa != NULL && fm_gemm_level_current()->supported(), "fm_gemm_isa", isa, "", 0, 0, 0, 0);
+}
+
+int main(void)
+{
+    // Shapes around the block sizes: 1, 3, MR-1 = 5, MR+1 = 7, NR-1 = 15, NR+1 = 17, 257 = KC+1, ...
+    static const ptrdiff_t mn_values[] = {1, 3, 5, 6, 7, 8, 15, 16, 17, 33, 100};
+    static const ptrdiff_t k_values[] = {1, 3, 17, 257};
+    static const ptrdiff_t big_shapes[][3] = {   // m, n, k: several MC, NC or KC blocks, and threads
+        {257, 257, 257}, {145, 70, 513}, {300, 31, 100}, {13, 600, 60}, {100, 16, 784}, {784, 16, 100},
+        {100, 784, 16}, {10, 30, 784}, {784, 30, 10}, {73, 1030, 9},
+    };
+    enum { n_mn = sizeof mn_values / sizeof *mn_values, n_k = sizeof k_values / sizeof *k_values };
+    enum { n_big = sizeof big_shapes / sizeof *big_shapes };
+
+    check_special_cases();
+    int n_levels;
+    const fm_gemm_level *levels = fm_gemm_levels(&n_levels);
+    for (int l = 0; l < n_levels; l++) {
+        if (!levels[l].supported()) {
+            printf("level %s: not supported by this CPU, skipped\n", levels[l].name);
+            continue;
+        }
+        const int before = n_failed;
+        for (int single = 0; single <= 1; single++) {
+            for (int i = 0; i < n_mn; i++)
+                for (int j = 0; j < n_mn; j++)
+                    for (int p = 0; p < n_k; p++) check_shape(single, &levels[l], mn_values[i], mn_values[j], k_values[p]);
+            for (int s = 0; s < n_big; s++)
+                check_shape(single, &levels[l], big_shapes[s][0], big_shapes[s][1], big_shapes[s][2]);
+        }
+        printf("level %s: %s\n", levels[l].name, n_failed == before ? "ok" : "FAILED");
+    }
+    printf("fm_gemm_isa() = %s\n", fm_gemm_isa());
+    printf("%d passed, %d failed\n", n_passed, n_failed);
+    return n_failed != 0;
+}

@@ -1,0 +1,24 @@
+"""fastmlp: fast multilayer-perceptron training on the CPU.
+
+Textbook backpropagation (3Blue1Brown, Welch Labs, Nielsen) with compiled kernels:
+``fastmlp.fit(X, y)`` trains a dense network by mini-batch gradient descent and returns an
+``MLP`` with ``predict``, ``predict_proba`` and ``score``. ``fastmlp.reference`` holds the same
+algorithm in plain NumPy.
+"""
+try:
+    from . import _kernels
+except ImportError as error:   # never fall back to NumPy silently
+    raise ImportError(
+        "fastmlp's compiled kernels (fastmlp._kernels) are not built or cannot be loaded: "
+        "install the package with 'pip install .' (or 'pip install -e .' for development). "
+        f"Original error: {error}"
+    ) from error
+
+from . import reference
+from ._config import get_num_threads, set_num_threads
+from .gradcheck import check_gradients
+from .model import MLP, fit, init_parameters
+
+__version__ = "0.1.0"
+__all__ = ["fit", "MLP", "check_gradients", "init_parameters", "reference", "get_num_threads",
+           "set_num_threads", "__version__"]

@@ -1,0 +1,175 @@
+"""Validate once, at the front door: every user input is checked and converted here.
+
+The compiled kernels trust their callers, so nothing reaches them that has not passed through
+these functions. Error messages name the argument and show the value. Inputs are never modified:
+conversion makes a copy whenever the dtype or memory layout has to change.
+"""
+import numbers
+
+import numpy as np
+
+HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
+# Output activations that each loss accepts.
+OUTPUT_ACTIVATIONS = {
+    "quadratic": ("identity", "sigmoid", "tanh", "relu", "softmax"),
+    "cross_entropy": ("sigmoid",),
+    "log_loss": ("softmax",),
+}
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def check_dtype(dtype):
+    """The float dtype to compute in: float32 (default) or float64."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype.type
+
+
+def _as_numeric_array(value, name):
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"{name} must be an array of numbers, got {type(value).__name__}")
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    return array
+
+
+def check_array(X, dtype, name="X", n_features=None):
+    """X as a C-contiguous 2-D array of ``dtype``, finite and non-empty (a copy if needed)."""
+    array = _as_numeric_array(X, name)
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {array.shape}; "
+                         "use X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for one sample")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"{name} is empty: shape {array.shape}")
+    if n_features is not None and array.shape[1] != n_features:
+        raise ValueError(f"{name} has {array.shape[1]} features, but the model expects {n_features}")
+    array = np.ascontiguousarray(array, dtype=dtype)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinity (or values too large for {np.dtype(dtype)})")
+    return array
+
+
+def check_targets(y, n_samples, task, dtype, name="y"):
+    """Decide classification or regression and encode the targets.
+
+    Returns ``(task, Y, classes)``: Y is a C-contiguous ``(n_samples, n_outputs)`` array of
+    ``dtype`` (one-hot rows for classification) and ``classes`` the sorted labels (None for
+    regression). Without ``task``, a 1-D y of integers, booleans or strings is classification,
+    a float y (1-D or 2-D) is regression.
+    """
+    if y is None:
+        raise TypeError(f"{name} is required")
+    labels = np.asarray(y)
+    if labels.ndim == 0 or labels.ndim > 2:
+        raise ValueError(f"{name} must be 1-D (labels or targets) or 2-D (targets), got shape {labels.shape}")
+    if labels.shape[0] != n_samples:
+        raise ValueError(f"X and {name} have different numbers of samples: {n_samples} and {labels.shape[0]}")
+    if task is None:
+        task = "regression" if labels.dtype.kind in "fc" or labels.ndim == 2 else "classification"
+    if task == "classification":
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels.ravel()
+        if labels.ndim != 1:
+            raise ValueError(f"{name} for classification must be 1-D labels, got shape {labels.shape}")
+        if labels.dtype.kind not in "biufUSO":
+            raise TypeError(f"{name} labels have an unsupported dtype {labels.dtype}")
+        if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+        try:
+            classes, encoded = np.unique(labels, return_inverse=True)
+        except TypeError:
+            raise TypeError(f"{name} labels cannot be compared with each other (mixed types?)") from None
+        if len(classes) < 2:
+            raise ValueError(f"{name} has a single class ({classes[0]!r}); classification needs at least two")
+        Y = np.zeros((n_samples, len(classes)), dtype=dtype)
+        Y[np.arange(n_samples), encoded.ravel()] = 1
+        return task, Y, classes
+    if task != "regression":
+        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+    Y = check_array(labels.reshape(n_samples, -1), dtype, name)
+    return task, Y, None
+
+
+def encode_labels(y, classes, dtype, name="y"):
+    """One-hot rows for labels ``y`` of a model fitted on ``classes``; unseen labels are an error."""
+    labels = np.asarray(y).ravel()
+    index = np.searchsorted(classes, labels)
+    index = np.minimum(index, len(classes) - 1)
+    unseen = classes[index] != labels
+    if unseen.any():
+        raise ValueError(f"{name} holds labels not seen during fit: {np.unique(labels[unseen])[:5].tolist()}")
+    Y = np.zeros((len(labels), len(classes)), dtype=dtype)
+    Y[np.arange(len(labels)), index] = 1
+    return Y
+
+
+def check_int(value, name, minimum=1):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_float(value, name, minimum=0.0, inclusive=True, maximum=None):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    too_small = value < minimum if inclusive else value <= minimum
+    if not np.isfinite(value) or too_small or (maximum is not None and value >= maximum):
+        bound = f">= {minimum}" if inclusive else f"> {minimum}"
+        bound += f" and < {maximum}" if maximum is not None else ""
+        raise ValueError(f"{name} must be finite and {bound}, got {value}")
+    return value
+
+
+def check_hidden(hidden):
+    """Hidden layer sizes as a tuple of positive ints (an int means one hidden layer)."""
+    if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
+        hidden = (hidden,)
+    try:
+        sizes = tuple(hidden)
+    except TypeError:
+        raise TypeError(f"hidden must be a sequence of layer sizes, got {hidden!r}") from None
+    return tuple(check_int(size, "hidden layer size") for size in sizes)
+
+
+def check_activations(n_layers, activation, output_activation, loss, task):
+    """One activation name per layer, with the output activation the loss requires."""
+    if loss not in OUTPUT_ACTIVATIONS:
+        raise ValueError(f"loss must be one of {sorted(OUTPUT_ACTIVATIONS)}, got {loss!r}")
+    if activation not in HIDDEN_ACTIVATIONS:
+        raise ValueError(f"activation must be one of {list(HIDDEN_ACTIVATIONS)}, got {activation!r}")
+    if output_activation is None:
+        if loss == "quadratic":
+            output_activation = activation if task == "classification" else "identity"
+        else:
+            output_activation = OUTPUT_ACTIVATIONS[loss][0]
+    allowed = OUTPUT_ACTIVATIONS[loss]
+    if output_activation not in allowed:
+        raise ValueError(f"output_activation {output_activation!r} does not go with loss {loss!r}; "
+                         f"use one of {list(allowed)}")
+    return [activation] * (n_layers - 1) + [output_activation]
+
+
+def check_parameters(weights, biases, layer_sizes, dtype):
+    """Copies of user-given weights and biases, checked against the layer sizes."""
+    if len(weights) != len(layer_sizes) - 1 or len(biases) != len(layer_sizes) - 1:
+        raise ValueError(f"need {len(layer_sizes) - 1} weight matrices and bias vectors for layer sizes "
+                         f"{tuple(layer_sizes)}, got {len(weights)} and {len(biases)}")
+    weights = [check_array(w, dtype, f"weights[{l}]").copy() for l, w in enumerate(weights)]
+    biases = [np.array(_as_numeric_array(b, f"biases[{l}]"), dtype=dtype) for l, b in enumerate(biases)]
+    for l, (w, b) in enumerate(zip(weights, biases)):
+        expected = (layer_sizes[l], layer_sizes[l + 1])
+        if w.shape != expected:
+            raise ValueError(f"weights[{l}] must have shape {expected}, got {w.shape}")
+        if b.shape != (expected[1],):
+            raise ValueError(f"biases[{l}] must have shape ({expected[1]},), got {b.shape}")
+        if not np.isfinite(b).all():
+            raise ValueError(f"biases[{l}] contains NaN or infinity")
+    return weights, biases
