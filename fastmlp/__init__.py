@@ -14,11 +14,12 @@ except ImportError as error:   # never fall back to NumPy silently
         f"Original error: {error}"
     ) from error
 
-from . import reference
+from . import datasets, reference
+from ._kernels import gemm_isa as kernel_isa
 from ._config import get_num_threads, set_num_threads
 from .gradcheck import check_gradients
 from .model import MLP, fit, init_parameters
 
 __version__ = "0.1.0"
-__all__ = ["fit", "MLP", "check_gradients", "init_parameters", "reference", "get_num_threads",
-           "set_num_threads", "__version__"]
+__all__ = ["fit", "MLP", "check_gradients", "init_parameters", "datasets", "reference",
+           "get_num_threads", "set_num_threads", "kernel_isa", "__version__"]
