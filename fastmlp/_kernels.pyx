@@ -527,7 +527,7 @@ cdef double _train_step(Network net, Py_ssize_t rows, const floating *Y,
 # Single kernels, exposed for the tests (same names and signatures as in fastmlp.reference)
 # ---------------------------------------------------------------------------------------------
 
-def gemm(floating alpha, floating[:, :] A, floating[:, :] B, floating beta, floating[:, ::1] C,
+def gemm(double alpha, floating[:, :] A, floating[:, :] B, double beta, floating[:, ::1] C,
          int nthreads=1):
     """C := alpha · A · B + beta · C for any (strided, transposed) views A and B."""
     cdef Py_ssize_t m = A.shape[0], k = A.shape[1], n = B.shape[1]
@@ -541,8 +541,8 @@ def gemm(floating alpha, floating[:, :] A, floating[:, :] B, floating beta, floa
     cdef const floating *bp = &B[0, 0] if k and n else NULL
     cdef floating *c = &C[0, 0] if m and n else NULL
     with nogil:
-        _gemm(m, n, k, alpha, a, A.strides[0] // item, A.strides[1] // item,
-              bp, B.strides[0] // item, B.strides[1] // item, beta, c, C.strides[0] // item,
+        _gemm(m, n, k, <floating> alpha, a, A.strides[0] // item, A.strides[1] // item,
+              bp, B.strides[0] // item, B.strides[1] // item, <floating> beta, c, C.strides[0] // item,
               &w[0], nthreads)
 
 
@@ -579,13 +579,14 @@ def output_delta(floating[:, ::1] A, floating[:, ::1] Y, floating[:, ::1] delta,
     return total
 
 
-def column_sums(floating[:, ::1] D, floating[::1] out, floating scale):
+def column_sums(floating[:, ::1] D, floating[::1] out, double scale):
     """out := scale · (sum of the rows of D)."""
     if out.shape[0] != D.shape[1]:
         raise ValueError("out length must equal the number of columns of D")
     if D.shape[1]:
         with nogil:
-            _column_sums(&D[0, 0] if D.shape[0] else NULL, &out[0], D.shape[0], D.shape[1], scale)
+            _column_sums(&D[0, 0] if D.shape[0] else NULL, &out[0], D.shape[0], D.shape[1],
+                         <floating> scale)
 
 
 def sgd_update_inplace(floating[::1] params, floating[::1] grads, velocity, double learning_rate,
