@@ -18,8 +18,9 @@ from . import datasets, reference
 from ._kernels import gemm_isa as kernel_isa
 from ._config import get_num_threads, set_num_threads
 from .gradcheck import check_gradients
+from .io import load, save
 from .model import MLP, fit, init_parameters
 
 __version__ = "0.1.0"
 __all__ = ["fit", "MLP", "check_gradients", "init_parameters", "datasets", "reference",
-           "get_num_threads", "set_num_threads", "kernel_isa", "__version__"]
+           "get_num_threads", "set_num_threads", "kernel_isa", "save", "load", "__version__"]

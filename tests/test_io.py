@@ -1,0 +1,94 @@
+"""Saving and loading: identical predictions after a round trip; damaged files are rejected."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import fastmlp
+from fastmlp.io import load, save
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 5))
+    y = np.array(["cat", "dog", "eel"])[rng.integers(0, 3, 60)]
+    return fastmlp.fit(X, y, hidden=(7,), epochs=3, batch_size=16, learning_rate=0.5, seed=0), X
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_round_trip_gives_identical_predictions(tmp_path, dtype):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((40, 3))
+    model = fastmlp.fit(X, X @ [1.0, -2.0, 0.5], hidden=(4, 4), activation="tanh", learning_rate=0.05,
+                        epochs=2, seed=0, dtype=dtype)
+    save(model, tmp_path / "model.npz")
+    loaded = load(tmp_path / "model.npz")
+    assert loaded.dtype == model.dtype and loaded.layer_activations == model.layer_activations
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    assert loaded.history == model.history
+
+
+def test_classifier_labels_survive(tmp_path, classifier):
+    model, X = classifier
+    save(model, tmp_path / "m.npz")
+    loaded = load(tmp_path / "m.npz")
+    assert list(loaded.classes_) == ["cat", "dog", "eel"]
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_truncated_file_is_rejected(tmp_path, classifier):
+    save(classifier[0], tmp_path / "m.npz")
+    data = (tmp_path / "m.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not a readable fastmlp model"):
+        load(tmp_path / "cut.npz")
+
+
+def test_tampered_weights_are_rejected(tmp_path, classifier):
+    model = classifier[0]
+    save(model, tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as archive:
+        arrays = dict(archive)
+    arrays["weights_0"] = arrays["weights_0"] + 1
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match="modified or damaged"):
+        load(tmp_path / "bad.npz")
+
+
+def test_tampered_metadata_is_rejected(tmp_path, classifier):
+    save(classifier[0], tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as archive:
+        arrays = dict(archive)
+    metadata = json.loads(str(arrays["metadata"]))
+    metadata["layer_activations"][0] = "os.system"
+    arrays["metadata"] = np.array(json.dumps(metadata))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match="modified or damaged"):
+        load(tmp_path / "bad.npz")
+
+
+def test_other_files_are_rejected(tmp_path):
+    np.savez(tmp_path / "plain.npz", x=np.arange(3))
+    with pytest.raises(ValueError, match="not a fastmlp model"):
+        load(tmp_path / "plain.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(ValueError):
+        load(tmp_path / "text.npz")
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "missing.npz")
+
+
+def test_failed_save_leaves_previous_file_and_no_temporary(tmp_path, classifier, monkeypatch):
+    model = classifier[0]
+    save(model, tmp_path / "m.npz")
+    before = (tmp_path / "m.npz").read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save(model, tmp_path / "m.npz")
+    assert (tmp_path / "m.npz").read_bytes() == before
+    assert os.listdir(tmp_path) == ["m.npz"]
