@@ -1,0 +1,12 @@
+// fm_activations_avx2.c: the activation kernels for CPUs with AVX2 and FMA (8 floats, 4 doubles a vector).
+// Only this file is compiled for AVX2; fm_activations.c calls it only after checking the CPU.
+#include "fm_activations.h"
+#if defined(__x86_64__) || defined(__i386__)
+#pragma GCC target("avx2,fma")
+#define FM_LEVEL avx2
+#define FM_VBYTES 32
+#define FM_DOUBLE 0
+#include "fm_activations_impl.h"
+#define FM_DOUBLE 1
+#include "fm_activations_impl.h"
+#endif

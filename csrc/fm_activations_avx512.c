@@ -1,0 +1,12 @@
+// fm_activations_avx512.c: the activation kernels for CPUs with AVX-512F (16 floats, 8 doubles a vector).
+// Only this file is compiled for AVX-512; fm_activations.c calls it only after checking the CPU.
+#include "fm_activations.h"
+#if defined(__x86_64__) || defined(__i386__)
+#pragma GCC target("avx512f,avx2,fma")
+#define FM_LEVEL avx512
+#define FM_VBYTES 64
+#define FM_DOUBLE 0
+#include "fm_activations_impl.h"
+#define FM_DOUBLE 1
+#include "fm_activations_impl.h"
+#endif

@@ -1,0 +1,297 @@
+// fm_activations_impl.h: template of the activation kernels (contracts in fm_activations.h).
+//
+// Include after defining
+//   FM_LEVEL    the level's name as a bare word (baseline, avx2, avx512); it ends the functions' names
+//   FM_VBYTES   bytes per SIMD vector: 16, 32 or 64
+//   FM_DOUBLE   0 for the float kernels (fm_s...), 1 for the double ones (fm_d...)
+// The file #undefs FM_DOUBLE at the end, so it can be included again for the other type. As for the
+// GEMM micro-kernels, the instruction set comes from the including file (`#pragma GCC target(...)`):
+// the GCC vector extensions below become SSE2, AVX2 or AVX-512 code.
+//
+// e^x, the Cephes way but in vectors:
+//   x = n·ln2 + r   with n = round(x / ln2), |r| ≤ ln2/2   (Cody–Waite: ln2 split into a head with few
+//                   bits, so that n·head is exact, and a tail)
+//   e^x = 2ⁿ·(1 + q),   q = e^r − 1 = r + r²/2! + … + r^N/N!   (Taylor, by Horner)
+// N = 7 for float, 13 for double: the first term left out, r^(N+1)/(N+1)!, is below 2^-26 (float) or
+// 2^-56 (double) of q. Keeping q apart from the 1 gives e^x − 1 = (2ⁿ − 1) + 2ⁿ·q accurately near 0
+// too, which tanh needs. Every e^x below has x ≤ 0 (sigmoid e^−|z|, tanh e^−2|z|, softmax e^(z − max z)),
+// so nothing overflows; x below ln(smallest normal number) gives 0 rather than a subnormal.
+//
+// The tail of a row (fewer than a vector's worth of values) goes through the same vector code, padded,
+// so an element's result does not depend on where it sits in the row.
+
+#include <stdint.h>
+
+#ifndef FM_CAT
+#define FM_CAT_(a, b) a##b
+#define FM_CAT(a, b) FM_CAT_(a, b)
+#endif
+#define FM_INLINE static inline __attribute__((always_inline))
+
+#if FM_DOUBLE
+#define FM_REAL double
+#define FM_INT int64_t
+#define FM_X d
+#define FM_MANTISSA_BITS 52
+#define FM_EXPONENT_BIAS 1023
+#define FM_TAYLOR_DEGREE 13
+#define FM_LN2_HEAD 6.93145751953125e-1         // 15 significant bits: n·head is exact for |n| ≤ 1022
+#define FM_LN2_TAIL 1.42860682030941723212e-6   // ln2 − head
+#define FM_LOG_MIN (-708.39641853226408)        // ln(DBL_MIN) = −1022·ln2
+#else
+#define FM_REAL float
+#define FM_INT int32_t
+#define FM_X s
+#define FM_MANTISSA_BITS 23
+#define FM_EXPONENT_BIAS 127
+#define FM_TAYLOR_DEGREE 7
+#define FM_LN2_HEAD 0.693359375f                // 355/512: n·head is exact for |n| ≤ 126
+#define FM_LN2_TAIL (-2.12194440e-4f)           // ln2 − head
+#define FM_LOG_MIN (-87.3365447505531f)         // ln(FLT_MIN) = −126·ln2
+#endif
+#define FM_VL ((int)(FM_VBYTES / sizeof(FM_REAL)))   // values per vector
+
+// Names private to one type (vec_s, vec_d, ...) and the public names (fm_sbias_activation_avx2, ...).
+#define FM_T(name) FM_CAT(name, FM_CAT(_, FM_X))
+#define FM_PUBLIC(stem) FM_CAT(FM_CAT(fm_, FM_X), FM_CAT(stem, FM_CAT(_, FM_LEVEL)))
+#define vec FM_T(vec)
+#define vec_u FM_T(vec_u)
+#define ivec FM_T(ivec)
+#define wide FM_T(wide)
+#define splat FM_T(splat)
+#define load FM_T(load)
+#define store FM_T(store)
+#define select FM_T(select)
+#define abs_v FM_T(abs_v)
+#define copysign_v FM_T(copysign_v)
+#define exp_parts FM_T(exp_parts)
+#define exp_nonpositive FM_T(exp_nonpositive)
+#define expm1_nonpositive FM_T(expm1_nonpositive)
+#define identity_v FM_T(identity_v)
+#define sigmoid_v FM_T(sigmoid_v)
+#define tanh_v FM_T(tanh_v)
+#define relu_v FM_T(relu_v)
+#define map_row FM_T(map_row)
+#define softmax_row FM_T(softmax_row)
+#define sigmoid_grad FM_T(sigmoid_grad)
+#define tanh_grad FM_T(tanh_grad)
+#define relu_grad FM_T(relu_grad)
+#define map_grad FM_T(map_grad)
+
+typedef FM_REAL vec __attribute__((vector_size(FM_VBYTES)));
+typedef FM_REAL vec_u __attribute__((vector_size(FM_VBYTES), aligned(sizeof(FM_REAL))));  // any alignment
+typedef FM_INT ivec __attribute__((vector_size(FM_VBYTES)));   // the same lanes as integers: masks, bits
+typedef double wide __attribute__((vector_size(FM_VL * sizeof(double))));   // the lanes widened to double
+
+// Every lane x. (x − 0 rather than x + 0, which would turn −0 into +0.)
+FM_INLINE vec splat(FM_REAL x) { return x - (vec){0}; }
+
+// The n ≤ VL values at p, with the lanes past n set to fill.
+FM_INLINE vec load(const FM_REAL *p, ptrdiff_t n, FM_REAL fill)
+{
+    if (n == FM_VL) return *(const vec_u *)p;
+    vec v = splat(fill);
+    for (ptrdiff_t j = 0; j < n; j++) v[j] = p[j];
+    return v;
+}
+
+// The first n ≤ VL lanes of v, stored at p.
+FM_INLINE void store(FM_REAL *p, ptrdiff_t n, vec v)
+{
+    if (n == FM_VL) {
+        *(vec_u *)p = v;
+        return;
+    }
+    for (ptrdiff_t j = 0; j < n; j++) p[j] = v[j];
+}
+
+// Lane by lane, mask ? a : b   (mask lanes are all ones or all zeros, as comparisons give them).
+FM_INLINE vec select(ivec mask, vec a, vec b) { return (vec)((mask & (ivec)a) | (~mask & (ivec)b)); }
+
+FM_INLINE vec abs_v(vec x) { return (vec)((ivec)x & ~(ivec)splat(-0.0)); }
+
+// |magnitude| with the sign of sign (magnitude must have its sign bit clear).
+FM_INLINE vec copysign_v(vec magnitude, vec sign) { return (vec)((ivec)magnitude | ((ivec)sign & (ivec)splat(-0.0))); }
+
+// x = n·ln2 + r: returns 2ⁿ and sets *q = e^r − 1. Needs FM_LOG_MIN ≤ x ≤ 0, or NaN (which gives NaN in *q).
+FM_INLINE vec exp_parts(vec x, vec *q)
+{
+    static const double inverse_factorial[] = {
+        1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
+        1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0};
+    // Adding 1.5·2^mantissa_bits rounds x/ln2 (|x/ln2| ≤ 1022) to the nearest integer n, and leaves n in
+    // the low bits of the sum, as a two's-complement integer once the constant's own bits are taken off.
+    const vec round_shift = splat((FM_REAL)1.5 * ((FM_INT)1 << FM_MANTISSA_BITS));
+    const vec shifted = x * (FM_REAL)1.44269504088896340736 + round_shift;   // x · log₂e
+    const vec n = shifted - round_shift;
+    const vec r = (x - n * FM_LN2_HEAD) - n * FM_LN2_TAIL;
+
+    vec sum = splat((FM_REAL)inverse_factorial[FM_TAYLOR_DEGREE]);
+#pragma GCC unroll 16
+    for (int k = FM_TAYLOR_DEGREE - 1; k >= 1; k--) sum = sum * r + (FM_REAL)inverse_factorial[k];
+    *q = sum * r;
+
+    const ivec biased_exponent = ((ivec)shifted - (ivec)round_shift) + FM_EXPONENT_BIAS;
+    return (vec)(biased_exponent << FM_MANTISSA_BITS);
+}
+
+// e^x for x ≤ 0 (or NaN): 0 where it would be subnormal.
+FM_INLINE vec exp_nonpositive(vec x)
+{
+    const ivec underflow = x < FM_LOG_MIN;
+    vec q, scale = exp_parts(select(underflow, splat(FM_LOG_MIN), x), &q);
+    return select(underflow, splat(0), scale + scale * q);
+}
+
+// e^x − 1 for x ≤ 0 (or NaN), with a small relative error even for tiny |x|.
+FM_INLINE vec expm1_nonpositive(vec x)
+{
+    const ivec underflow = x < FM_LOG_MIN;
+    vec q, scale = exp_parts(select(underflow, splat(FM_LOG_MIN), x), &q);
+    return select(underflow, splat(-1), (scale - 1) + scale * q);
+}
+
+FM_INLINE vec identity_v(vec z) { return z; }
+
+// σ(z) = 1/(1 + e⁻ᶻ) for z ≥ 0 and e^z/(1 + e^z) for z < 0: both with e = e^−|z| ≤ 1, so no overflow.
+FM_INLINE vec sigmoid_v(vec z)
+{
+    const vec e = exp_nonpositive(-abs_v(z));
+    return select(z >= 0, splat(1), e) / (1 + e);
+}
+
+// tanh z = sign(z)·(1 − e)/(1 + e) with e = e^−2|z|, written with m = e − 1 as −m/(2 + m) so that it
+// stays accurate near 0, where 1 − e would cancel. |z| is capped at 44, where tanh is 1 even in double,
+// so that −2|z| cannot overflow.
+FM_INLINE vec tanh_v(vec z)
+{
+    vec magnitude = abs_v(z);
+    magnitude = select(magnitude > 44, splat(44), magnitude);
+    const vec m = expm1_nonpositive(-2 * magnitude);
+    return copysign_v(-m / (2 + m), z);
+}
+
+// max(z, 0), but NaN stays NaN.
+FM_INLINE vec relu_v(vec z) { return select(z < 0, splat(0), z); }
+
+// z := σ(z + b) for one row of n values; b may be NULL.
+FM_INLINE void map_row(FM_REAL *z, const FM_REAL *b, ptrdiff_t n, vec (*sigma)(vec))
+{
+    for (ptrdiff_t j = 0; j < n; j += FM_VL) {
+        const ptrdiff_t width = n - j < FM_VL ? n - j : FM_VL;
+        vec v = load(z + j, width, 0);
+        if (b != NULL) v += load(b + j, width, 0);
+        store(z + j, width, sigma(v));
+    }
+}
+
+// z := e^(z − max z) / Σ e^(z − max z) for one row of n values. The sum is kept in double, so a float
+// row of any length loses nothing to it.
+static void softmax_row(FM_REAL *z, ptrdiff_t n)
+{
+    // Padding lanes hold −∞: they never win the max, and their e^(−∞) = 0 adds nothing to the sum.
+    vec largest_v = splat(-__builtin_inf());
+    for (ptrdiff_t j = 0; j < n; j += FM_VL) {
+        const vec v = load(z + j, n - j < FM_VL ? n - j : FM_VL, -__builtin_inf());
+        largest_v = select(v > largest_v, v, largest_v);
+    }
+    FM_REAL largest = largest_v[0];
+    for (int lane = 1; lane < FM_VL; lane++)
+        if (largest_v[lane] > largest) largest = largest_v[lane];
+
+    wide total_v = {0};
+    for (ptrdiff_t j = 0; j < n; j += FM_VL) {
+        const ptrdiff_t width = n - j < FM_VL ? n - j : FM_VL;
+        const vec e = exp_nonpositive(load(z + j, width, -__builtin_inf()) - largest);
+        store(z + j, width, e);
+        total_v += __builtin_convertvector(e, wide);
+    }
+    double total = 0;
+    for (int lane = 0; lane < FM_VL; lane++) total += total_v[lane];
+
+    const FM_REAL inverse_total = (FM_REAL)(1 / total);
+    for (ptrdiff_t j = 0; j < n; j += FM_VL) {
+        const ptrdiff_t width = n - j < FM_VL ? n - j : FM_VL;
+        store(z + j, width, load(z + j, width, 0) * inverse_total);
+    }
+}
+
+void FM_PUBLIC(bias_activation)(ptrdiff_t rows, ptrdiff_t cols, FM_REAL *Z, const FM_REAL *b, int activation)
+{
+    for (ptrdiff_t i = 0; i < rows; i++) {
+        FM_REAL *z = Z + i * cols;
+        switch (activation) {
+        case FM_SIGMOID: map_row(z, b, cols, sigmoid_v); break;
+        case FM_TANH: map_row(z, b, cols, tanh_v); break;
+        case FM_RELU: map_row(z, b, cols, relu_v); break;
+        case FM_SOFTMAX:
+            if (b != NULL) map_row(z, b, cols, identity_v);
+            softmax_row(z, cols);
+            break;
+        default:
+            if (b != NULL) map_row(z, b, cols, identity_v);
+        }
+    }
+}
+
+// δ·σ'(z) from a = σ(z) and the incoming δ.
+FM_INLINE vec sigmoid_grad(vec a, vec delta) { return delta * (a * (1 - a)); }
+FM_INLINE vec tanh_grad(vec a, vec delta) { return delta * ((1 - a) * (1 + a)); }   // 1 − a², without cancelling near |a| = 1
+FM_INLINE vec relu_grad(vec a, vec delta) { return select(a > 0, delta, splat(0)); }
+
+// D := grad(A, D) over size values.
+FM_INLINE void map_grad(ptrdiff_t size, const FM_REAL *A, FM_REAL *D, vec (*grad)(vec, vec))
+{
+    for (ptrdiff_t i = 0; i < size; i += FM_VL) {
+        const ptrdiff_t width = size - i < FM_VL ? size - i : FM_VL;
+        store(D + i, width, grad(load(A + i, width, 0), load(D + i, width, 0)));
+    }
+}
+
+void FM_PUBLIC(activation_derivative)(ptrdiff_t size, const FM_REAL *A, FM_REAL *D, int activation)
+{
+    switch (activation) {
+    case FM_SIGMOID: map_grad(size, A, D, sigmoid_grad); break;
+    case FM_TANH: map_grad(size, A, D, tanh_grad); break;
+    case FM_RELU: map_grad(size, A, D, relu_grad); break;
+    default: break;   // identity and softmax: σ' = 1
+    }
+}
+
+#undef vec
+#undef vec_u
+#undef ivec
+#undef wide
+#undef splat
+#undef load
+#undef store
+#undef select
+#undef abs_v
+#undef copysign_v
+#undef exp_parts
+#undef exp_nonpositive
+#undef expm1_nonpositive
+#undef identity_v
+#undef sigmoid_v
+#undef tanh_v
+#undef relu_v
+#undef map_row
+#undef softmax_row
+#undef sigmoid_grad
+#undef tanh_grad
+#undef relu_grad
+#undef map_grad
+#undef FM_T
+#undef FM_PUBLIC
+#undef FM_VL
+#undef FM_REAL
+#undef FM_INT
+#undef FM_X
+#undef FM_MANTISSA_BITS
+#undef FM_EXPONENT_BIAS
+#undef FM_TAYLOR_DEGREE
+#undef FM_LN2_HEAD
+#undef FM_LN2_TAIL
+#undef FM_LOG_MIN
+#undef FM_INLINE
+#undef FM_DOUBLE
