@@ -21,7 +21,8 @@
 // Products with fewer multiply-adds m*n*k than this run on one thread: waking a second thread costs
 // a few microseconds, about what one core needs for this much work.
 #define FM_GEMM_PARALLEL_MIN_MNK 300000.0
-// A is packed when n, the width of a thread's tile, is larger than this (see fm_?gemm_tile).
+// A is packed when n, the width of a thread's tile, is larger than this, unless its rows can be read
+// in place (see fm_?gemm_tile).
 #define FM_GEMM_PACK_A_MIN_N 32
 
 // fm_balanced_block: the block size that cuts n into ceil(n / max_block) nearly equal blocks, rounded
@@ -31,6 +32,18 @@ static ptrdiff_t fm_balanced_block(ptrdiff_t n, ptrdiff_t max_block, ptrdiff_t u
     const ptrdiff_t blocks = (n + max_block - 1) / max_block;
     const ptrdiff_t size = (n + blocks - 1) / blocks;
     return (size + unit - 1) / unit * unit;
+}
+
+// fm_rows_share_l1_sets: whether two of mr rows that are row_bytes apart land on the same L1 cache
+//   sets (an L1 way is 4 KiB on the x86 CPUs of the last decade). Read in place, such rows evict each
+//   other and the micro-panel of B that should stay in L1, so they are worth packing.
+static int fm_rows_share_l1_sets(ptrdiff_t row_bytes, int mr)
+{
+    for (ptrdiff_t d = 1; d < mr; d++) {
+        const ptrdiff_t offset = (d * row_bytes) % 4096;
+        if (offset < 64 || offset > 4096 - 64) return 1;
+    }
+    return 0;
 }
 
 // fm_align_up: the first address at or after p that is a multiple of FM_ALIGN.

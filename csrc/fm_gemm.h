@@ -36,9 +36,11 @@ const char *fm_gemm_isa(void);
 // Internals shared by fm_gemm.c, fm_pack.c, fm_microkernel*.c and csrc/test_csrc.c; callers need none of it.
 //
 // Micro-kernel fm_?ukr_<level>: one MR x NR tile of C,  C := alpha * A * B + beta * C
-//   A is MR x k, element (i, p) at a[i*rsa + p*csa]: either a packed micro-panel (rsa = 1, csa = MR)
-//   or rows of the caller's A read in place. B is a packed micro-panel, k rows of NR values, aligned to
-//   FM_ALIGN. C is MR x NR, element (i, j) at c[i*ldc + j], any alignment. beta == 0: C is not read.
+//   on the m_e x n_e corner of the tile (1 <= m_e <= MR, 1 <= n_e <= NR; the edges of C).
+//   A is m_e x k, element (i, p) at a[i*rsa + p*csa]: either a packed micro-panel (rsa = 1, csa = MR)
+//   or rows of the caller's A read in place. B is a packed micro-panel, k rows of NR values (zero past
+//   n_e), aligned to FM_ALIGN. C has element (i, j) at c[i*ldc + j], any alignment; only the m_e x n_e
+//   corner is read or written, and beta == 0: C is not read.
 // fm_?pack: copy the m x k matrix X, element (i, p) at X[i*rs + p*cs], into ceil(m / w) micro-panels of
 //   w rows: micro-panel q holds rows q*w .. q*w + w-1 column by column, element (i, p) at
 //   dst[q*w*k + p*w + i % w]; rows past m are zero. Packs A with w = MR, and Bᵀ (rs = csb, cs = rsb)
@@ -46,8 +48,9 @@ const char *fm_gemm_isa(void);
 // fm_?gemm_at_level: fm_?gemm with the micro-kernel of the given level (the tests compare every level).
 struct fm_gemm_level;
 #define FM_GEMM_INTERNALS(x, REAL)                                                                  \
-    typedef void fm_##x##ukr_fn(ptrdiff_t k, REAL alpha, const REAL *a, ptrdiff_t rsa, ptrdiff_t csa, \
-                                const REAL *b, REAL beta, REAL *c, ptrdiff_t ldc);                  \
+    typedef void fm_##x##ukr_fn(ptrdiff_t m_e, ptrdiff_t n_e, ptrdiff_t k, REAL alpha, const REAL *a,  \
+                                ptrdiff_t rsa, ptrdiff_t csa, const REAL *b, REAL beta, REAL *c,    \
+                                ptrdiff_t ldc);                  \
     typedef struct { int mr, nr; fm_##x##ukr_fn *fn; } fm_##x##ukr;                                 \
     fm_##x##ukr_fn fm_##x##ukr_ref, fm_##x##ukr_baseline, fm_##x##ukr_avx2, fm_##x##ukr_avx512;     \
     void fm_##x##pack(ptrdiff_t m, ptrdiff_t k, const REAL *X, ptrdiff_t rs, ptrdiff_t cs, int w,     \

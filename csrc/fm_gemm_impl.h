@@ -12,59 +12,30 @@ static void FM_FN(scale)(ptrdiff_t m, ptrdiff_t n, FM_REAL beta, FM_REAL *C, ptr
         for (ptrdiff_t j = 0; j < n; j++) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
 }
 
-// fm_?edge_tile: the micro-kernel's update for an m_e x n_e corner tile (m_e <= MR, n_e <= NR) of C.
-//   The kernel runs on a full MR x NR copy, c_edge, and only the m_e x n_e corner is copied back, so an
-//   edge element gets exactly the arithmetic of a full tile (and the result does not depend on where
-//   the thread tiles' edges fall). a and b are padded with zeros by the packing.
-static void FM_FN(edge_tile)(const FM_UKR_T *u, ptrdiff_t m_e, ptrdiff_t n_e, ptrdiff_t k, FM_REAL alpha,
-                             const FM_REAL *a, ptrdiff_t rsa, ptrdiff_t csa, const FM_REAL *b,
-                             FM_REAL beta, FM_REAL *C, ptrdiff_t ldc, FM_REAL *c_edge)
-{
-    if (beta != 0)
-        for (ptrdiff_t i = 0; i < m_e; i++)
-            for (ptrdiff_t j = 0; j < n_e; j++) c_edge[i * u->nr + j] = C[i * ldc + j];
-    u->fn(k, alpha, a, rsa, csa, b, beta, c_edge, u->nr);
-    for (ptrdiff_t i = 0; i < m_e; i++)
-        for (ptrdiff_t j = 0; j < n_e; j++) C[i * ldc + j] = c_edge[i * u->nr + j];
-}
-
 // fm_?macro_kernel: C := alpha * A * B + beta * C for an mc x kc block of A (strides rsa, csa) and a
 //   packed kc x nc panel of B (b_pack), one micro-kernel call per MR x NR tile of C.
-//   pack_a != 0: A is packed into a_pack first (mc x kc values). Otherwise the micro-kernel reads A in
-//   place and only a last, partial micro-panel of A is packed (zero-padded to MR rows).
-//   c_edge holds MR x NR values for edge tiles.
+//   pack_a != 0: A is packed into a_pack first (mc x kc values, rounded up to whole micro-panels);
+//   otherwise the micro-kernel reads A in place.
 static void FM_FN(macro_kernel)(const FM_UKR_T *u, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc,
                                 FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
                                 int pack_a, const FM_REAL *b_pack, FM_REAL beta, FM_REAL *C,
-                                ptrdiff_t ldc, FM_REAL *a_pack, FM_REAL *c_edge)
+                                ptrdiff_t ldc, FM_REAL *a_pack)
 {
-    const ptrdiff_t mr = u->mr, nr = u->nr, m_full = mc - mc % mr;
-    // Where micro-panel ir / mr of A starts, and its strides: packed (1, MR) or A's own.
-    const FM_REAL *a_first = A;
+    const ptrdiff_t mr = u->mr, nr = u->nr;
+    // Micro-panel ir / mr of A starts at A + ir / mr * a_step and has strides (a_rs, a_cs).
     ptrdiff_t a_step = mr * rsa, a_rs = rsa, a_cs = csa;
     if (pack_a) {
         FM_FN(pack)(mc, kc, A, rsa, csa, (int)mr, a_pack);
-        a_first = a_pack, a_step = mr * kc, a_rs = 1, a_cs = mr;
-    } else if (m_full < mc) {
-        FM_FN(pack)(mc - m_full, kc, A + m_full * rsa, rsa, csa, (int)mr, a_pack);
+        A = a_pack, a_step = mr * kc, a_rs = 1, a_cs = mr;
     }
     // Loop over the NR-wide micro-panels of B (the columns of C), each one staying in L1.
     for (ptrdiff_t jr = 0; jr < nc; jr += nr) {
-        const FM_REAL *b = b_pack + jr * kc;
+        const FM_REAL *a = A, *b = b_pack + jr * kc;
         const ptrdiff_t n_e = nc - jr < nr ? nc - jr : nr;
         // Loop over the MR-tall micro-panels of A (the rows of C): one micro-kernel call per tile.
-        for (ptrdiff_t ir = 0; ir < mc; ir += mr) {
-            FM_REAL *c = C + ir * ldc + jr;
-            if (ir < m_full && n_e == nr)
-                u->fn(kc, alpha, a_first + ir / mr * a_step, a_rs, a_cs, b, beta, c, ldc);
-            else if (ir < m_full)
-                FM_FN(edge_tile)(u, mr, n_e, kc, alpha, a_first + ir / mr * a_step, a_rs, a_cs, b, beta,
-                                 c, ldc, c_edge);
-            else if (pack_a)
-                FM_FN(edge_tile)(u, mc - ir, n_e, kc, alpha, a_first + ir / mr * a_step, 1, mr, b, beta,
-                                 c, ldc, c_edge);
-            else
-                FM_FN(edge_tile)(u, mc - ir, n_e, kc, alpha, a_pack, 1, mr, b, beta, c, ldc, c_edge);
+        for (ptrdiff_t ir = 0; ir < mc; ir += mr, a += a_step) {
+            const ptrdiff_t m_e = mc - ir < mr ? mc - ir : mr;
+            u->fn(m_e, n_e, kc, alpha, a, a_rs, a_cs, b, beta, C + ir * ldc + jr, ldc);
         }
     }
 }
@@ -85,9 +56,11 @@ static void FM_FN(gemm_tile)(const FM_UKR_T *u, ptrdiff_t m, ptrdiff_t n, ptrdif
     const ptrdiff_t nc_max = fm_balanced_block(n, FM_NC / nr * nr, nr);
     FM_REAL *b_pack = work;                              // kc_max x nc_max, NR-wide micro-panels
     FM_REAL *a_pack = b_pack + kc_max * nc_max;          // mc_max x kc_max, MR-tall micro-panels
-    FM_REAL *c_edge = a_pack + mc_max * kc_max;          // MR x NR
-    // Packing A pays when each micro-panel of A is then used for several micro-panels of B.
-    const int pack_a = n > FM_GEMM_PACK_A_MIN_N;
+    // Packing A pays when each micro-panel of A is then used for several micro-panels of B, except
+    // that contiguous rows of A (csa == 1) can be read in place as fast as packed ones, if they do not
+    // compete for the same L1 sets. Transposing them into micro-panels would cost more than it saves.
+    const int pack_a = n > FM_GEMM_PACK_A_MIN_N &&
+                       (csa != 1 || fm_rows_share_l1_sets(rsa * (ptrdiff_t)sizeof(FM_REAL), (int)mr));
 
     // Loop over n in blocks of NC: the columns of B and C.
     for (ptrdiff_t jc = 0; jc < n; jc += nc_max) {
@@ -101,22 +74,22 @@ static void FM_FN(gemm_tile)(const FM_UKR_T *u, ptrdiff_t m, ptrdiff_t n, ptrdif
             for (ptrdiff_t ic = 0; ic < m; ic += mc_max) {
                 const ptrdiff_t mc = m - ic < mc_max ? m - ic : mc_max;
                 FM_FN(macro_kernel)(u, mc, nc, kc, alpha, A + ic * rsa + pc * csa, rsa, csa, pack_a,
-                                    b_pack, beta_pc, C + ic * ldc + jc, ldc, a_pack, c_edge);
+                                    b_pack, beta_pc, C + ic * ldc + jc, ldc, a_pack);
             }
         }
     }
 }
 
 // fm_?thread_workspace: values of workspace one thread needs for any thread tile of an m x n x k
-//   product and any level (a multiple of FM_ALIGN bytes): a KC x NC panel of B, an MC x KC block of A
-//   and an MR x NR edge tile, each rounded up for the widest micro-tile.
+//   product and any level (a multiple of FM_ALIGN bytes): a KC x NC panel of B and an MC x KC block
+//   of A, each rounded up for the widest micro-tile.
 static size_t FM_FN(thread_workspace)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 {
     const size_t kc = (size_t)(k < FM_KC ? k : FM_KC);
     const size_t nc = (size_t)(n < FM_NC ? n : FM_NC) + FM_NR_MAX;
     const size_t mc = (size_t)(m < FM_MC ? m : FM_MC) + FM_MR_MAX;
     const size_t per_line = FM_ALIGN / sizeof(FM_REAL);
-    const size_t values = kc * nc + mc * kc + FM_MR_MAX * FM_NR_MAX;
+    const size_t values = kc * nc + mc * kc;
     return (values + per_line - 1) / per_line * per_line;
 }
 

@@ -15,61 +15,95 @@
 #define FM_CAT_(a, b) a##b
 #define FM_CAT(a, b) FM_CAT_(a, b)
 #endif
+#define FM_NR (FM_VL * FM_NV)
 #define FM_VEC FM_CAT(FM_UKR, _vec)
 typedef FM_REAL FM_VEC __attribute__((vector_size(FM_VL * sizeof(FM_REAL))));
+// An unaligned view of C: tiles of C start anywhere.
+typedef FM_REAL FM_CAT(FM_VEC, _u) __attribute__((vector_size(FM_VL * sizeof(FM_REAL)), aligned(sizeof(FM_REAL))));
 
-// The k loop, always inlined so that the packed case (rsa = 1, csa = FM_MR, constants) gets its own
-// copy with simple addressing.
+// The k loop: acc += A * B, with row i of A at a + row[i] (step csa along k). Always inlined, so that
+// the packed case (row[i] = i, csa = FM_MR: constants) gets its own copy with the simplest addressing.
 static inline __attribute__((always_inline)) void
-FM_CAT(FM_UKR, _loop)(ptrdiff_t k, const FM_REAL *restrict a, ptrdiff_t rsa, ptrdiff_t csa,
+FM_CAT(FM_UKR, _loop)(ptrdiff_t k, const FM_REAL *restrict a, const ptrdiff_t row[FM_MR], ptrdiff_t csa,
                       const FM_REAL *restrict b, FM_VEC acc[FM_MR][FM_NV])
 {
-    for (ptrdiff_t p = 0; p < k; p++, a += csa, b += FM_VL * FM_NV) {
+    for (ptrdiff_t p = 0; p < k; p++, a += csa, b += FM_NR) {
         FM_VEC b_row[FM_NV];
 #pragma GCC unroll 8
         for (int v = 0; v < FM_NV; v++) b_row[v] = ((const FM_VEC *)b)[v];
 #pragma GCC unroll 16
         for (int i = 0; i < FM_MR; i++) {
-            const FM_REAL a_ip = a[i * rsa];
+            const FM_REAL a_ip = a[row[i]];
 #pragma GCC unroll 8
             for (int v = 0; v < FM_NV; v++) acc[i][v] += a_ip * b_row[v];
         }
     }
 }
 
-void FM_UKR(ptrdiff_t k, FM_REAL alpha, const FM_REAL *restrict a, ptrdiff_t rsa, ptrdiff_t csa,
-            const FM_REAL *restrict b, FM_REAL beta, FM_REAL *restrict c, ptrdiff_t ldc)
+// The new value of one vector of C: alpha * acc + beta * c_old (c_old unused when beta == 0). The one
+// expression for full vectors and for the partial ones at an edge.
+static inline __attribute__((always_inline)) FM_VEC
+FM_CAT(FM_UKR, _update)(FM_REAL alpha, FM_VEC acc, FM_REAL beta, FM_VEC c_old)
 {
-    // An unaligned view of C: tiles of C start anywhere.
-    typedef FM_REAL vec_u __attribute__((vector_size(FM_VL * sizeof(FM_REAL)), aligned(sizeof(FM_REAL))));
+    return beta == 0 ? alpha * acc : alpha * acc + beta * c_old;
+}
+
+void FM_UKR(ptrdiff_t m_e, ptrdiff_t n_e, ptrdiff_t k, FM_REAL alpha, const FM_REAL *restrict a,
+            ptrdiff_t rsa, ptrdiff_t csa, const FM_REAL *restrict b, FM_REAL beta, FM_REAL *restrict c,
+            ptrdiff_t ldc)
+{
+    typedef FM_CAT(FM_VEC, _u) vec_u;
     FM_VEC acc[FM_MR][FM_NV];
+    // Rows past m_e repeat the last row of A: A is read only where it exists, and their results are dropped.
+    ptrdiff_t row[FM_MR], packed[FM_MR];
 #pragma GCC unroll 16
     for (int i = 0; i < FM_MR; i++) {
-        __builtin_prefetch(c + i * ldc, 1);
+        const int r = i < m_e ? i : (int)m_e - 1;
+        row[i] = r * rsa, packed[i] = i;
+        __builtin_prefetch(c + r * ldc, 1);
 #pragma GCC unroll 8
         for (int v = 0; v < FM_NV; v++) acc[i][v] = (FM_VEC){0};
     }
-    if (rsa == 1 && csa == FM_MR)
-        FM_CAT(FM_UKR, _loop)(k, a, 1, FM_MR, b, acc);
+    if (rsa == 1 && csa == FM_MR && m_e == FM_MR)
+        FM_CAT(FM_UKR, _loop)(k, a, packed, FM_MR, b, acc);
     else
-        FM_CAT(FM_UKR, _loop)(k, a, rsa, csa, b, acc);
+        FM_CAT(FM_UKR, _loop)(k, a, row, csa, b, acc);
 
-    if (beta == 0) {
-#pragma GCC unroll 16
-        for (int i = 0; i < FM_MR; i++)
-#pragma GCC unroll 8
-            for (int v = 0; v < FM_NV; v++) *(vec_u *)(c + i * ldc + v * FM_VL) = alpha * acc[i][v];
-    } else {
+    if (m_e == FM_MR && n_e == FM_NR) {   // a full tile
 #pragma GCC unroll 16
         for (int i = 0; i < FM_MR; i++)
 #pragma GCC unroll 8
             for (int v = 0; v < FM_NV; v++) {
                 vec_u *c_iv = (vec_u *)(c + i * ldc + v * FM_VL);
-                *c_iv = alpha * acc[i][v] + beta * *c_iv;
+                const FM_VEC c_old = beta == 0 ? (FM_VEC){0} : *c_iv;
+                *c_iv = FM_CAT(FM_UKR, _update)(alpha, acc[i][v], beta, c_old);
             }
+        return;
     }
+    // An edge tile: only its m_e x n_e corner of C is read and written. (Loops over the lanes are
+    // unrolled with a test per lane, so that the compiler does not call memcpy for a few values.)
+    for (int i = 0; i < m_e; i++)
+#pragma GCC unroll 8
+        for (int v = 0; v < FM_NV; v++) {
+            FM_REAL *c_iv = c + i * ldc + v * FM_VL;
+            const ptrdiff_t lanes = n_e - v * FM_VL;
+            FM_VEC c_old = {0};
+            if (lanes >= FM_VL) {
+                if (beta != 0) c_old = *(vec_u *)c_iv;
+                *(vec_u *)c_iv = FM_CAT(FM_UKR, _update)(alpha, acc[i][v], beta, c_old);
+            } else if (lanes > 0) {
+#pragma GCC unroll 16
+                for (int l = 0; l < FM_VL; l++)
+                    if (l < lanes && beta != 0) c_old[l] = c_iv[l];
+                const FM_VEC c_new = FM_CAT(FM_UKR, _update)(alpha, acc[i][v], beta, c_old);
+#pragma GCC unroll 16
+                for (int l = 0; l < FM_VL; l++)
+                    if (l < lanes) c_iv[l] = c_new[l];
+            }
+        }
 }
 
+#undef FM_NR
 #undef FM_VEC
 #undef FM_REAL
 #undef FM_VL
