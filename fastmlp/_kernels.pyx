@@ -14,7 +14,7 @@ the end expose single kernels to the tests, with the same names as their NumPy t
 ``fastmlp.reference``. Kernels trust their callers: the Python layer validates user input.
 """
 from cython cimport floating
-from libc.math cimport exp, expf, log, tanh, tanhf
+from libc.math cimport log
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
@@ -37,21 +37,23 @@ cdef extern from "fm_gemm.h" nogil:
                  double beta, double *C, Py_ssize_t ldc, double *work, int nthreads)
     const char *fm_gemm_isa()
 
-# Codes shared with the Python layer, which turns names into them.
-cdef enum Activation:
-    IDENTITY = 0
-    SIGMOID = 1
-    TANH = 2
-    RELU = 3
-    SOFTMAX = 4
+cdef extern from "fm_activations.h" nogil:
+    void fm_sbias_activation(Py_ssize_t rows, Py_ssize_t cols, float *Z, const float *b, int activation)
+    void fm_dbias_activation(Py_ssize_t rows, Py_ssize_t cols, double *Z, const double *b, int activation)
+    void fm_sactivation_derivative(Py_ssize_t size, const float *A, float *D, int activation)
+    void fm_dactivation_derivative(Py_ssize_t size, const double *A, double *D, int activation)
+
+    enum:   # activation codes
+        FM_IDENTITY, FM_SIGMOID, FM_TANH, FM_RELU, FM_SOFTMAX
 
 cdef enum Loss:
     QUADRATIC = 0
     CROSS_ENTROPY = 1
     LOG_LOSS = 2
 
-ACTIVATIONS = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU,
-               "softmax": SOFTMAX}
+# The codes the kernels take, by the names the Python layer uses.
+ACTIVATIONS = {"identity": FM_IDENTITY, "sigmoid": FM_SIGMOID, "tanh": FM_TANH, "relu": FM_RELU,
+               "softmax": FM_SOFTMAX}
 LOSSES = {"quadratic": QUADRATIC, "cross_entropy": CROSS_ENTROPY, "log_loss": LOG_LOSS}
 
 # log(a) of an output that rounded to 0 is clipped here, so a reported loss is finite.
@@ -86,75 +88,23 @@ cdef inline int _gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
         return fm_dgemm(m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, work, nthreads)
 
 
-cdef inline floating _exp(floating x) noexcept nogil:
+cdef inline void _bias_activation(floating *Z, const floating *b, Py_ssize_t rows, Py_ssize_t cols,
+                                  int activation) noexcept nogil:
+    """Z := σ(Z + b), b added to every row; σ elementwise (softmax: row by row, max-shifted)."""
     if floating is float:
-        return expf(x)
+        fm_sbias_activation(rows, cols, Z, b, activation)
     else:
-        return exp(x)
+        fm_dbias_activation(rows, cols, Z, b, activation)
 
 
-cdef inline floating _sigmoid(floating z) noexcept nogil:
-    """σ(z) = 1 / (1 + e⁻ᶻ), evaluated so that exp never overflows."""
-    cdef floating e
-    if z >= 0:
-        return 1 / (1 + _exp(-z))
-    e = _exp(z)
-    return e / (1 + e)
-
-
-cdef void _softmax_row(floating *z, Py_ssize_t n) noexcept nogil:
-    """z := exp(z - max z) / Σ exp(z - max z)   (log-sum-exp shift: no overflow)."""
-    cdef Py_ssize_t j
-    cdef floating largest = z[0], total = 0
-    for j in range(1, n):
-        if z[j] > largest:
-            largest = z[j]
-    for j in range(n):
-        z[j] = _exp(z[j] - largest)
-        total += z[j]
-    for j in range(n):
-        z[j] /= total
-
-
-cdef void _bias_activation(floating *Z, const floating *b, Py_ssize_t rows, Py_ssize_t cols,
-                           int activation) noexcept nogil:
-    """Z := σ(Z + b), b added to every row; σ applied elementwise (softmax: row by row)."""
-    cdef Py_ssize_t i, j
-    cdef floating *z
-    for i in range(rows):
-        z = Z + i * cols
-        for j in range(cols):
-            z[j] += b[j]
-        if activation == SIGMOID:
-            for j in range(cols):
-                z[j] = _sigmoid(z[j])
-        elif activation == TANH:
-            for j in range(cols):
-                if floating is float:
-                    z[j] = tanhf(z[j])
-                else:
-                    z[j] = tanh(z[j])
-        elif activation == RELU:
-            for j in range(cols):
-                z[j] = z[j] if z[j] > 0 else 0
-        elif activation == SOFTMAX:
-            _softmax_row(z, cols)
-
-
-cdef void _activation_derivative(const floating *A, floating *D, Py_ssize_t size,
-                                 int activation) noexcept nogil:
-    """D := D ⊙ σ'(z), with σ'(z) written in terms of the stored output a = σ(z)."""
-    cdef Py_ssize_t i
-    if activation == SIGMOID:
-        for i in range(size):
-            D[i] *= A[i] * (1 - A[i])          # σ' = σ(1 − σ)
-    elif activation == TANH:
-        for i in range(size):
-            D[i] *= 1 - A[i] * A[i]            # tanh' = 1 − tanh²
-    elif activation == RELU:
-        for i in range(size):
-            if not A[i] > 0:                   # relu' = 1 where z > 0, i.e. where a > 0
-                D[i] = 0
+cdef inline void _activation_derivative(const floating *A, floating *D, Py_ssize_t size,
+                                        int activation) noexcept nogil:
+    """D := D ⊙ σ'(z), with σ'(z) written in terms of the stored output a = σ(z):
+    σ(1 − σ) for sigmoid, 1 − a² for tanh, 1 where a > 0 for ReLU."""
+    if floating is float:
+        fm_sactivation_derivative(size, A, D, activation)
+    else:
+        fm_dactivation_derivative(size, A, D, activation)
 
 
 cdef double _output_delta(const floating *A, const floating *Y, floating *D,
@@ -172,7 +122,7 @@ cdef double _output_delta(const floating *A, const floating *Y, floating *D,
     if loss == QUADRATIC:
         for i in range(size):
             total += 0.5 * D[i] * D[i]
-        if activation == SOFTMAX:
+        if activation == FM_SOFTMAX:
             # softmax's Jacobian is diag(a) − a aᵀ, so δ = a ⊙ (g − (a·g)) with g = a − y
             for i in range(rows):
                 dot = 0
