@@ -368,6 +368,8 @@ cdef class Network:
         cdef char *x = _data(X)
         cdef char *o = _data(out)
         self._check_batch(X, out, n)
+        if not out.flags.writeable:
+            raise ValueError("forward: out must be writeable")
         with nogil:
             while start < n:
                 rows = min(self.capacity, n - start)
@@ -405,7 +407,7 @@ cdef class Network:
         if (X.dtype != self.dtype or Y.dtype != self.dtype or X.ndim != 2 or Y.ndim != 2
                 or X.shape[1] != self.sizes[0] or Y.shape[1] != self.sizes[self.n_layers]
                 or X.shape[0] != Y.shape[0] or X.shape[0] > max_rows
-                or not (X.flags.c_contiguous and Y.flags.c_contiguous) or not Y.flags.writeable):
+                or not (X.flags.c_contiguous and Y.flags.c_contiguous)):
             raise ValueError("arrays do not match the network's shapes, dtype or capacity")
 
 

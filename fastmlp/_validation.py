@@ -48,7 +48,8 @@ def check_array(X, dtype, name="X", n_features=None):
         raise ValueError(f"{name} is empty: shape {array.shape}")
     if n_features is not None and array.shape[1] != n_features:
         raise ValueError(f"{name} has {array.shape[1]} features, but the model expects {n_features}")
-    array = np.ascontiguousarray(array, dtype=dtype)
+    with np.errstate(over="ignore"):   # a value too large for float32 becomes inf, reported just below
+        array = np.ascontiguousarray(array, dtype=dtype)
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or infinity (or values too large for {np.dtype(dtype)})")
     return array

@@ -116,26 +116,40 @@ class MLP:
 
     def score(self, X, y):
         """Accuracy for classification, the coefficient of determination R² for regression."""
-        predictions = self.predict(X)
+        return self._score(*self._output_and_targets(X, y))
+
+    def _score(self, out, Y):
         if self.classes_ is not None:
-            return float(np.mean(predictions == np.asarray(y).ravel()))
-        y = np.asarray(y, np.float64).reshape(len(predictions), -1)
-        residual = ((y - predictions.reshape(y.shape)) ** 2).sum(axis=0)
-        total = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+            return float(np.mean(np.argmax(out, axis=1) == np.argmax(Y, axis=1)))
+        residual = ((Y - out.astype(np.float64)) ** 2).sum(axis=0)
+        total = ((Y - Y.mean(axis=0, dtype=np.float64)) ** 2).sum(axis=0)
         r2 = 1 - residual / np.where(total > 0, total, 1)
         return float(np.mean(np.where(total > 0, r2, residual == 0)))
 
-    def targets(self, y):
-        """The target matrix Y the cost compares with the output (one-hot rows for labels)."""
+    def targets(self, y, n_samples=None, name="y"):
+        """The target matrix Y the cost compares with the output (one-hot rows for labels).
+
+        Labels not seen during fit are an error; so is a length other than ``n_samples``.
+        """
         if self.classes_ is not None:
-            return encode_labels(y, self.classes_, self.dtype)
-        return check_array(np.asarray(y).reshape(len(y), -1), self.dtype, "y")
+            Y = encode_labels(y, self.classes_, self.dtype, name)
+        else:
+            y = np.asarray(y)
+            Y = check_array(y.reshape(len(y), -1) if y.ndim else y, self.dtype, name)
+        if n_samples is not None and len(Y) != n_samples:
+            x_name = name[:-1] + "X"
+            raise ValueError(f"{x_name} and y have different numbers of samples: {n_samples} and {len(Y)}")
+        return Y
+
+    def _output_and_targets(self, X, y):
+        out = self.output(X)
+        return out, self.targets(y, len(out))
 
     def cost(self, X, y):
         """The mean cost over the rows of X, including the L2 term."""
-        out = self.output(X)
+        out, Y = self._output_and_targets(X, y)
         penalty = 0.5 * self.l2 * sum(float(np.sum(w.astype(np.float64) ** 2)) for w in self.weights)
-        return reference.loss_sum(out, self.targets(y), self.loss) / len(out) + penalty
+        return reference.loss_sum(out, Y, self.loss) / len(out) + penalty
 
     def backprop(self, X, y, backend="compiled"):
         """Exact gradients of the mean cost over (X, y): ``(weight_grads, bias_grads)``.
@@ -143,9 +157,7 @@ class MLP:
         Same shapes as ``weights`` and ``biases``; the L2 term is included.
         """
         X = check_array(X, self.dtype, "X", self.layer_sizes[0])
-        Y = self.targets(y)
-        if len(Y) != len(X):
-            raise ValueError(f"X and y have different numbers of samples: {len(X)} and {len(Y)}")
+        Y = self.targets(y, len(X))
         network = BACKENDS[backend](self.weights, self.biases, self.layer_activations, self.loss,
                                     len(X), l2=self.l2, nthreads=get_num_threads())
         network.backprop(X, Y)
@@ -249,9 +261,7 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         if len(validation_data) != 2:
             raise ValueError("validation_data must be a tuple (X_val, y_val)")
         X_val = check_array(validation_data[0], dtype, "validation_data X", X.shape[1])
-        Y_val = model.targets(validation_data[1])
-        if len(Y_val) != len(X_val):
-            raise ValueError("validation_data X and y have different numbers of samples")
+        Y_val = model.targets(validation_data[1], len(X_val), "validation_data y")
 
     n_samples = X.shape[0]
     batch_size = min(batch_size, n_samples)
@@ -278,13 +288,9 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         line = f"epoch {epoch}/{epochs}: loss {epoch_loss:.4f}"
         if validation_data is not None:
             output = model.output(X_val)
+            score = model._score(output, Y_val)
             history.setdefault("val_loss", []).append(reference.loss_sum(output, Y_val, loss) / len(X_val))
-            if task == "classification":
-                score = float(np.mean(np.argmax(output, axis=1) == np.argmax(Y_val, axis=1)))
-                history.setdefault("val_accuracy", []).append(score)
-            else:
-                score = model.score(X_val, Y_val)
-                history.setdefault("val_r2", []).append(score)
+            history.setdefault("val_accuracy" if task == "classification" else "val_r2", []).append(score)
             line += f", val_loss {history['val_loss'][-1]:.4f}, val score {score:.4f}"
         if verbose:
             print(f"{line} ({seconds:.3f} s)", flush=True)
