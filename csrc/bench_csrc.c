@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "fm_gemm.h"
+#include "fm_isa.h"
 
 static double now(void)
 {
@@ -66,7 +67,7 @@ int main(int argc, char **argv)
         if (argc > 1 && strcmp(argv[1], single ? "float" : "double") != 0) continue;
         printf("\n%-6s %-22s %-8s", single ? "float" : "double", "layer (b: n_in->n_out)", "product");
         for (int l = 0; l < n_levels; l++)
-            if (levels[l].supported() && strcmp(levels[l].name, "reference") != 0)
+            if (fm_cpu_runs(levels[l].name) && strcmp(levels[l].name, "reference") != 0)
                 printf(" %9s/1 %9s/2", levels[l].name, levels[l].name);
         printf("\n");
         for (size_t s = 0; s < sizeof layers / sizeof *layers; s++) {
@@ -75,7 +76,7 @@ int main(int argc, char **argv)
                 snprintf(layer, sizeof layer, "%td: %td->%td", layers[s][0], layers[s][1], layers[s][2]);
                 printf("%-6s %-22s %-8s", "", layer, kinds[kind]);
                 for (int l = 0; l < n_levels; l++) {
-                    if (!levels[l].supported() || strcmp(levels[l].name, "reference") == 0) continue;
+                    if (!fm_cpu_runs(levels[l].name) || strcmp(levels[l].name, "reference") == 0) continue;
                     for (int nthreads = 1; nthreads <= 2; nthreads++)
                         printf(" %11.1f", time_gemm(single, &levels[l], kind, layers[s][0], layers[s][1],
                                                     layers[s][2], nthreads, A, B, C, work));

@@ -5,12 +5,10 @@
 //   avx512     16 floats, 8 doubles a vector    needs AVX-512F
 //   avx2       8 floats, 4 doubles a vector     needs AVX2 and FMA
 //   baseline   4 floats, 2 doubles a vector     16-byte vectors: SSE2 on any x86-64, NEON on arm64
-// The GEMM has the same levels (fm_microkernel.c) and reads the same FASTMLP_ISA; this file repeats
-// its few lines of CPU detection so that the activations build and test on their own.
-#include <stdlib.h>
-#include <string.h>
-
+// The GEMM has the same levels (fm_microkernel.c) and reads the same FASTMLP_ISA; the CPU detection and
+// the FASTMLP_ISA rule both use are in fm_isa.c.
 #include "fm_activations.h"
+#include "fm_isa.h"
 
 #define FM_LEVEL baseline
 #define FM_VBYTES 16
@@ -19,30 +17,15 @@
 #define FM_DOUBLE 1
 #include "fm_activations_impl.h"
 
-static int runs_anywhere(void) { return 1; }
-
-#if defined(__x86_64__) || defined(__i386__)
-static int cpu_has_avx2_fma(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-static int cpu_has_avx512f(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
-}
-#endif
-
-#define FM_LEVEL_ENTRY(name, supported)                                                              \
-    {#name, supported, fm_sbias_activation_##name, fm_dbias_activation_##name,                       \
-     fm_sactivation_derivative_##name, fm_dactivation_derivative_##name}
+#define FM_LEVEL_ENTRY(name)                                                                         \
+    {#name, fm_sbias_activation_##name, fm_dbias_activation_##name, fm_sactivation_derivative_##name, \
+     fm_dactivation_derivative_##name}
 static const fm_activation_level levels[] = {
 #if defined(__x86_64__) || defined(__i386__)
-    FM_LEVEL_ENTRY(avx512, cpu_has_avx512f),
-    FM_LEVEL_ENTRY(avx2, cpu_has_avx2_fma),
+    FM_LEVEL_ENTRY(avx512),
+    FM_LEVEL_ENTRY(avx2),
 #endif
-    FM_LEVEL_ENTRY(baseline, runs_anywhere),
+    FM_LEVEL_ENTRY(baseline),
 };
 #undef FM_LEVEL_ENTRY
 enum { n_levels = sizeof levels / sizeof levels[0] };
@@ -55,16 +38,13 @@ const fm_activation_level *fm_activation_levels(int *count)
 }
 
 // The fastest level this CPU runs, starting from the one FASTMLP_ISA names ("reference" is the GEMM's
-// plain-loop level: here the slowest, baseline). Unset or unknown: start from the fastest.
+// plain-loop level: here the slowest, baseline). Unset or unknown: start from the fastest. The rule is
+// fm_isa_choose's (fm_isa.c), shared with the GEMM.
 static const fm_activation_level *level_for_this_cpu(void)
 {
-    const char *wanted = getenv("FASTMLP_ISA");
-    int start = 0;
-    if (wanted != NULL && strcmp(wanted, "reference") == 0) start = n_levels - 1;
-    for (int i = 0; wanted != NULL && i < n_levels; i++)
-        if (strcmp(wanted, levels[i].name) == 0) start = i;
-    while (start < n_levels - 1 && !levels[start].supported()) start++;
-    return &levels[start];
+    const char *names[n_levels];
+    for (int i = 0; i < n_levels; i++) names[i] = levels[i].name;
+    return &levels[fm_isa_choose(names, n_levels)];
 }
 
 // fm_activation_level_current: chosen once (contract in fm_activations.h). Threads racing through the

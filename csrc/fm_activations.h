@@ -58,10 +58,10 @@ FM_ACTIVATION_INTERNALS(s, float)
 FM_ACTIVATION_INTERNALS(d, double)
 #undef FM_ACTIVATION_INTERNALS
 
-// One instruction-set level: its name, whether this CPU runs it, and its four kernels.
+// One instruction-set level: its name (fm_cpu_runs(name), fm_isa.h, says whether this CPU runs it)
+//   and its four kernels.
 typedef struct fm_activation_level {
     const char *name;
-    int (*supported)(void);
     fm_sbias_activation_fn *sbias_activation;
     fm_dbias_activation_fn *dbias_activation;
     fm_sactivation_derivative_fn *sactivation_derivative;

@@ -63,10 +63,10 @@ FM_GEMM_INTERNALS(s, float)
 FM_GEMM_INTERNALS(d, double)
 #undef FM_GEMM_INTERNALS
 
-// One instruction-set level: its name, whether this CPU runs it, and its two micro-kernels.
+// One instruction-set level: its name (fm_cpu_runs(name), fm_isa.h, says whether this CPU runs it)
+//   and its two micro-kernels.
 typedef struct fm_gemm_level {
     const char *name;
-    int (*supported)(void);
     fm_sukr s;
     fm_dukr d;
 } fm_gemm_level;

@@ -5,10 +5,8 @@
 //   avx2       6 x 16 float, 6 x 8 double     needs AVX2 and FMA
 //   baseline   6 x 8 float,  6 x 4 double     16-byte vectors: SSE2 on any x86-64, NEON on arm64
 //   reference  6 x 8 float,  6 x 4 double     plain loops, the spec the vector kernels are tested against
-#include <stdlib.h>
-#include <string.h>
-
 #include "fm_gemm.h"
+#include "fm_isa.h"
 
 // fm_?ukr_ref: C := alpha * A * B + beta * C for the m_e x n_e corner of an FM_REF_MR x NR tile
 //   (contract in fm_gemm.h), in plain loops.
@@ -42,28 +40,13 @@ FM_DEFINE_UKR_REF(fm_dukr_ref, double, 4)
 #define FM_UKR fm_dukr_baseline
 #include "fm_microkernel_impl.h"
 
-static int always(void) { return 1; }
-
-#if defined(__x86_64__) || defined(__i386__)
-static int has_avx2(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-static int has_avx512(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
-}
-#endif
-
 static const fm_gemm_level levels[] = {
 #if defined(__x86_64__) || defined(__i386__)
-    {"avx512", has_avx512, {6, 32, fm_sukr_avx512}, {6, 16, fm_dukr_avx512}},
-    {"avx2", has_avx2, {6, 16, fm_sukr_avx2}, {6, 8, fm_dukr_avx2}},
+    {"avx512", {6, 32, fm_sukr_avx512}, {6, 16, fm_dukr_avx512}},
+    {"avx2", {6, 16, fm_sukr_avx2}, {6, 8, fm_dukr_avx2}},
 #endif
-    {"baseline", always, {6, 8, fm_sukr_baseline}, {6, 4, fm_dukr_baseline}},
-    {"reference", always, {FM_REF_MR, 8, fm_sukr_ref}, {FM_REF_MR, 4, fm_dukr_ref}},
+    {"baseline", {6, 8, fm_sukr_baseline}, {6, 4, fm_dukr_baseline}},
+    {"reference", {FM_REF_MR, 8, fm_sukr_ref}, {FM_REF_MR, 4, fm_dukr_ref}},
 };
 enum { n_levels = sizeof levels / sizeof levels[0] };
 
@@ -75,16 +58,12 @@ const fm_gemm_level *fm_gemm_levels(int *count)
 }
 
 // The level named by FASTMLP_ISA if this CPU runs it, else the next slower one it runs; with the
-// variable unset or unknown, the fastest one it runs. "baseline" always runs, so this never fails.
+// variable unset or unknown, the fastest one it runs (the rule is fm_isa_choose's, in fm_isa.c).
 static const fm_gemm_level *choose_level(void)
 {
-    const char *wanted = getenv("FASTMLP_ISA");
-    int first = 0;
-    for (int i = 0; wanted != NULL && i < n_levels; i++)
-        if (strcmp(wanted, levels[i].name) == 0) first = i;
-    for (int i = first; i < n_levels; i++)
-        if (levels[i].supported()) return &levels[i];
-    return &levels[n_levels - 1];
+    const char *names[n_levels];
+    for (int i = 0; i < n_levels; i++) names[i] = levels[i].name;
+    return &levels[fm_isa_choose(names, n_levels)];
 }
 
 // fm_gemm_level_current: chosen once (contract in fm_gemm.h). Threads racing through the first call

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "fm_activations.h"
+#include "fm_isa.h"
 
 static int n_passed, n_failed;
 static long double worst_relative_error[FM_SOFTMAX + 1];   // of one level and type, for the summary
@@ -230,13 +231,13 @@ static void check_nan(const fm_activation_level *level, const real_type *t)
 static void check_dispatch(void)
 {
     const fm_activation_level *current = fm_activation_level_current();
-    check(current->supported() && strcmp(current->name, fm_activation_isa()) == 0,
+    check(fm_cpu_runs(current->name) && strcmp(current->name, fm_activation_isa()) == 0,
           "the current level is supported and named by fm_activation_isa");
     const char *wanted = getenv("FASTMLP_ISA");
     int count;
     const fm_activation_level *levels = fm_activation_levels(&count);
     for (int i = 0; wanted != NULL && i < count; i++)
-        if (strcmp(wanted, levels[i].name) == 0 && levels[i].supported())
+        if (strcmp(wanted, levels[i].name) == 0 && fm_cpu_runs(levels[i].name))
             check(current == &levels[i], "FASTMLP_ISA picks the level it names");
 
     float Z[19], Z_level[19];
@@ -256,7 +257,7 @@ int main(void)
     const fm_activation_level *levels = fm_activation_levels(&count);
 
     for (int l = 0; l < count; l++) {
-        if (!levels[l].supported()) {
+        if (!fm_cpu_runs(levels[l].name)) {
             printf("skipped %s: this CPU lacks it\n", levels[l].name);
             continue;
         }

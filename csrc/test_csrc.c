@@ -4,13 +4,15 @@
 // a naive triple loop accumulating in double, on a grid of shapes around the block sizes (1, 3, MR±1,
 // NR±1, 17, 257 = KC+1, ...), with A and B plain or transposed, beta 0 on a C full of NaN, beta 0.5,
 // ldc > n, and a misaligned workspace of exactly the advertised size. Each product also runs with
-// nthreads = 1 and 2, which must agree bit for bit. Prints "N passed, N failed"; exits 1 on a failure.
+// nthreads = 1 and 2, which must agree bit for bit. The choice of level (fm_isa_choose, shared with the
+// activations) is checked under every FASTMLP_ISA. Prints "N passed, N failed"; exits 1 on a failure.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fm_gemm.h"
+#include "fm_isa.h"
 
 static int n_passed, n_failed;
 
@@ -141,7 +143,40 @@ static void check_special_cases(void)
     check(fm_sgemm(2, 2, 2, 0, A, 2, 1, B, 2, 1, 2, C, 2, w, 1) == FM_OK && C[0] == 1 && C[3] == 4,
           "alpha == 0 reads neither A nor B", "", "float", 2, 2, 2, 0);
     const char *isa = fm_gemm_isa();
-    check(isa != NULL && fm_gemm_level_current()->supported(), "fm_gemm_isa", isa, "", 0, 0, 0, 0);
+    check(isa != NULL && fm_cpu_runs(fm_gemm_level_current()->name), "fm_gemm_isa", isa, "", 0, 0, 0, 0);
+}
+
+// fm_isa_choose under each FASTMLP_ISA, for the GEMM's four names, the activations' three and a table
+// without the x86 levels, against the answer worked out here from fm_cpu_runs. FASTMLP_ISA is restored
+// afterwards (fm_gemm_level_current has already cached its choice by then).
+static void check_isa_choice(void)
+{
+    static const char *const gemm[] = {"avx512", "avx2", "baseline", "reference"};
+    static const char *const activations[] = {"avx512", "avx2", "baseline"};
+    static const char *const settings[] = {NULL, "", "sse9", "avx512", "avx2", "baseline", "reference"};
+    const char *saved = getenv("FASTMLP_ISA");
+    char *saved_copy = saved != NULL ? strdup(saved) : NULL;
+    const int runs[] = {fm_cpu_runs("avx512"), fm_cpu_runs("avx2"), 1, 1};
+    check(fm_cpu_runs("baseline") && fm_cpu_runs("reference") && fm_cpu_runs("sse9"),
+          "fm_cpu_runs of a name other than avx512 and avx2", "", "", 0, 0, 0, 0);
+    for (int s = 0; s < 7; s++) {
+        if (settings[s] == NULL) unsetenv("FASTMLP_ISA");
+        else setenv("FASTMLP_ISA", settings[s], 1);
+        // Start from the named level (unset, empty or unknown: the fastest), then slower until one runs.
+        int want_gemm = s < 3 ? 0 : s - 3;
+        while (!runs[want_gemm]) want_gemm++;
+        const int want_activations = want_gemm < 2 ? want_gemm : 2;   // "reference" means baseline
+        const char *setting = settings[s] != NULL ? settings[s] : "(unset)";
+        check(fm_isa_choose(gemm, 4) == want_gemm, "fm_isa_choose, GEMM levels", setting, "", 0, 0, 0, s);
+        check(fm_isa_choose(activations, 3) == want_activations, "fm_isa_choose, activation levels", setting,
+              "", 0, 0, 0, s);
+        // A table without the x86 levels (the GEMM on arm64): avx512 and avx2 start from baseline.
+        check(fm_isa_choose(gemm + 2, 2) == (s == 6), "fm_isa_choose, baseline and reference only", setting,
+              "", 0, 0, 0, s);
+    }
+    if (saved_copy != NULL) setenv("FASTMLP_ISA", saved_copy, 1);
+    else unsetenv("FASTMLP_ISA");
+    free(saved_copy);
 }
 
 int main(void)
@@ -157,10 +192,11 @@ int main(void)
     enum { n_big = sizeof big_shapes / sizeof *big_shapes };
 
     check_special_cases();
+    check_isa_choice();
     int n_levels;
     const fm_gemm_level *levels = fm_gemm_levels(&n_levels);
     for (int l = 0; l < n_levels; l++) {
-        if (!levels[l].supported()) {
+        if (!fm_cpu_runs(levels[l].name)) {
             printf("level %s: not supported by this CPU, skipped\n", levels[l].name);
             continue;
         }
