@@ -52,9 +52,15 @@ def train(args):
         momentum=args.momentum, seed=args.seed, dtype=args.dtype, backend=args.backend,
         validation_data=(X_test, y_test), verbose=1)
     total = time.perf_counter() - started
+    if "interrupted" in model.history:
+        print(f"fastmlp: interrupted in epoch {model.history['interrupted']}; nothing written", file=sys.stderr)
+        return 130
     seconds = model.history["seconds"]
     print(f"test accuracy {model.score(X_test, y_test):.4f}; training time {sum(seconds):.2f} s "
           f"(median {np.median(seconds):.3f} s per epoch, {total:.2f} s with evaluation)")
+    if args.output:
+        fastmlp.save(model, args.output)
+        print(f"model written to {args.output}")
 
 
 def check_grad(args):
@@ -102,6 +108,7 @@ def parser():
     run.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     run.add_argument("--backend", default="compiled", choices=["compiled", "numpy"])
     run.add_argument("--threads", type=int, default=None, help="number of threads (default: all cores)")
+    run.add_argument("--output", help="save the trained model to this .npz file")
     run.set_defaults(handler=train)
 
     grad = commands.add_parser("check-grad", help="gradient check against finite differences")

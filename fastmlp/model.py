@@ -4,6 +4,7 @@ Python drives the epochs and mini-batches; each mini-batch is one call into comp
 (``fastmlp._kernels.Network.train_batch``), or into its NumPy twin with ``backend="numpy"``.
 """
 import time
+import warnings
 
 import numpy as np
 
@@ -167,7 +168,7 @@ class MLP:
 def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, loss="quadratic",
         epochs=10, batch_size=100, learning_rate=3.0, momentum=0.0, l2=0.0, task=None,
         init="fan_in", seed=None, dtype="float32", weights=None, biases=None, shuffle=True,
-        validation_data=None, backend="compiled", verbose=0):
+        validation_data=None, on_divergence="raise", backend="compiled", verbose=0):
     """Train a dense network by mini-batch stochastic gradient descent with backpropagation.
 
     The defaults are the seed network of 3Blue1Brown and Nielsen: two hidden layers of 16
@@ -210,6 +211,10 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         reproducible against another implementation.
     validation_data : tuple (X_val, y_val), optional
         Evaluated after every epoch into ``history``.
+    on_divergence : {"raise", "stop"}
+        When the cost or the weights stop being finite: raise ``FloatingPointError`` naming the
+        epoch, or stop and keep the weights of the last finite epoch (``history["diverged"]`` holds
+        the epoch).
     backend : {"compiled", "numpy"}
         The compiled kernels, or their NumPy twin (the same algorithm, for checking and comparing).
     verbose : int
@@ -227,6 +232,12 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     FloatingPointError
         When training diverges (the cost or the weights stop being finite).
 
+    Notes
+    -----
+    Ctrl-C (KeyboardInterrupt) during training stops after the current mini-batch and returns the
+    model with the weights of the last completed epoch; ``history["interrupted"]`` holds the epoch
+    that was cut short.
+
     Examples
     --------
     >>> import numpy as np, fastmlp
@@ -243,6 +254,8 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     learning_rate = check_float(learning_rate, "learning_rate", 0.0, inclusive=False)
     momentum = check_float(momentum, "momentum", 0.0, maximum=1.0)
     l2 = check_float(l2, "l2")
+    if on_divergence not in ("raise", "stop"):
+        raise ValueError(f"on_divergence must be 'raise' or 'stop', got {on_divergence!r}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
     X = check_array(X, dtype, "X")
@@ -270,19 +283,35 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     order = np.arange(n_samples, dtype=np.int64)
     network.bind(X, Y, order)
     history = model.history
+    parameters = weights + biases
+    last_good = [p.copy() for p in parameters]   # the parameters after the last completed epoch
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         if shuffle:
             rng.shuffle(order)
         total = 0.0
-        for start in range(0, n_samples, batch_size):
-            total += network.train_batch(start, min(start + batch_size, n_samples), learning_rate)
+        try:
+            for start in range(0, n_samples, batch_size):
+                total += network.train_batch(start, min(start + batch_size, n_samples), learning_rate)
+        except KeyboardInterrupt:
+            # Ctrl-C: keep the last completed epoch's parameters and say so in the history.
+            _copy_into(parameters, last_good)
+            history["interrupted"] = epoch
+            if verbose:
+                print(f"epoch {epoch}/{epochs}: interrupted; keeping the weights of epoch {epoch - 1}", flush=True)
+            break
         seconds = time.perf_counter() - started
         epoch_loss = total / n_samples
-        if not np.isfinite(epoch_loss) or not all(np.isfinite(w).all() for w in weights + biases):
-            raise FloatingPointError(
-                f"training diverged in epoch {epoch}: the cost became {epoch_loss} or the weights "
-                f"stopped being finite; try a smaller learning_rate (now {learning_rate})")
+        if not np.isfinite(epoch_loss) or not all(np.isfinite(p).all() for p in parameters):
+            message = (f"training diverged in epoch {epoch}: the cost became {epoch_loss} or the weights "
+                       f"stopped being finite; try a smaller learning_rate (now {learning_rate})")
+            if on_divergence == "raise":
+                raise FloatingPointError(message)
+            _copy_into(parameters, last_good)
+            history["diverged"] = epoch
+            warnings.warn(message + f"; keeping the weights of epoch {epoch - 1}", RuntimeWarning, stacklevel=2)
+            break
+        _copy_into(last_good, parameters)
         history.setdefault("loss", []).append(epoch_loss)
         history.setdefault("seconds", []).append(seconds)
         line = f"epoch {epoch}/{epochs}: loss {epoch_loss:.4f}"
@@ -295,3 +324,8 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         if verbose:
             print(f"{line} ({seconds:.3f} s)", flush=True)
     return model
+
+
+def _copy_into(targets, sources):
+    for target, source in zip(targets, sources):
+        target[...] = source

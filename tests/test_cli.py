@@ -41,3 +41,24 @@ def test_user_mistakes_are_one_line_and_status_2(capsys, argv, message):
 def test_module_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "fastmlp", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("fastmlp ")
+
+
+def test_output_writes_a_loadable_model(tmp_path, capsys):
+    path = tmp_path / "seed.npz"
+    assert main(["train", "--dataset", "fashion-mnist-small", "--epochs", "1", "--threads", "1",
+                 "--output", str(path)]) == 0
+    import fastmlp
+    assert fastmlp.load(path).layer_sizes == (784, 16, 16, 10)
+
+
+def test_interrupt_exits_130_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    import fastmlp.model
+
+    class Interrupting(fastmlp.model.BACKENDS["compiled"]):
+        def train_batch(self, start, stop, learning_rate):
+            raise KeyboardInterrupt
+    monkeypatch.setitem(fastmlp.model.BACKENDS, "compiled", Interrupting)
+    path = tmp_path / "never.npz"
+    assert main(["train", "--dataset", "fashion-mnist-small", "--epochs", "2", "--output", str(path)]) == 130
+    assert not path.exists()
+    assert "interrupted in epoch 1" in capsys.readouterr().err
