@@ -14,8 +14,8 @@ the end expose single kernels to the tests, with the same names as their NumPy t
 ``fastmlp.reference``. Kernels trust their callers: the Python layer validates user input.
 """
 from cython cimport floating
-from libc.math cimport log
-from libc.stdint cimport int64_t
+from libc.math cimport log, sqrt
+from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
@@ -107,40 +107,45 @@ cdef inline void _activation_derivative(const floating *A, floating *D, Py_ssize
         fm_dactivation_derivative(size, A, D, activation)
 
 
-cdef double _output_delta(const floating *A, const floating *Y, floating *D,
+cdef double _output_delta(const floating *A, const floating *Y, floating *D, const floating *weights,
                           Py_ssize_t rows, Py_ssize_t cols, int activation, int loss) noexcept nogil:
     """δᴸ := ∇ₐC ⊙ σ'(zᴸ) for every sample (row); returns the loss summed over the rows.
 
     quadratic      C = ½‖y − a‖²                   ∇ₐC = a − y
     cross_entropy  C = −Σ y ln a + (1−y) ln(1−a)    δᴸ = a − y   (sigmoid output: σ' cancels)
     log_loss       C = −Σ y ln a                    δᴸ = a − y   (softmax output: Jacobian cancels)
+    With sample weights (not NULL) row i of δᴸ and its loss are multiplied by weights[i].
     """
     cdef Py_ssize_t i, j, size = rows * cols
-    cdef double total = 0, a, y, dot
+    cdef double total = 0, row_loss, a, y, dot
     for i in range(size):
         D[i] = A[i] - Y[i]
-    if loss == QUADRATIC:
-        for i in range(size):
-            total += 0.5 * D[i] * D[i]
-        if activation == FM_SOFTMAX:
-            # softmax's Jacobian is diag(a) − a aᵀ, so δ = a ⊙ (g − (a·g)) with g = a − y
-            for i in range(rows):
-                dot = 0
-                for j in range(cols):
-                    dot += A[i * cols + j] * D[i * cols + j]
-                for j in range(cols):
-                    D[i * cols + j] = A[i * cols + j] * (D[i * cols + j] - dot)
-        else:
-            _activation_derivative(A, D, size, activation)
-    elif loss == CROSS_ENTROPY:
-        for i in range(size):
-            a = A[i]
-            y = Y[i]
-            total -= y * log(max(a, LOG_FLOOR)) + (1 - y) * log(max(1 - a, LOG_FLOOR))
-    else:
-        for i in range(size):
-            if Y[i] != 0:
-                total -= Y[i] * log(max(<double> A[i], LOG_FLOOR))
+    if loss == QUADRATIC and activation == FM_SOFTMAX:
+        # softmax's Jacobian is diag(a) − a aᵀ, so δ = a ⊙ (g − (a·g)) with g = a − y
+        for i in range(rows):
+            dot = 0
+            for j in range(cols):
+                dot += A[i * cols + j] * D[i * cols + j]
+            for j in range(cols):
+                D[i * cols + j] = A[i * cols + j] * (D[i * cols + j] - dot)
+    for i in range(rows):
+        row_loss = 0
+        for j in range(i * cols, (i + 1) * cols):
+            a = A[j]
+            y = Y[j]
+            if loss == QUADRATIC:
+                row_loss += 0.5 * (a - y) * (a - y)
+            elif loss == CROSS_ENTROPY:
+                row_loss -= y * log(max(a, LOG_FLOOR)) + (1 - y) * log(max(1 - a, LOG_FLOOR))
+            elif y != 0:
+                row_loss -= y * log(max(a, LOG_FLOOR))
+        if weights != NULL:
+            row_loss *= weights[i]
+            for j in range(i * cols, (i + 1) * cols):
+                D[j] *= weights[i]
+        total += row_loss
+    if loss == QUADRATIC and activation != FM_SOFTMAX:
+        _activation_derivative(A, D, size, activation)
     return total
 
 
@@ -157,24 +162,89 @@ cdef void _column_sums(const floating *D, floating *out, Py_ssize_t rows, Py_ssi
         out[j] *= scale
 
 
-cdef void _add_scaled(floating *out, const floating *x, Py_ssize_t size, floating scale) noexcept nogil:
-    """out := out + scale · x   (the L2 term of a weight gradient)."""
+cdef void _add_penalty(floating *G, const floating *W, Py_ssize_t size, floating l2,
+                       floating l1) noexcept nogil:
+    """G := G + l2 · W + l1 · sign(W)   (the gradient of (l2/2)‖W‖² + l1 |W|₁)."""
     cdef Py_ssize_t i
-    for i in range(size):
-        out[i] += scale * x[i]
-
-
-cdef void _sgd_update(floating *P, const floating *G, floating *V, Py_ssize_t size,
-                      floating learning_rate, floating momentum) noexcept nogil:
-    """P := P − η G;  with momentum μ (V not NULL): V := μ V − η G, P := P + V."""
-    cdef Py_ssize_t i
-    if V == NULL:
+    if l2 != 0:
         for i in range(size):
-            P[i] -= learning_rate * G[i]
+            G[i] += l2 * W[i]
+    if l1 != 0:
+        for i in range(size):
+            G[i] += l1 * ((W[i] > 0) - (W[i] < 0))
+
+
+# Optimizers (the update step of one parameter array).
+cdef enum Optimizer:
+    SGD = 0
+    NESTEROV = 1
+    ADAM = 2
+
+OPTIMIZERS = {"sgd": SGD, "nesterov": NESTEROV, "adam": ADAM}
+
+
+cdef struct Step:
+    # One update step: its learning rate and the optimizer's constants. For Adam, correction1
+    # and correction2 are 1 − β₁ᵗ and 1 − β₂ᵗ at step t.
+    int optimizer
+    double learning_rate, momentum, beta1, beta2, epsilon, correction1, correction2
+
+
+cdef void _update(floating *P, const floating *G, floating *S1, floating *S2, Py_ssize_t size,
+                  Step *step) noexcept nogil:
+    """One optimizer step on the parameters P with gradient G and state S1 (and S2).
+
+    sgd        S1 is NULL: P −= η G;  else (momentum μ): S1 := μ S1 − η G,  P += S1
+    nesterov   S1 := μ S1 − η G,  P += μ S1 − η G
+    adam       S1 := β₁ S1 + (1 − β₁) G,  S2 := β₂ S2 + (1 − β₂) G²,
+               P −= η (S1 / (1 − β₁ᵗ)) / (√(S2 / (1 − β₂ᵗ)) + ε)
+    """
+    cdef Py_ssize_t i
+    cdef floating eta = <floating> step.learning_rate, mu = <floating> step.momentum
+    cdef floating b1 = <floating> step.beta1, b2 = <floating> step.beta2, eps = <floating> step.epsilon
+    cdef floating c1 = <floating> step.correction1, c2 = <floating> step.correction2
+    if step.optimizer == ADAM:
+        for i in range(size):
+            S1[i] = b1 * S1[i] + (1 - b1) * G[i]
+            S2[i] = b2 * S2[i] + (1 - b2) * G[i] * G[i]
+            P[i] -= eta * (S1[i] / c1) / (sqrt(S2[i] / c2) + eps)
+    elif S1 == NULL:
+        for i in range(size):
+            P[i] -= eta * G[i]
+    elif step.optimizer == NESTEROV:
+        for i in range(size):
+            S1[i] = mu * S1[i] - eta * G[i]
+            P[i] += mu * S1[i] - eta * G[i]
     else:
         for i in range(size):
-            V[i] = momentum * V[i] - learning_rate * G[i]
-            P[i] += V[i]
+            S1[i] = mu * S1[i] - eta * G[i]
+            P[i] += S1[i]
+
+
+cdef inline uint64_t _splitmix64(uint64_t x) noexcept nogil:
+    """A well-mixed 64-bit hash of x (SplitMix64's finaliser): counter-based random numbers."""
+    x += 0x9E3779B97F4A7C15ULL
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL
+    return x ^ (x >> 31)
+
+
+cdef void _dropout_mask(floating *mask, Py_ssize_t size, uint64_t key, uint64_t counter,
+                        double keep) noexcept nogil:
+    """mask[i] := 1/keep with probability keep, else 0; the draw for element i is a hash of
+    key + counter + i, so masks depend only on the seed and the step, never on threads."""
+    cdef Py_ssize_t i
+    cdef uint64_t threshold = <uint64_t> (keep * 16777216.0)     # keep · 2²⁴
+    cdef floating scale = <floating> (1 / keep)
+    for i in range(size):
+        mask[i] = scale if (_splitmix64(key + counter + <uint64_t> i) >> 40) < threshold else 0
+
+
+cdef void _multiply(floating *out, const floating *x, Py_ssize_t size) noexcept nogil:
+    """out := out ⊙ x."""
+    cdef Py_ssize_t i
+    for i in range(size):
+        out[i] *= x[i]
 
 
 cdef void _gather_rows(const floating *X, const int64_t *index, Py_ssize_t count, Py_ssize_t cols,
@@ -194,55 +264,69 @@ cdef char *_data(cnp.ndarray array):
 
 
 cdef char **_pointers(list arrays) except NULL:
+    """A malloc'ed array of the data pointers of ``arrays`` (None gives NULL)."""
     cdef char **out = <char **> malloc((len(arrays) + 1) * sizeof(char *))
     if out == NULL:
         raise MemoryError()
     for i, array in enumerate(arrays):
-        out[i] = _data(array)
+        out[i] = NULL if array is None else _data(array)
     return out
 
 
 cdef class Network:
-    """Weights, biases and the training buffers of one dense network.
+    """Weights, biases, optimizer state and the training buffers of one dense network.
 
     ``weights`` and ``biases`` are updated in place by ``train_batch``; every other buffer
-    (activations, deltas, gradients, velocities, GEMM workspace) is allocated here, once, for
-    mini-batches of up to ``capacity`` rows.
+    (activations, deltas, gradients, optimizer state, dropout masks, GEMM workspace) is allocated
+    here, once, for mini-batches of up to ``capacity`` rows.
     """
     cdef readonly int n_layers, nthreads
     cdef readonly Py_ssize_t capacity
-    cdef readonly object dtype
-    cdef readonly list weights, biases, activations, deltas, weight_grads, bias_grads
-    cdef readonly double momentum, l2
-    cdef list _velocities, _bound
-    cdef int loss, is_double
+    cdef readonly object dtype, optimizer
+    cdef readonly list weights, biases, activations, deltas, weight_grads, bias_grads, state
+    cdef readonly double momentum, l2, l1, dropout, beta1, beta2, epsilon
+    cdef readonly bint use_bias
+    cdef public long long step_count
+    cdef public uint64_t dropout_counter
+    cdef list _buffers, _bound
+    cdef int loss, is_double, optimizer_code
+    cdef uint64_t dropout_key
     cdef Py_ssize_t *sizes
     cdef int *codes
     cdef char **W
     cdef char **b
     cdef char **gW
     cdef char **gb
-    cdef char **vW
-    cdef char **vb
+    cdef char **S1
+    cdef char **S2
     cdef char **acts
+    cdef char **raw
+    cdef char **masks
     cdef char **dels
     cdef char *work
     cdef char *Y_batch
+    cdef char *sw_batch
     cdef char *X_data
     cdef char *Y_data
+    cdef char *sw_data
     cdef int64_t *order
     cdef Py_ssize_t n_samples
 
     def __cinit__(self):
         self.sizes = NULL
         self.codes = NULL
-        self.W = self.b = self.gW = self.gb = self.vW = self.vb = self.acts = self.dels = NULL
+        self.W = self.b = self.gW = self.gb = self.S1 = self.S2 = NULL
+        self.acts = self.raw = self.masks = self.dels = NULL
 
     def __init__(self, list weights, list biases, activations, str loss, Py_ssize_t capacity,
-                 double momentum=0.0, double l2=0.0, int nthreads=1):
+                 double momentum=0.0, double l2=0.0, int nthreads=1, *, str optimizer="sgd",
+                 double l1=0.0, double dropout=0.0, bint use_bias=True, double beta1=0.9,
+                 double beta2=0.999, double epsilon=1e-8, uint64_t seed=0):
         """Bind ``weights[l]`` (n_in, n_out) and ``biases[l]`` (n_out,), C-contiguous, one dtype.
 
-        ``activations`` names each layer's activation, ``loss`` the cost function.
+        ``activations`` names each layer's activation, ``loss`` the cost function, ``optimizer``
+        the update rule ("sgd" with optional ``momentum``, "nesterov", "adam"). ``dropout`` is the
+        fraction of hidden units dropped in training (inverted dropout), drawn from ``seed``.
         """
         cdef Py_ssize_t l, work_size = 1
         n_layers = len(weights)
@@ -251,8 +335,8 @@ cdef class Network:
         dtype = np.dtype(weights[0].dtype)
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"weights must be float32 or float64, got {dtype}")
-        if capacity < 1 or nthreads < 1:
-            raise ValueError("capacity and nthreads must be >= 1")
+        if capacity < 1 or nthreads < 1 or not 0 <= dropout < 1 or optimizer not in OPTIMIZERS:
+            raise ValueError("bad capacity, nthreads, dropout or optimizer")
         for l in range(n_layers):
             w, bias = weights[l], biases[l]
             if (not isinstance(w, np.ndarray) or not isinstance(bias, np.ndarray)
@@ -267,26 +351,42 @@ cdef class Network:
         self.is_double = dtype == np.float64
         self.loss = LOSSES[loss]
         self.capacity = capacity
-        self.momentum = momentum
-        self.l2 = l2
+        self.momentum, self.l2, self.l1, self.dropout = momentum, l2, l1, dropout
+        self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+        self.optimizer, self.optimizer_code = optimizer, OPTIMIZERS[optimizer]
+        self.use_bias = use_bias
         self.nthreads = nthreads
+        self.step_count = 0
+        self.dropout_key = _splitmix64(seed)
+        self.dropout_counter = 0
         self.weights = list(weights)
         self.biases = list(biases)
         widths = [weights[0].shape[0]] + [w.shape[1] for w in weights]
+        hidden = range(1, n_layers)
         self.activations = [np.zeros((capacity, n), dtype) for n in widths]
         self.deltas = [np.zeros((capacity, n), dtype) for n in widths[1:]]
         self.weight_grads = [np.zeros_like(w) for w in weights]
         self.bias_grads = [np.zeros_like(bias) for bias in biases]
-        use_momentum = momentum != 0
-        self._velocities = ([np.zeros_like(w) for w in weights] + [np.zeros_like(bias) for bias in biases]
-                            if use_momentum else [])
+        parameters = self.weights + self.biases
+        # Optimizer state: S1 (velocity, or Adam's first moment) and S2 (Adam's second moment).
+        first = [np.zeros_like(p) for p in parameters] if optimizer == "adam" or momentum != 0 else []
+        second = [np.zeros_like(p) for p in parameters] if optimizer == "adam" else []
+        self.state = first + second
+        # With dropout, raw[l] keeps σ(z) of hidden layer l (for σ') and masks[l] its mask;
+        # activations[l] holds the dropped-out values the next layer sees.
+        raw = [self.activations[l] if l not in hidden or dropout == 0 else np.zeros_like(self.activations[l])
+               for l in range(n_layers + 1)]
+        masks = [np.zeros_like(self.activations[l]) if l in hidden and dropout != 0 else None
+                 for l in range(n_layers + 1)]
         for l in range(n_layers):
             n_in, n_out = widths[l], widths[l + 1]
             for m, n, k in ((capacity, n_out, n_in), (n_in, n_out, capacity), (capacity, n_in, n_out)):
                 work_size = max(work_size, workspace_size(dtype, m, n, k, nthreads))
         workspace = np.empty(work_size, dtype)
         y_batch = np.zeros((capacity, widths[-1]), dtype)
-        self._bound = [workspace, y_batch, self._velocities]
+        sw_batch = np.zeros(capacity, dtype)
+        self._buffers = [workspace, y_batch, sw_batch, raw, masks]
+        self._bound = []
 
         self.sizes = <Py_ssize_t *> malloc((n_layers + 1) * sizeof(Py_ssize_t))
         self.codes = <int *> malloc(n_layers * sizeof(int))
@@ -300,13 +400,16 @@ cdef class Network:
         self.b = _pointers(self.biases)
         self.gW = _pointers(self.weight_grads)
         self.gb = _pointers(self.bias_grads)
+        self.S1 = _pointers(first) if first else NULL
+        self.S2 = _pointers(second) if second else NULL
         self.acts = _pointers(self.activations)
+        self.raw = _pointers(raw)
+        self.masks = _pointers(masks)
         self.dels = _pointers(self.deltas)
-        if use_momentum:
-            self.vW = _pointers(self._velocities[:n_layers])
-            self.vb = _pointers(self._velocities[n_layers:])
         self.work = _data(workspace)
         self.Y_batch = _data(y_batch)
+        self.sw_batch = _data(sw_batch)
+        self.sw_data = NULL
         self.n_samples = 0
 
     def __dealloc__(self):
@@ -316,16 +419,19 @@ cdef class Network:
         free(self.b)
         free(self.gW)
         free(self.gb)
-        free(self.vW)
-        free(self.vb)
+        free(self.S1)
+        free(self.S2)
         free(self.acts)
+        free(self.raw)
+        free(self.masks)
         free(self.dels)
 
-    def bind(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray order):
+    def bind(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray order, sample_weight=None):
         """Bind the training set: X (n, n_in), targets Y (n, n_out), and an int64 ``order``.
 
         ``train_batch(start, stop)`` trains on the rows ``order[start:stop]``; the caller
-        reshuffles ``order`` in place between epochs.
+        reshuffles ``order`` in place between epochs. ``sample_weight`` (n,) weighs each sample's
+        cost; a mini-batch's gradient is then the weighted mean.
         """
         if (X.dtype != self.dtype or Y.dtype != self.dtype or order.dtype != np.int64
                 or X.ndim != 2 or Y.ndim != 2 or order.ndim != 1
@@ -335,31 +441,35 @@ cdef class Network:
             raise ValueError("bind: X, Y and order do not match the network")
         if order.shape[0] and (order.min() < 0 or order.max() >= X.shape[0]):
             raise ValueError("bind: order holds a row index out of range")
-        self._bound = self._bound[:3] + [X, Y, order]
+        if sample_weight is not None:
+            if (not isinstance(sample_weight, np.ndarray) or sample_weight.dtype != self.dtype
+                    or sample_weight.shape != (X.shape[0],) or not sample_weight.flags.c_contiguous):
+                raise ValueError("bind: sample_weight does not match X")
+        self._bound = [X, Y, order, sample_weight]
         self.X_data = _data(X)
         self.Y_data = _data(Y)
+        self.sw_data = NULL if sample_weight is None else _data(sample_weight)
         self.order = <int64_t *> _data(order)
         self.n_samples = X.shape[0]
 
     def train_batch(self, Py_ssize_t start, Py_ssize_t stop, double learning_rate):
-        """One step of gradient descent on rows ``order[start:stop]``; returns their summed loss."""
+        """One optimizer step on rows ``order[start:stop]``; returns their summed (weighted) loss."""
         cdef Py_ssize_t rows = stop - start
         cdef double total
+        cdef Step step
         if start < 0 or rows < 1 or rows > self.capacity or stop > self.n_samples:
             raise ValueError(f"train_batch: bad row range [{start}, {stop})")
+        self.step_count += 1
+        step.optimizer = self.optimizer_code
+        step.learning_rate, step.momentum = learning_rate, self.momentum
+        step.beta1, step.beta2, step.epsilon = self.beta1, self.beta2, self.epsilon
+        step.correction1 = 1 - self.beta1 ** self.step_count
+        step.correction2 = 1 - self.beta2 ** self.step_count
         with nogil:
             if self.is_double:
-                _gather_rows(<double *> self.X_data, self.order + start, rows, self.sizes[0],
-                             <double *> self.acts[0])
-                _gather_rows(<double *> self.Y_data, self.order + start, rows,
-                             self.sizes[self.n_layers], <double *> self.Y_batch)
-                total = _train_step[double](self, rows, <double *> self.Y_batch, learning_rate)
+                total = _train_step(self, start, rows, <double *> self.Y_batch, &step)
             else:
-                _gather_rows(<float *> self.X_data, self.order + start, rows, self.sizes[0],
-                             <float *> self.acts[0])
-                _gather_rows(<float *> self.Y_data, self.order + start, rows,
-                             self.sizes[self.n_layers], <float *> self.Y_batch)
-                total = _train_step[float](self, rows, <float *> self.Y_batch, learning_rate)
+                total = _train_step(self, start, rows, <float *> self.Y_batch, &step)
         return total
 
     def forward(self, cnp.ndarray X, cnp.ndarray out):
@@ -375,17 +485,17 @@ cdef class Network:
                 rows = min(self.capacity, n - start)
                 if self.is_double:
                     _forward[double](self, <double *> x + start * self.sizes[0], rows,
-                                     <double *> o + start * self.sizes[self.n_layers])
+                                     <double *> o + start * self.sizes[self.n_layers], False)
                 else:
                     _forward[float](self, <float *> x + start * self.sizes[0], rows,
-                                    <float *> o + start * self.sizes[self.n_layers])
+                                    <float *> o + start * self.sizes[self.n_layers], False)
                 start += rows
 
     def backprop(self, cnp.ndarray X, cnp.ndarray Y):
         """Gradients of the mean cost over the rows of X into ``weight_grads``/``bias_grads``.
 
         After the call ``activations[l][:n]`` and ``deltas[l][:n]`` hold aˡ and δˡ of every
-        sample. Returns the loss summed over the rows (without the L2 term).
+        sample. Returns the loss summed over the rows (without the penalty terms). No dropout.
         """
         cdef Py_ssize_t rows = X.shape[0]
         cdef double total
@@ -397,10 +507,10 @@ cdef class Network:
         with nogil:
             if self.is_double:
                 memcpy(self.acts[0], x, rows * self.sizes[0] * sizeof(double))
-                _forward_backward[double](self, rows, <double *> y, &total)
+                total = _forward_backward[double](self, rows, <double *> y, NULL, False)
             else:
                 memcpy(self.acts[0], x, rows * self.sizes[0] * sizeof(float))
-                _forward_backward[float](self, rows, <float *> y, &total)
+                total = _forward_backward[float](self, rows, <float *> y, NULL, False)
         return total
 
     def _check_batch(self, cnp.ndarray X, cnp.ndarray Y, Py_ssize_t max_rows):
@@ -411,68 +521,110 @@ cdef class Network:
             raise ValueError("arrays do not match the network's shapes, dtype or capacity")
 
 
-cdef void _forward(Network net, const floating *X, Py_ssize_t rows, floating *out) noexcept nogil:
-    """Forward pass of ``rows`` samples from X (not copied) to out: aˡ⁺¹ = σ(aˡ · Wˡ + bˡ)."""
-    cdef Py_ssize_t l
+cdef void _forward(Network net, const floating *X, Py_ssize_t rows, floating *out,
+                   bint training) noexcept nogil:
+    """Forward pass of ``rows`` samples from X (not copied) to out: aˡ⁺¹ = σ(aˡ · Wˡ + bˡ).
+
+    In training with dropout, each hidden layer's σ(z) goes to raw[l] and aˡ = raw[l] ⊙ mask.
+    """
+    cdef Py_ssize_t l, L = net.n_layers, size
     cdef const floating *a = X
     cdef floating *z
     cdef floating *work = <floating *> net.work
     cdef Py_ssize_t *n = net.sizes
-    for l in range(net.n_layers):
-        z = out if l == net.n_layers - 1 else <floating *> net.acts[l + 1]
+    cdef bint dropped
+    for l in range(L):
+        dropped = training and l < L - 1 and net.masks[l + 1] != NULL
+        if l == L - 1:
+            z = out
+        elif dropped:
+            z = <floating *> net.raw[l + 1]
+        else:
+            z = <floating *> net.acts[l + 1]
         _gemm(rows, n[l + 1], n[l], <floating> 1, a, n[l], 1, <floating *> net.W[l], n[l + 1], 1,
               <floating> 0, z, n[l + 1], work, net.nthreads)
-        _bias_activation(z, <floating *> net.b[l], rows, n[l + 1], net.codes[l])
-        a = z
+        _bias_activation(z, <floating *> net.b[l] if net.use_bias else NULL, rows, n[l + 1], net.codes[l])
+        if dropped:
+            size = rows * n[l + 1]
+            _dropout_mask(<floating *> net.masks[l + 1], size, net.dropout_key, net.dropout_counter,
+                          1 - net.dropout)
+            net.dropout_counter += size
+            memcpy(net.acts[l + 1], z, size * sizeof(floating))
+            _multiply(<floating *> net.acts[l + 1], <floating *> net.masks[l + 1], size)
+        a = <floating *> net.acts[l + 1]
 
 
-cdef void _forward_backward(Network net, Py_ssize_t rows, const floating *Y,
-                            double *loss_total) noexcept nogil:
-    """Forward pass from acts[0], then backpropagation into the gradient buffers."""
+cdef double _forward_backward(Network net, Py_ssize_t rows, const floating *Y,
+                              const floating *sample_weight, bint training) noexcept nogil:
+    """Forward pass from acts[0], then backpropagation into the gradient buffers.
+
+    Returns the loss summed over the rows (weighted by sample_weight when it is not NULL).
+    """
     cdef Py_ssize_t l, L = net.n_layers
     cdef Py_ssize_t *n = net.sizes
     cdef floating *work = <floating *> net.work
-    cdef floating inv_rows = (<floating> 1) / rows
+    cdef floating total_weight = rows
     cdef floating *a
     cdef floating *delta
-    _forward(net, <floating *> net.acts[0], rows, <floating *> net.acts[L])
+    cdef double loss_total
+    if sample_weight != NULL:
+        total_weight = 0
+        for l in range(rows):
+            total_weight += sample_weight[l]
+    _forward(net, <floating *> net.acts[0], rows, <floating *> net.acts[L], training)
     # Output error: δᴸ = ∇ₐC ⊙ σ'(zᴸ)
-    loss_total[0] = _output_delta(<floating *> net.acts[L], Y, <floating *> net.dels[L - 1],
-                                  rows, n[L], net.codes[L - 1], net.loss)
+    loss_total = _output_delta(<floating *> net.acts[L], Y, <floating *> net.dels[L - 1], sample_weight,
+                               rows, n[L], net.codes[L - 1], net.loss)
     for l in range(L - 1, -1, -1):
         a = <floating *> net.acts[l]
         delta = <floating *> net.dels[l]
         # ∂C/∂Wˡ = (1/rows) Σ_x aˡ⁻¹ δˡᵀ = (1/rows) Aᵀ Δ   (A read transposed through strides)
-        _gemm(n[l], n[l + 1], rows, inv_rows, a, 1, n[l], delta, n[l + 1], 1,
+        _gemm(n[l], n[l + 1], rows, 1 / total_weight, a, 1, n[l], delta, n[l + 1], 1,
               <floating> 0, <floating *> net.gW[l], n[l + 1], work, net.nthreads)
         # ∂C/∂bˡ = (1/rows) Σ_x δˡ
-        _column_sums(delta, <floating *> net.gb[l], rows, n[l + 1], inv_rows)
-        if net.l2 != 0:
-            _add_scaled(<floating *> net.gW[l], <floating *> net.W[l], n[l] * n[l + 1],
-                        <floating> net.l2)
+        if net.use_bias:
+            _column_sums(delta, <floating *> net.gb[l], rows, n[l + 1], 1 / total_weight)
+        _add_penalty(<floating *> net.gW[l], <floating *> net.W[l], n[l] * n[l + 1],
+                     <floating> net.l2, <floating> net.l1)
         if l > 0:
-            # δˡ⁻¹ = (δˡ · Wˡᵀ) ⊙ σ'(zˡ⁻¹)   (W read transposed through strides)
+            # δˡ⁻¹ = (δˡ · Wˡᵀ) ⊙ σ'(zˡ⁻¹)   (W read transposed through strides; dropout's mask too)
             _gemm(rows, n[l], n[l + 1], <floating> 1, delta, n[l + 1], 1,
                   <floating *> net.W[l], 1, n[l + 1], <floating> 0,
                   <floating *> net.dels[l - 1], n[l], work, net.nthreads)
-            _activation_derivative(a, <floating *> net.dels[l - 1], rows * n[l], net.codes[l - 1])
+            if training and net.masks[l] != NULL:
+                _multiply(<floating *> net.dels[l - 1], <floating *> net.masks[l], rows * n[l])
+            _activation_derivative(<floating *> net.raw[l], <floating *> net.dels[l - 1], rows * n[l],
+                                   net.codes[l - 1])
+    return loss_total
 
 
-cdef double _train_step(Network net, Py_ssize_t rows, const floating *Y,
-                        floating learning_rate) noexcept nogil:
-    """Forward, backward and one gradient-descent update of every layer; returns the loss sum."""
+cdef double _train_step(Network net, Py_ssize_t start, Py_ssize_t rows, floating *Y_batch,
+                        Step *step) noexcept nogil:
+    """Gather the mini-batch (targets into Y_batch), forward, backward, one optimizer step."""
     cdef Py_ssize_t l
     cdef double total
     cdef Py_ssize_t *n = net.sizes
-    _forward_backward(net, rows, Y, &total)
+    cdef const int64_t *index = net.order + start
+    cdef floating *sample_weight = NULL
+    _gather_rows(<floating *> net.X_data, index, rows, n[0], <floating *> net.acts[0])
+    _gather_rows(<floating *> net.Y_data, index, rows, n[net.n_layers], Y_batch)
+    if net.sw_data != NULL:
+        sample_weight = <floating *> net.sw_batch
+        _gather_rows(<floating *> net.sw_data, index, rows, 1, sample_weight)
+    total = _forward_backward(net, rows, Y_batch, sample_weight, True)
     for l in range(net.n_layers):
-        _sgd_update(<floating *> net.W[l], <floating *> net.gW[l],
-                    <floating *> net.vW[l] if net.vW != NULL else NULL,
-                    n[l] * n[l + 1], learning_rate, <floating> net.momentum)
-        _sgd_update(<floating *> net.b[l], <floating *> net.gb[l],
-                    <floating *> net.vb[l] if net.vb != NULL else NULL,
-                    n[l + 1], learning_rate, <floating> net.momentum)
+        _update_parameter(net, l, <floating *> net.W[l], <floating *> net.gW[l], n[l] * n[l + 1], step)
+        if net.use_bias:
+            _update_parameter(net, net.n_layers + l, <floating *> net.b[l], <floating *> net.gb[l],
+                              n[l + 1], step)
     return total
+
+
+cdef inline void _update_parameter(Network net, Py_ssize_t index, floating *P, const floating *G,
+                                   Py_ssize_t size, Step *step) noexcept nogil:
+    """The optimizer step for parameter ``index`` (weights first, then biases) with its state."""
+    _update(P, G, <floating *> net.S1[index] if net.S1 != NULL else NULL,
+            <floating *> net.S2[index] if net.S2 != NULL else NULL, size, step)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -519,15 +671,22 @@ def activation_derivative_inplace(floating[:, ::1] A, floating[:, ::1] delta, st
 
 
 def output_delta(floating[:, ::1] A, floating[:, ::1] Y, floating[:, ::1] delta, str activation,
-                 str loss):
-    """delta := δᴸ for each row; returns the loss summed over the rows."""
+                 str loss, sample_weight=None):
+    """delta := δᴸ for each row (times its sample weight); returns the (weighted) loss summed over the rows."""
     if not (A.shape[0] == Y.shape[0] == delta.shape[0] and A.shape[1] == Y.shape[1] == delta.shape[1]):
         raise ValueError("A, Y and delta must have the same shape")
     cdef int act = ACTIVATIONS[activation], code = LOSSES[loss]
     cdef double total = 0
+    cdef floating[::1] weights
+    cdef const floating *w = NULL
+    if sample_weight is not None:
+        weights = sample_weight
+        if weights.shape[0] != A.shape[0]:
+            raise ValueError("sample_weight must have one value per row")
+        w = &weights[0] if weights.shape[0] else NULL
     if A.shape[0] and A.shape[1]:
         with nogil:
-            total = _output_delta(&A[0, 0], &Y[0, 0], &delta[0, 0], A.shape[0], A.shape[1], act, code)
+            total = _output_delta(&A[0, 0], &Y[0, 0], &delta[0, 0], w, A.shape[0], A.shape[1], act, code)
     return total
 
 
@@ -541,22 +700,53 @@ def column_sums(floating[:, ::1] D, floating[::1] out, double scale):
                          <floating> scale)
 
 
-def sgd_update_inplace(floating[::1] params, floating[::1] grads, velocity, double learning_rate,
-                       double momentum=0.0):
-    """params := params − η grads, or with momentum: velocity := μ·velocity − η grads, params += velocity."""
+cdef floating *_state_pointer(floating[::1] params, state, str name) except? NULL:
+    cdef floating[::1] view
+    if state is None:
+        return NULL
+    view = state
+    if view.shape[0] != params.shape[0]:
+        raise ValueError(f"{name} must have the length of params")
+    return &view[0] if view.shape[0] else NULL
+
+
+def _step_inplace(floating[::1] params, floating[::1] grads, first, second, Step step):
     if grads.shape[0] != params.shape[0]:
         raise ValueError("params and grads must have the same length")
-    cdef floating[::1] v
-    cdef floating *vp = NULL
-    if velocity is not None:
-        v = velocity
-        if v.shape[0] != params.shape[0]:
-            raise ValueError("velocity must have the length of params")
-        vp = &v[0] if v.shape[0] else NULL
+    cdef floating *s1 = _state_pointer(params, first, "state")
+    cdef floating *s2 = _state_pointer(params, second, "state")
     if params.shape[0]:
         with nogil:
-            _sgd_update(&params[0], &grads[0], vp, params.shape[0], <floating> learning_rate,
-                        <floating> momentum)
+            _update(&params[0], &grads[0], s1, s2, params.shape[0], &step)
+
+
+def sgd_update_inplace(params, grads, velocity, double learning_rate, double momentum=0.0,
+                       bint nesterov=False):
+    """params := params − η grads; with momentum μ: velocity := μ velocity − η grads and
+    params += velocity (classical) or params += μ velocity − η grads (Nesterov)."""
+    cdef Step step
+    step.optimizer = NESTEROV if nesterov else SGD
+    step.learning_rate, step.momentum = learning_rate, momentum
+    _step_inplace(params, grads, velocity, None, step)
+
+
+def adam_update_inplace(params, grads, first_moment, second_moment, double learning_rate,
+                        long long t, double beta1=0.9, double beta2=0.999, double epsilon=1e-8):
+    """Adam step t (from 1): moments updated in place, params −= η m̂ / (√v̂ + ε)."""
+    cdef Step step
+    step.optimizer = ADAM
+    step.learning_rate, step.beta1, step.beta2, step.epsilon = learning_rate, beta1, beta2, epsilon
+    step.correction1, step.correction2 = 1 - beta1 ** t, 1 - beta2 ** t
+    _step_inplace(params, grads, first_moment, second_moment, step)
+
+
+def dropout_mask(floating[::1] mask, uint64_t seed, uint64_t counter, double keep):
+    """mask[i] := 1/keep or 0, the draw for element i a hash of splitmix64(seed) + counter + i."""
+    if not 0 < keep <= 1:
+        raise ValueError("keep must be in (0, 1]")
+    if mask.shape[0]:
+        with nogil:
+            _dropout_mask(&mask[0], mask.shape[0], _splitmix64(seed), counter, keep)
 
 
 def gather_rows(floating[:, ::1] X, const int64_t[::1] index, floating[:, ::1] out):
@@ -570,3 +760,52 @@ def gather_rows(floating[:, ::1] X, const int64_t[::1] index, floating[:, ::1] o
     if index.shape[0] and X.shape[1]:
         with nogil:
             _gather_rows(&X[0, 0], &index[0], index.shape[0], X.shape[1], &out[0, 0])
+
+
+# How this module was built and which levels this CPU runs, for fastmlp.show_config(). setup.py
+# defines FASTMLP_BUILD_FLAGS and FASTMLP_BUILT_WITH; the fallbacks cover any other build.
+cdef extern from *:
+    """
+    #ifndef FASTMLP_BUILD_FLAGS
+    #define FASTMLP_BUILD_FLAGS "unknown"
+    #endif
+    #ifndef FASTMLP_BUILT_WITH
+    #define FASTMLP_BUILT_WITH "unknown"
+    #endif
+    #ifdef _OPENMP
+    #define FASTMLP_OPENMP 1
+    #else
+    #define FASTMLP_OPENMP 0
+    #endif
+    #if defined(__clang__)
+    #define FASTMLP_COMPILER "clang " __clang_version__
+    #elif defined(__GNUC__)
+    #define FASTMLP_COMPILER "gcc " __VERSION__
+    #else
+    #define FASTMLP_COMPILER "unknown"
+    #endif
+    """
+    const char *FASTMLP_BUILD_FLAGS
+    const char *FASTMLP_BUILT_WITH
+    const char *FASTMLP_COMPILER
+    int FASTMLP_OPENMP
+
+cdef extern from "fm_isa.h" nogil:
+    int _build_info_cpu_runs "fm_cpu_runs"(const char *level)
+
+cdef extern from "fm_activations.h" nogil:
+    const char *_build_info_activation_isa "fm_activation_isa"()
+
+
+def build_info():
+    """Compiler, flags and OpenMP of this build; kernel levels in use and the levels this CPU runs."""
+    return {
+        "compiler": FASTMLP_COMPILER.decode(),
+        "flags": FASTMLP_BUILD_FLAGS.decode(),
+        "built_with": FASTMLP_BUILT_WITH.decode(),
+        "openmp": bool(FASTMLP_OPENMP),
+        "gemm_isa": fm_gemm_isa().decode(),
+        "activation_isa": _build_info_activation_isa().decode(),
+        "cpu_levels": [level for level in ("avx512", "avx2", "baseline")
+                       if _build_info_cpu_runs(level.encode())],
+    }

@@ -79,11 +79,12 @@ def loss_sum(A, Y, loss):
     return -np.sum(Y[nonzero] * np.log(np.maximum(A[nonzero], LOG_FLOOR)))
 
 
-def output_delta(A, Y, delta, activation, loss):
+def output_delta(A, Y, delta, activation, loss, sample_weight=None):
     """delta := δᴸ = ∇ₐC ⊙ σ'(zᴸ) for each row; returns the loss summed over the rows.
 
     For cross-entropy with sigmoid outputs and log-loss with softmax outputs the σ' factor cancels
     and δᴸ = a − y. Softmax with the quadratic cost needs softmax's Jacobian diag(a) − a aᵀ.
+    With ``sample_weight``, row i of δᴸ and its loss are multiplied by ``sample_weight[i]``.
     """
     gradient = A - Y                           # ∇ₐC of the quadratic cost
     if loss != "quadratic":
@@ -92,7 +93,10 @@ def output_delta(A, Y, delta, activation, loss):
         delta[...] = A * (gradient - np.sum(A * gradient, axis=1, keepdims=True))
     else:
         delta[...] = gradient * derivative(A, activation)
-    return loss_sum(A, Y, loss)
+    if sample_weight is None:
+        return loss_sum(A, Y, loss)
+    delta *= sample_weight[:, None]
+    return float(sum(w * loss_sum(a[None], y[None], loss) for a, y, w in zip(A, Y, sample_weight)))
 
 
 def column_sums(D, out, scale):
@@ -100,14 +104,39 @@ def column_sums(D, out, scale):
     out[...] = scale * D.sum(axis=0)
 
 
-def sgd_update_inplace(params, grads, velocity, learning_rate, momentum=0.0):
-    """params := params − η grads; with momentum: velocity := μ velocity − η grads, params += velocity."""
+def sgd_update_inplace(params, grads, velocity, learning_rate, momentum=0.0, nesterov=False):
+    """params := params − η grads; with momentum μ: velocity := μ velocity − η grads and
+    params += velocity (classical) or params += μ velocity − η grads (Nesterov)."""
     if velocity is None:
         params -= learning_rate * grads
-    else:
-        velocity *= momentum
-        velocity -= learning_rate * grads
-        params += velocity
+        return
+    velocity *= momentum
+    velocity -= learning_rate * grads
+    params += momentum * velocity - learning_rate * grads if nesterov else velocity
+
+
+def adam_update_inplace(params, grads, first_moment, second_moment, learning_rate, t,
+                        beta1=0.9, beta2=0.999, epsilon=1e-8):
+    """Adam step t (from 1), Kingma & Ba's Algorithm 1: m := β₁m + (1−β₁)g, v := β₂v + (1−β₂)g²,
+    params −= η m̂ / (√v̂ + ε) with m̂ = m / (1 − β₁ᵗ), v̂ = v / (1 − β₂ᵗ)."""
+    first_moment[...] = beta1 * first_moment + (1 - beta1) * grads
+    second_moment[...] = beta2 * second_moment + (1 - beta2) * grads * grads
+    params -= learning_rate * (first_moment / (1 - beta1 ** t)) / (np.sqrt(second_moment / (1 - beta2 ** t)) + epsilon)
+
+
+def splitmix64(x):
+    """SplitMix64's finaliser on uint64 values (wrapping arithmetic): counter-based random numbers."""
+    x = np.asarray(x, np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def dropout_mask(mask, seed, counter, keep):
+    """mask[i] := 1/keep with probability keep, else 0; draw i hashes splitmix64(seed) + counter + i."""
+    draws = splitmix64(splitmix64(seed) + np.uint64(counter) + np.arange(mask.size, dtype=np.uint64))
+    kept = (draws >> np.uint64(40)) < np.uint64(int(keep * 16777216.0))
+    mask[...] = np.where(kept, mask.dtype.type(1 / keep), 0).reshape(mask.shape)
 
 
 def gather_rows(X, index, out):
@@ -118,36 +147,63 @@ def gather_rows(X, index, out):
 class Network:
     """The NumPy twin of ``fastmlp._kernels.Network``: same constructor, same methods."""
 
-    def __init__(self, weights, biases, activations, loss, capacity, momentum=0.0, l2=0.0, nthreads=1):
+    def __init__(self, weights, biases, activations, loss, capacity, momentum=0.0, l2=0.0, nthreads=1, *,
+                 optimizer="sgd", l1=0.0, dropout=0.0, use_bias=True, beta1=0.9, beta2=0.999,
+                 epsilon=1e-8, seed=0):
         self.weights, self.biases = list(weights), list(biases)
         self.layer_activations, self.loss = list(activations), loss
-        self.capacity, self.momentum, self.l2 = capacity, momentum, l2
+        self.capacity, self.momentum, self.l2, self.l1 = capacity, momentum, l2, l1
+        self.optimizer, self.beta1, self.beta2, self.epsilon = optimizer, beta1, beta2, epsilon
+        self.dropout, self.use_bias, self.seed = dropout, use_bias, seed
         self.dtype = self.weights[0].dtype
         self.n_layers = len(self.weights)
         self.weight_grads = [np.zeros_like(w) for w in self.weights]
         self.bias_grads = [np.zeros_like(b) for b in self.biases]
-        self.velocities = ([np.zeros_like(p) for p in self.weights + self.biases]
-                           if momentum else [None] * (2 * self.n_layers))
+        parameters = self.weights + self.biases
+        first = [np.zeros_like(p) for p in parameters] if optimizer == "adam" or momentum else []
+        second = [np.zeros_like(p) for p in parameters] if optimizer == "adam" else []
+        self.state = first + second
+        self.step_count, self.dropout_counter = 0, 0
         self.activations, self.deltas = [], []
+        self.sample_weight = None
 
-    def bind(self, X, Y, order):
+    def bind(self, X, Y, order, sample_weight=None):
         """Bind the training set; ``train_batch(start, stop)`` uses rows ``order[start:stop]``."""
-        self.X, self.Y, self.order = X, Y, order
+        self.X, self.Y, self.order, self.sample_weight = X, Y, order, sample_weight
 
     def train_batch(self, start, stop, learning_rate):
-        """One step of gradient descent on rows ``order[start:stop]``; returns their summed loss."""
+        """One optimizer step on rows ``order[start:stop]``; returns their summed (weighted) loss."""
         rows = self.order[start:stop]
-        total = self.backprop(self.X[rows], self.Y[rows])
-        for params, grads, velocity in zip(self.weights + self.biases,
-                                           self.weight_grads + self.bias_grads, self.velocities):
-            sgd_update_inplace(params, grads, velocity, learning_rate, self.momentum)
+        weights = None if self.sample_weight is None else self.sample_weight[rows]
+        total = self._backprop(self.X[rows], self.Y[rows], weights, training=True)
+        self.step_count += 1
+        parameters = self.weights + (self.biases if self.use_bias else [])
+        gradients = self.weight_grads + (self.bias_grads if self.use_bias else [])
+        n = len(self.weights + self.biases)
+        for i, (params, grads) in enumerate(zip(parameters, gradients)):
+            if self.optimizer == "adam":
+                adam_update_inplace(params, grads, self.state[i], self.state[n + i], learning_rate,
+                                    self.step_count, self.beta1, self.beta2, self.epsilon)
+            else:
+                sgd_update_inplace(params, grads, self.state[i] if self.state else None, learning_rate,
+                                   self.momentum, nesterov=self.optimizer == "nesterov")
         return total
 
-    def _forward(self, X):
-        """Activations of every layer: a⁰ = X, aˡ⁺¹ = σ(aˡ · Wˡ + bˡ)."""
-        activations = [X]
-        for W, b, name in zip(self.weights, self.biases, self.layer_activations):
-            activations.append(ACTIVATION_FUNCTIONS[name](activations[-1] @ W + b))
+    def _forward(self, X, training=False):
+        """Activations of every layer: a⁰ = X, aˡ⁺¹ = σ(aˡ · Wˡ + bˡ); in training with dropout,
+        each hidden layer's output is multiplied by a fresh mask (kept in ``self.masks``)."""
+        activations, self.raw, self.masks = [X], [X], [None]
+        for l, (W, b, name) in enumerate(zip(self.weights, self.biases, self.layer_activations)):
+            a = ACTIVATION_FUNCTIONS[name](activations[-1] @ W + (b if self.use_bias else 0))
+            self.raw.append(a)
+            mask = None
+            if training and self.dropout and l < self.n_layers - 1:
+                mask = np.empty_like(a)
+                dropout_mask(mask, self.seed, self.dropout_counter, 1 - self.dropout)
+                self.dropout_counter += a.size
+                a = a * mask
+            self.masks.append(mask)
+            activations.append(a)
         return activations
 
     def forward(self, X, out):
@@ -156,21 +212,26 @@ class Network:
 
     def backprop(self, X, Y):
         """Gradients of the mean cost over the rows of X into ``weight_grads``/``bias_grads``."""
-        self.activations = self._forward(X)
-        n_samples = X.shape[0]
+        return self._backprop(X, Y)
+
+    def _backprop(self, X, Y, sample_weight=None, training=False):
+        self.activations = self._forward(X, training)
+        total_weight = len(X) if sample_weight is None else sample_weight.sum(dtype=self.dtype)
         L = self.n_layers
         self.deltas = [None] * L
         self.deltas[-1] = np.empty_like(self.activations[-1])
-        total = output_delta(self.activations[-1], Y, self.deltas[-1], self.layer_activations[-1], self.loss)
+        total = output_delta(self.activations[-1], Y, self.deltas[-1], self.layer_activations[-1], self.loss,
+                             sample_weight)
         for l in range(L - 1, -1, -1):
-            # ∂C/∂Wˡ = mean over the batch of aˡ⁻¹ δˡᵀ;  ∂C/∂bˡ = mean of δˡ
-            self.weight_grads[l][...] = self.activations[l].T @ self.deltas[l] / n_samples
-            self.bias_grads[l][...] = self.deltas[l].sum(axis=0) / n_samples
-            if self.l2:
-                self.weight_grads[l] += self.l2 * self.weights[l]
+            # ∂C/∂Wˡ = (weighted) mean over the batch of aˡ⁻¹ δˡᵀ;  ∂C/∂bˡ = mean of δˡ
+            self.weight_grads[l][...] = self.activations[l].T @ self.deltas[l] / total_weight
+            if self.use_bias:
+                self.bias_grads[l][...] = self.deltas[l].sum(axis=0) / total_weight
+            self.weight_grads[l] += self.l2 * self.weights[l] + self.l1 * np.sign(self.weights[l])
             if l > 0:
-                # δˡ⁻¹ = (δˡ · Wˡᵀ) ⊙ σ'(zˡ⁻¹)
+                # δˡ⁻¹ = (δˡ · Wˡᵀ) ⊙ σ'(zˡ⁻¹)   (times the dropout mask of layer l)
                 self.deltas[l - 1] = self.deltas[l] @ self.weights[l].T
-                activation_derivative_inplace(self.activations[l], self.deltas[l - 1],
-                                              self.layer_activations[l - 1])
+                if self.masks[l] is not None:
+                    self.deltas[l - 1] *= self.masks[l]
+                activation_derivative_inplace(self.raw[l], self.deltas[l - 1], self.layer_activations[l - 1])
         return total
