@@ -491,26 +491,33 @@ cdef class Network:
                                     <float *> o + start * self.sizes[self.n_layers], False)
                 start += rows
 
-    def backprop(self, cnp.ndarray X, cnp.ndarray Y):
+    def backprop(self, cnp.ndarray X, cnp.ndarray Y, sample_weight=None):
         """Gradients of the mean cost over the rows of X into ``weight_grads``/``bias_grads``.
 
         After the call ``activations[l][:n]`` and ``deltas[l][:n]`` hold aˡ and δˡ of every
-        sample. Returns the loss summed over the rows (without the penalty terms). No dropout.
+        sample. Returns the loss summed over the rows (weighted by ``sample_weight`` if given;
+        without the penalty terms). No dropout.
         """
         cdef Py_ssize_t rows = X.shape[0]
         cdef double total
         cdef char *x = _data(X)
         cdef char *y = _data(Y)
+        cdef char *w = NULL
         self._check_batch(X, Y, self.capacity)
         if rows < 1:
             raise ValueError("backprop needs at least one row")
+        if sample_weight is not None:
+            if (not isinstance(sample_weight, np.ndarray) or sample_weight.dtype != self.dtype
+                    or sample_weight.shape != (rows,) or not sample_weight.flags.c_contiguous):
+                raise ValueError("backprop: sample_weight does not match X")
+            w = _data(sample_weight)
         with nogil:
             if self.is_double:
                 memcpy(self.acts[0], x, rows * self.sizes[0] * sizeof(double))
-                total = _forward_backward[double](self, rows, <double *> y, NULL, False)
+                total = _forward_backward(self, rows, <double *> y, <double *> w, False)
             else:
                 memcpy(self.acts[0], x, rows * self.sizes[0] * sizeof(float))
-                total = _forward_backward[float](self, rows, <float *> y, NULL, False)
+                total = _forward_backward(self, rows, <float *> y, <float *> w, False)
         return total
 
     def _check_batch(self, cnp.ndarray X, cnp.ndarray Y, Py_ssize_t max_rows):
@@ -578,23 +585,25 @@ cdef double _forward_backward(Network net, Py_ssize_t rows, const floating *Y,
     for l in range(L - 1, -1, -1):
         a = <floating *> net.acts[l]
         delta = <floating *> net.dels[l]
-        # ∂C/∂Wˡ = (1/rows) Σ_x aˡ⁻¹ δˡᵀ = (1/rows) Aᵀ Δ   (A read transposed through strides)
+        # ∂C/∂weights[l] = weighted mean over the batch of a δᵀ = Aᵀ Δ / Σw, with A = activations[l]
+        # (this layer's input, read transposed through strides) and Δ = deltas[l] (its error)
         _gemm(n[l], n[l + 1], rows, 1 / total_weight, a, 1, n[l], delta, n[l + 1], 1,
               <floating> 0, <floating *> net.gW[l], n[l + 1], work, net.nthreads)
-        # ∂C/∂bˡ = (1/rows) Σ_x δˡ
+        # ∂C/∂biases[l] = weighted mean over the batch of δ
         if net.use_bias:
             _column_sums(delta, <floating *> net.gb[l], rows, n[l + 1], 1 / total_weight)
         _add_penalty(<floating *> net.gW[l], <floating *> net.W[l], n[l] * n[l + 1],
                      <floating> net.l2, <floating> net.l1)
         if l > 0:
-            # δˡ⁻¹ = (δˡ · Wˡᵀ) ⊙ σ'(zˡ⁻¹)   (W read transposed through strides; dropout's mask too)
+            # the error of this layer's input: deltas[l-1] = (deltas[l] · weights[l]ᵀ) ⊙ σ'(z)
+            # (weights read transposed through strides; times dropout's mask in training)
             _gemm(rows, n[l], n[l + 1], <floating> 1, delta, n[l + 1], 1,
                   <floating *> net.W[l], 1, n[l + 1], <floating> 0,
                   <floating *> net.dels[l - 1], n[l], work, net.nthreads)
             if training and net.masks[l] != NULL:
                 _multiply(<floating *> net.dels[l - 1], <floating *> net.masks[l], rows * n[l])
-            _activation_derivative(<floating *> net.raw[l], <floating *> net.dels[l - 1], rows * n[l],
-                                   net.codes[l - 1])
+            _activation_derivative(<floating *> (net.raw[l] if training else net.acts[l]),
+                                   <floating *> net.dels[l - 1], rows * n[l], net.codes[l - 1])
     return loss_total
 
 

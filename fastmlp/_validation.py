@@ -50,18 +50,28 @@ def check_array(X, dtype, name="X", n_features=None):
         raise ValueError(f"{name} has {array.shape[1]} features, but the model expects {n_features}")
     with np.errstate(over="ignore"):   # a value too large for float32 becomes inf, reported just below
         array = np.ascontiguousarray(array, dtype=dtype)
-    if not np.isfinite(array).all():
+    if not _all_finite(array):
         raise ValueError(f"{name} contains NaN or infinity (or values too large for {np.dtype(dtype)})")
     return array
 
 
+TASKS = ("classification", "multilabel", "regression")
+
+
+def _all_finite(array, block_bytes=1 << 22):
+    """np.isfinite(array).all() a block of rows at a time: a numpy.memmap of many gigabytes is
+    checked without a boolean copy of its own size."""
+    rows = max(1, block_bytes // max(1, array[:1].nbytes))
+    return all(np.isfinite(array[start:start + rows]).all() for start in range(0, len(array), rows))
+
+
 def check_targets(y, n_samples, task, dtype, name="y"):
-    """Decide classification or regression and encode the targets.
+    """Decide the task and encode the targets.
 
     Returns ``(task, Y, classes)``: Y is a C-contiguous ``(n_samples, n_outputs)`` array of
-    ``dtype`` (one-hot rows for classification) and ``classes`` the sorted labels (None for
-    regression). Without ``task``, a 1-D y of integers, booleans or strings is classification,
-    a float y (1-D or 2-D) is regression.
+    ``dtype`` and ``classes`` the labels (None for regression). Without ``task``: a 1-D y of
+    integers, booleans or strings is classification (one-hot rows); a 2-D y of booleans or of
+    integers 0/1 is multi-label classification (one output per label); a float y is regression.
     """
     if y is None:
         raise TypeError(f"{name} is required")
@@ -71,7 +81,12 @@ def check_targets(y, n_samples, task, dtype, name="y"):
     if labels.shape[0] != n_samples:
         raise ValueError(f"X and {name} have different numbers of samples: {n_samples} and {labels.shape[0]}")
     if task is None:
-        task = "regression" if labels.dtype.kind in "fc" or labels.ndim == 2 else "classification"
+        if labels.ndim == 2 and labels.shape[1] > 1 and labels.dtype.kind in "biu" and np.isin(labels, (0, 1)).all():
+            task = "multilabel"
+        else:
+            task = "regression" if labels.dtype.kind in "fc" or labels.ndim == 2 else "classification"
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
     if task == "classification":
         if labels.ndim == 2 and labels.shape[1] == 1:
             labels = labels.ravel()
@@ -90,15 +105,59 @@ def check_targets(y, n_samples, task, dtype, name="y"):
         Y = np.zeros((n_samples, len(classes)), dtype=dtype)
         Y[np.arange(n_samples), encoded.ravel()] = 1
         return task, Y, classes
-    if task != "regression":
-        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+    if task == "multilabel":
+        Y = check_array(labels.reshape(n_samples, -1), dtype, name)
+        if not np.isin(Y, (0, 1)).all():
+            raise ValueError(f"{name} for multi-label classification must hold only 0 and 1")
+        return task, Y, np.arange(Y.shape[1])
     Y = check_array(labels.reshape(n_samples, -1), dtype, name)
     return task, Y, None
 
 
+def check_sample_weight(sample_weight, class_weight, y_encoded, classes, dtype):
+    """Per-sample weights (or None) from ``sample_weight`` and ``class_weight``.
+
+    ``class_weight`` is a dict {label: weight} or "balanced" (n_samples / (n_classes · count)),
+    for single-label classification; the two multiply when both are given.
+    """
+    n_samples = len(y_encoded)
+    weights = None
+    if sample_weight is not None:
+        weights = check_array(np.asarray(sample_weight).reshape(1, -1), np.float64, "sample_weight").ravel()
+        if len(weights) != n_samples:
+            raise ValueError(f"sample_weight has {len(weights)} values for {n_samples} samples")
+        if (weights < 0).any() or weights.sum() <= 0:
+            raise ValueError("sample_weight must be >= 0 with a positive sum")
+    if class_weight is not None:
+        if classes is None or y_encoded.shape[1] != len(classes) or not np.all(y_encoded.sum(axis=1) == 1):
+            raise ValueError("class_weight is only for single-label classification")
+        index = np.argmax(y_encoded, axis=1)
+        if class_weight == "balanced":
+            per_class = n_samples / (len(classes) * np.bincount(index, minlength=len(classes)))
+        elif isinstance(class_weight, dict):
+            unknown = [label for label in class_weight if label not in set(classes.tolist())]
+            if unknown:
+                raise ValueError(f"class_weight names labels not in y: {unknown[:5]}")
+            per_class = np.array([float(class_weight.get(label, 1.0)) for label in classes.tolist()])
+            if not np.all(np.isfinite(per_class)) or (per_class < 0).any():
+                raise ValueError("class_weight values must be finite and >= 0")
+        else:
+            raise ValueError(f"class_weight must be a dict or 'balanced', got {class_weight!r}")
+        weights = per_class[index] * (1 if weights is None else weights)
+        if weights.sum() <= 0:
+            raise ValueError("class_weight leaves every sample with weight 0")
+    return None if weights is None else np.ascontiguousarray(weights, dtype=dtype)
+
+
 def encode_labels(y, classes, dtype, name="y"):
     """One-hot rows for labels ``y`` of a model fitted on ``classes``; unseen labels are an error."""
-    labels = np.asarray(y).ravel()
+    labels = np.asarray(y)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels.ravel()
+    if labels.ndim != 1:
+        raise ValueError(f"{name} must be 1-D labels, got shape {labels.shape}")
+    if labels.dtype.kind not in "biufUSO":
+        raise TypeError(f"{name} labels have an unsupported dtype {labels.dtype}")
     index = np.searchsorted(classes, labels)
     index = np.minimum(index, len(classes) - 1)
     unseen = classes[index] != labels
@@ -141,21 +200,34 @@ def check_hidden(hidden):
 
 
 def check_activations(n_layers, activation, output_activation, loss, task):
-    """One activation name per layer, with the output activation the loss requires."""
-    if loss not in OUTPUT_ACTIVATIONS:
+    """One activation name per layer, with the output activation the loss requires.
+
+    ``activation`` is one name for every hidden layer or a sequence of one name per hidden layer.
+    """
+    if not isinstance(loss, str) or loss not in OUTPUT_ACTIVATIONS:
         raise ValueError(f"loss must be one of {sorted(OUTPUT_ACTIVATIONS)}, got {loss!r}")
-    if activation not in HIDDEN_ACTIVATIONS:
-        raise ValueError(f"activation must be one of {list(HIDDEN_ACTIVATIONS)}, got {activation!r}")
+    if isinstance(activation, str):
+        hidden = [activation] * (n_layers - 1)
+    elif isinstance(activation, (list, tuple)):
+        hidden = list(activation)
+    else:
+        raise ValueError(f"activation must be one of {list(HIDDEN_ACTIVATIONS)} or a list of them, got {activation!r}")
+    if len(hidden) != n_layers - 1:
+        raise ValueError(f"activation lists {len(hidden)} names for {n_layers - 1} hidden layers")
+    for name in hidden or [activation if isinstance(activation, str) else "sigmoid"]:
+        if name not in HIDDEN_ACTIVATIONS:
+            raise ValueError(f"activation must be one of {list(HIDDEN_ACTIVATIONS)}, got {name!r}")
     if output_activation is None:
         if loss == "quadratic":
-            output_activation = activation if task == "classification" else "identity"
+            last_hidden = hidden[-1] if hidden else (activation if isinstance(activation, str) else "sigmoid")
+            output_activation = last_hidden if task == "classification" else "identity"
         else:
             output_activation = OUTPUT_ACTIVATIONS[loss][0]
     allowed = OUTPUT_ACTIVATIONS[loss]
     if output_activation not in allowed:
         raise ValueError(f"output_activation {output_activation!r} does not go with loss {loss!r}; "
                          f"use one of {list(allowed)}")
-    return [activation] * (n_layers - 1) + [output_activation]
+    return hidden + [output_activation]
 
 
 def check_parameters(weights, biases, layer_sizes, dtype):

@@ -10,10 +10,13 @@ import numpy as np
 
 from . import _kernels, reference
 from ._config import get_num_threads
+from ._progress import Progress
 from ._validation import (check_activations, check_array, check_dtype, check_float, check_hidden,
-                          check_int, check_parameters, check_targets, encode_labels)
+                          check_int, check_parameters, check_sample_weight, check_targets, encode_labels)
 
 BACKENDS = {"compiled": _kernels.Network, "numpy": reference.Network}
+OPTIMIZERS = ("sgd", "nesterov", "adam", "lbfgs")
+SCHEDULES = ("constant", "invscaling", "step", "plateau")
 
 
 def init_parameters(layer_sizes, activations, rng, dtype=np.float32, init="fan_in"):
@@ -44,84 +47,93 @@ class MLP:
     weights : list of ndarray of shape (n_in, n_out)
         ``weights[l]`` maps layer l to layer l + 1 (``Z = A · W + b``).
     biases : list of ndarray of shape (n_out,)
+        Zeros that stay zero when the model was fitted with ``use_bias=False``.
     layer_activations : list of str
         The activation of each layer (the last one is the output activation).
     loss : str
+    task : {"classification", "multilabel", "regression"}
     classes_ : ndarray or None
-        The class labels for classification, None for regression.
+        The class labels (classification), label indices (multi-label), None for regression.
     history : dict of lists
-        Per epoch: ``loss`` (mean training cost), ``val_loss``, ``val_accuracy`` (classification) or
-        ``val_r2`` (regression) when validation data was given, and ``seconds``.
+        Per epoch: ``loss`` (mean training cost), ``learning_rate``, ``seconds``, and with
+        validation data ``val_loss`` and ``val_accuracy`` (classification) or ``val_r2``
+        (regression). ``interrupted``, ``diverged``, ``stopped_early`` and ``best_epoch``
+        record how training ended.
+    optimizer_state : dict or None
+        What continuing training needs (see ``fit(warm_start=...)``): the optimizer's name,
+        its state arrays (velocity or Adam's moments), the step count and the dropout counter.
     """
 
     def __init__(self, weights, biases, layer_activations, loss, classes=None, history=None, l2=0.0,
-                 single_target=True):
+                 single_target=True, task=None, l1=0.0, use_bias=True, optimizer_state=None):
         self.weights, self.biases = weights, biases
         self.layer_activations, self.loss = list(layer_activations), loss
         self.classes_ = classes
         self.history = history if history is not None else {}
-        self.l2 = l2
+        self.l2, self.l1, self.use_bias = l2, l1, use_bias
         self.single_target = single_target   # regression on a 1-D y: predict returns 1-D
+        self.task = task or ("regression" if classes is None else "classification")
+        self.optimizer_state = optimizer_state
 
     @property
     def dtype(self):
         return self.weights[0].dtype.type
 
     @property
-    def task(self):
-        return "regression" if self.classes_ is None else "classification"
-
-    @property
     def layer_sizes(self):
         return (self.weights[0].shape[0],) + tuple(w.shape[1] for w in self.weights)
-
-    def _network(self, capacity, backend="compiled"):
-        return BACKENDS[backend](self.weights, self.biases, self.layer_activations, self.loss,
-                                 capacity, nthreads=get_num_threads())
 
     def output(self, X, backend="compiled"):
         """The output layer's activations aᴸ for every row of X."""
         X = check_array(X, self.dtype, "X", self.layer_sizes[0])
         out = np.empty((X.shape[0], self.layer_sizes[-1]), self.dtype)
         # A network of its own per call, so predictions from several threads never share buffers.
-        self._network(min(X.shape[0], 1024), backend).forward(X, out)
+        network = BACKENDS[backend](self.weights, self.biases, self.layer_activations, self.loss,
+                                    min(X.shape[0], 1024), nthreads=get_num_threads(),
+                                    use_bias=self.use_bias)
+        network.forward(X, out)
         return out
 
     def forward(self, X):
         """Activations of every layer for the rows of X: ``[a⁰ = X, a¹, ..., aᴸ]``."""
         X = check_array(X, self.dtype, "X", self.layer_sizes[0])
-        network = reference.Network(self.weights, self.biases, self.layer_activations, self.loss, len(X))
+        network = reference.Network(self.weights, self.biases, self.layer_activations, self.loss, len(X),
+                                    use_bias=self.use_bias)
         return network._forward(X)
 
     def predict(self, X):
-        """Class labels (classification) or target values (regression) for the rows of X."""
+        """Class labels (classification), 0/1 indicator rows (multi-label) or target values (regression)."""
         out = self.output(X)
-        if self.classes_ is None:
+        if self.task == "multilabel":
+            return (out > 0.5).astype(np.int64)
+        if self.task == "regression":
             return out[:, 0] if self.single_target and out.shape[1] == 1 else out
         return self.classes_[np.argmax(out, axis=1)]
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes).
 
-        Softmax outputs are probabilities as they are; other outputs are clipped at 0 and
-        normalised to sum to 1 over the classes.
+        Softmax outputs are probabilities as they are; multi-label sigmoid outputs are each
+        label's probability; other outputs are clipped at 0 and normalised to sum to 1.
         """
-        if self.classes_ is None:
+        if self.task == "regression":
             raise AttributeError("predict_proba is only available for classification")
         out = self.output(X)
-        if self.layer_activations[-1] == "softmax":
+        if self.layer_activations[-1] == "softmax" or self.task == "multilabel":
             return out
         out = np.maximum(out, 0)
         total = out.sum(axis=1, keepdims=True)
         return np.divide(out, total, out=np.full_like(out, 1 / out.shape[1]), where=total > 0)
 
     def score(self, X, y):
-        """Accuracy for classification, the coefficient of determination R² for regression."""
+        """Accuracy (classification; exact-match for multi-label), or R² (regression)."""
         return self._score(*self._output_and_targets(X, y))
 
     def _score(self, out, Y):
-        if self.classes_ is not None:
+        if self.task == "classification":
             return float(np.mean(np.argmax(out, axis=1) == np.argmax(Y, axis=1)))
+        if self.task == "multilabel":
+            return float(np.mean(np.all((out > 0.5) == (Y > 0.5), axis=1)))
         residual = ((Y - out.astype(np.float64)) ** 2).sum(axis=0)
         total = ((Y - Y.mean(axis=0, dtype=np.float64)) ** 2).sum(axis=0)
         r2 = 1 - residual / np.where(total > 0, total, 1)
@@ -132,11 +144,13 @@ class MLP:
 
         Labels not seen during fit are an error; so is a length other than ``n_samples``.
         """
-        if self.classes_ is not None:
+        if self.task == "classification":
             Y = encode_labels(y, self.classes_, self.dtype, name)
         else:
             y = np.asarray(y)
             Y = check_array(y.reshape(len(y), -1) if y.ndim else y, self.dtype, name)
+            if Y.shape[1] != self.layer_sizes[-1]:
+                raise ValueError(f"{name} has {Y.shape[1]} columns, but the model has {self.layer_sizes[-1]} outputs")
         if n_samples is not None and len(Y) != n_samples:
             x_name = name[:-1] + "X"
             raise ValueError(f"{x_name} and y have different numbers of samples: {n_samples} and {len(Y)}")
@@ -146,59 +160,83 @@ class MLP:
         out = self.output(X)
         return out, self.targets(y, len(out))
 
+    def penalty(self):
+        """The regularisation term of the cost: (l2/2) Σ‖W‖² + l1 Σ|W|, over the weights."""
+        return sum(0.5 * self.l2 * float(np.sum(np.square(w, dtype=np.float64)))
+                   + self.l1 * float(np.sum(np.abs(w), dtype=np.float64)) for w in self.weights)
+
     def cost(self, X, y):
-        """The mean cost over the rows of X, including the L2 term."""
+        """The mean cost over the rows of X, including the regularisation term."""
         out, Y = self._output_and_targets(X, y)
-        penalty = 0.5 * self.l2 * sum(float(np.sum(w.astype(np.float64) ** 2)) for w in self.weights)
-        return reference.loss_sum(out, Y, self.loss) / len(out) + penalty
+        return reference.loss_sum(out, Y, self.loss) / len(out) + self.penalty()
 
     def backprop(self, X, y, backend="compiled"):
         """Exact gradients of the mean cost over (X, y): ``(weight_grads, bias_grads)``.
 
-        Same shapes as ``weights`` and ``biases``; the L2 term is included.
+        Same shapes as ``weights`` and ``biases``; the regularisation term is included.
         """
         X = check_array(X, self.dtype, "X", self.layer_sizes[0])
         Y = self.targets(y, len(X))
         network = BACKENDS[backend](self.weights, self.biases, self.layer_activations, self.loss,
-                                    len(X), l2=self.l2, nthreads=get_num_threads())
+                                    len(X), l2=self.l2, nthreads=get_num_threads(), l1=self.l1,
+                                    use_bias=self.use_bias)
         network.backprop(X, Y)
         return [g.copy() for g in network.weight_grads], [g.copy() for g in network.bias_grads]
 
 
-def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, loss="quadratic",
-        epochs=10, batch_size=100, learning_rate=3.0, momentum=0.0, l2=0.0, task=None,
-        init="fan_in", seed=None, dtype="float32", weights=None, biases=None, shuffle=True,
-        validation_data=None, on_divergence="raise", backend="compiled", verbose=0):
-    """Train a dense network by mini-batch stochastic gradient descent with backpropagation.
+def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, loss=None,
+        epochs=10, batch_size=100, learning_rate=3.0, optimizer="sgd", momentum=0.0,
+        beta1=0.9, beta2=0.999, epsilon=1e-8, l2=0.0, l1=0.0, dropout=0.0, use_bias=True,
+        lr_schedule="constant", power_t=0.5, lr_decay=0.5, lr_step=10, lr_patience=2,
+        task=None, init="fan_in", seed=None, dtype="float32", weights=None, biases=None,
+        warm_start=None, shuffle=True, sample_weight=None, class_weight=None,
+        validation_data=None, validation_fraction=None, early_stopping=False,
+        n_iter_no_change=10, tol=1e-4, monitor=None, restore_best=True, callback=None,
+        on_divergence="raise", backend="compiled", verbose=0):
+    """Train a dense network by mini-batch gradient descent with backpropagation.
 
     The defaults are the seed network of 3Blue1Brown and Nielsen: two hidden layers of 16
-    sigmoid neurons, quadratic cost, mini-batches of 100, learning rate 3.0.
+    sigmoid neurons, quadratic cost, mini-batches of 100, learning rate 3.0, plain SGD.
 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Labels (integers, strings or booleans: classification, one output per class) or float
-        targets (regression). ``task`` overrides the guess.
+        Labels (integers, strings or booleans: classification, one output per class), a 0/1
+        indicator matrix (multi-label classification), or float targets (regression).
+        ``task`` overrides the guess.
     hidden : sequence of int
         Sizes of the hidden layers (empty for no hidden layer).
-    activation : {"sigmoid", "tanh", "relu", "identity"}
-        Activation of the hidden layers.
+    activation : str or sequence of str
+        Activation of the hidden layers (one name, or one per hidden layer): "sigmoid",
+        "tanh", "relu" or "identity".
     output_activation : {"sigmoid", "tanh", "relu", "identity", "softmax"}, optional
         Default: softmax for ``log_loss``, sigmoid for ``cross_entropy``, and for the quadratic
-        cost the hidden activation (classification) or identity (regression).
-    loss : {"quadratic", "cross_entropy", "log_loss"}
-        ``C = 1/(2n) Σ‖y − a‖²``; sigmoid cross-entropy; softmax log-loss.
+        cost the last hidden activation (classification) or identity (regression).
+    loss : {"quadratic", "cross_entropy", "log_loss"}, optional
+        ``C = 1/(2n) Σ‖y − a‖²``; sigmoid cross-entropy; softmax log-loss. Default: quadratic,
+        or cross_entropy for multi-label classification.
     epochs, batch_size : int
-        A last mini-batch smaller than ``batch_size`` is kept.
+        A last mini-batch smaller than ``batch_size`` is kept. For L-BFGS ``epochs`` is the
+        maximum number of iterations.
     learning_rate : float
-        Step size η of gradient descent.
-    momentum : float in [0, 1)
-        Classical momentum μ: ``v := μ v − η ∇C``, ``w := w + v``.
-    l2 : float
-        L2 penalty: the cost is ``mean loss + (l2 / 2) Σ‖W‖²`` (weights, not biases), so each step
-        also decays the weights by ``η · l2 · W``. Nielsen's λ over n training samples is
-        ``l2 = λ / n``.
+        Step size η (the initial one when a schedule changes it).
+    optimizer : {"sgd", "nesterov", "adam", "lbfgs"}
+        SGD (with classical ``momentum``), Nesterov momentum, Adam (``beta1``, ``beta2``,
+        ``epsilon``), or full-batch L-BFGS (needs SciPy; loss and gradient come from our kernels).
+    l2, l1 : float
+        Penalties on the weights (not biases): the cost is
+        ``mean loss + (l2/2) Σ‖W‖² + l1 Σ|W|``. Nielsen's λ over n training samples is ``l2 = λ/n``.
+    dropout : float in [0, 1)
+        Fraction of hidden units dropped in each training step (inverted dropout: the kept ones
+        are scaled by 1/(1 − dropout)); nothing is dropped at predict time.
+    use_bias : bool
+        False: no biases (Welch Labs' network); ``biases`` stay zero.
+    lr_schedule : {"constant", "invscaling", "step", "plateau"}
+        ``invscaling``: η / (samples seen + 1)^power_t after each epoch (scikit-learn's rule);
+        ``step``: η · lr_decay every ``lr_step`` epochs; ``plateau``: η · lr_decay when the
+        monitored metric has not improved by ``tol`` for ``lr_patience`` epochs.
+    task : {"classification", "multilabel", "regression"}, optional
     init : {"fan_in", "normal"}
         Weight initialisation (see :func:`init_parameters`).
     seed : int or None
@@ -206,19 +244,38 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     dtype : {"float32", "float64"}
     weights, biases : lists of arrays, optional
         Start from these (copied, never modified) instead of random values.
+    warm_start : MLP, optional
+        Continue training this model: its weights, optimizer state, classes and history.
     shuffle : bool
         Shuffle the samples every epoch; ``False`` trains on them in order, step for step
         reproducible against another implementation.
+    sample_weight : array-like of shape (n_samples,), optional
+        Weights of the samples' costs; a mini-batch's gradient is the weighted mean.
+    class_weight : dict or "balanced", optional
+        Weights per class (classification), multiplied into ``sample_weight``.
     validation_data : tuple (X_val, y_val), optional
         Evaluated after every epoch into ``history``.
+    validation_fraction : float in (0, 1), optional
+        Hold out this fraction of the training data (stratified for classification) as
+        validation data instead.
+    early_stopping : bool
+        Stop when ``monitor`` has not improved by ``tol`` for ``n_iter_no_change`` epochs and,
+        with ``restore_best``, go back to the best epoch's weights.
+    monitor : {"val_loss", "val_score", "loss"}, optional
+        The metric early stopping and the plateau schedule watch: validation loss by default
+        (training loss without validation data).
+    callback : callable, optional
+        Called after every epoch as ``callback(metrics)`` with a dict (``epoch``, ``loss``,
+        ``learning_rate``, ``seconds`` and the validation metrics); a true return value stops
+        training.
     on_divergence : {"raise", "stop"}
         When the cost or the weights stop being finite: raise ``FloatingPointError`` naming the
-        epoch, or stop and keep the weights of the last finite epoch (``history["diverged"]`` holds
-        the epoch).
+        epoch, or stop and keep the weights of the last finite epoch (``history["diverged"]``).
     backend : {"compiled", "numpy"}
         The compiled kernels, or their NumPy twin (the same algorithm, for checking and comparing).
     verbose : int
-        1 prints one line per epoch.
+        1 prints one line per epoch (loss, validation score, samples/s, time left), with a
+        progress line inside long epochs when the output is a terminal.
 
     Returns
     -------
@@ -247,83 +304,205 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     >>> model.predict([[0, 1], [1, 1]])
     array([1, 0])
     """
-    dtype = check_dtype(dtype)
-    hidden = check_hidden(hidden)
+    dtype = check_dtype(dtype if warm_start is None else warm_start.dtype)
     epochs = check_int(epochs, "epochs")
     batch_size = check_int(batch_size, "batch_size")
     learning_rate = check_float(learning_rate, "learning_rate", 0.0, inclusive=False)
     momentum = check_float(momentum, "momentum", 0.0, maximum=1.0)
-    l2 = check_float(l2, "l2")
-    if on_divergence not in ("raise", "stop"):
-        raise ValueError(f"on_divergence must be 'raise' or 'stop', got {on_divergence!r}")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+    beta1 = check_float(beta1, "beta1", 0.0, maximum=1.0)
+    beta2 = check_float(beta2, "beta2", 0.0, maximum=1.0)
+    epsilon = check_float(epsilon, "epsilon", 0.0, inclusive=False)
+    l2, l1 = check_float(l2, "l2"), check_float(l1, "l1")
+    dropout = check_float(dropout, "dropout", 0.0, maximum=1.0)
+    tol = check_float(tol, "tol")
+    n_iter_no_change = check_int(n_iter_no_change, "n_iter_no_change")
+    for name, value, allowed in (("optimizer", optimizer, OPTIMIZERS), ("lr_schedule", lr_schedule, SCHEDULES),
+                                 ("on_divergence", on_divergence, ("raise", "stop")),
+                                 ("backend", backend, tuple(BACKENDS)),
+                                 ("monitor", monitor, (None, "val_loss", "val_score", "loss"))):
+        if value not in allowed:
+            raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {callback!r}")
+
     X = check_array(X, dtype, "X")
-    task, Y, classes = check_targets(y, X.shape[0], task, dtype)
-    layer_sizes = (X.shape[1],) + hidden + (Y.shape[1],)
-    layer_activations = check_activations(len(layer_sizes) - 1, activation, output_activation, loss, task)
-    rng = np.random.default_rng(seed)
-    if (weights is None) != (biases is None):
-        raise ValueError("give both weights and biases, or neither")
-    if weights is None:
-        weights, biases = init_parameters(layer_sizes, layer_activations, rng, dtype, init)
+    if warm_start is not None:
+        if not isinstance(warm_start, MLP):
+            raise TypeError(f"warm_start must be a fitted fastmlp.MLP, got {type(warm_start).__name__}")
+        model = _continue(warm_start, X.shape[1])
+        Y = model.targets(y, len(X))
     else:
-        weights, biases = check_parameters(weights, biases, layer_sizes, dtype)
-    model = MLP(weights, biases, layer_activations, loss, classes, l2=l2, single_target=np.ndim(y) == 1)
-    if validation_data is not None:
-        if len(validation_data) != 2:
+        task, Y, classes = check_targets(y, X.shape[0], task, dtype)
+        if loss is None:
+            loss = "cross_entropy" if task == "multilabel" else "quadratic"
+        layer_sizes = (X.shape[1],) + check_hidden(hidden) + (Y.shape[1],)
+        layer_activations = check_activations(len(layer_sizes) - 1, activation, output_activation, loss, task)
+        if (weights is None) != (biases is None):
+            raise ValueError("give both weights and biases, or neither")
+        if weights is None:
+            weights, biases = init_parameters(layer_sizes, layer_activations, np.random.default_rng(seed),
+                                              dtype, init)
+        else:
+            weights, biases = check_parameters(weights, biases, layer_sizes, dtype)
+        if not use_bias:
+            biases = [np.zeros_like(b) for b in biases]
+        model = MLP(weights, biases, layer_activations, loss, classes, l2=l2, l1=l1, task=task,
+                    single_target=np.ndim(y) == 1, use_bias=bool(use_bias))
+    sample_weight = check_sample_weight(sample_weight, class_weight, Y, model.classes_ if model.task == "classification"
+                                        else None, dtype)
+    if validation_fraction is not None:
+        if validation_data is not None:
+            raise ValueError("give validation_data or validation_fraction, not both")
+        validation_fraction = check_float(validation_fraction, "validation_fraction", 0.0, inclusive=False, maximum=1.0)
+        X, Y, sample_weight, validation_data = _split(X, Y, sample_weight, validation_fraction, model.task,
+                                                      np.random.default_rng(seed))
+        X_val, Y_val = validation_data
+    elif validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("validation_data must be a tuple (X_val, y_val)")
         X_val = check_array(validation_data[0], dtype, "validation_data X", X.shape[1])
         Y_val = model.targets(validation_data[1], len(X_val), "validation_data y")
+    monitor = monitor or ("val_loss" if validation_data is not None else "loss")
+    if monitor.startswith("val") and validation_data is None:
+        raise ValueError(f"monitor={monitor!r} needs validation_data or validation_fraction")
+
+    config = dict(optimizer=optimizer, momentum=momentum, beta1=beta1, beta2=beta2, epsilon=epsilon,
+                  l2=l2, l1=l1, dropout=dropout)
+    model.l2, model.l1 = l2, l1
+    if optimizer == "lbfgs":
+        from ._lbfgs import fit_lbfgs
+        return fit_lbfgs(model, X, Y, sample_weight, epochs, tol, backend, verbose)
 
     n_samples = X.shape[0]
-    batch_size = min(batch_size, n_samples)
-    network = BACKENDS[backend](weights, biases, layer_activations, loss, batch_size,
-                                momentum=momentum, l2=l2, nthreads=get_num_threads())
+    capacity = min(batch_size, n_samples)
+    network = BACKENDS[backend](model.weights, model.biases, model.layer_activations, model.loss, capacity,
+                                momentum=momentum, l2=l2, nthreads=get_num_threads(), optimizer=optimizer,
+                                l1=l1, dropout=dropout, use_bias=model.use_bias, beta1=beta1, beta2=beta2,
+                                epsilon=epsilon, seed=0 if seed is None else seed)
+    _restore_state(network, model.optimizer_state, optimizer)
     order = np.arange(n_samples, dtype=np.int64)
-    network.bind(X, Y, order)
+    network.bind(X, Y, order, sample_weight)
+    total_weight = n_samples if sample_weight is None else float(sample_weight.sum())
+    rng = np.random.default_rng(seed)
+
     history = model.history
-    parameters = weights + biases
+    parameters = model.weights + model.biases
     last_good = [p.copy() for p in parameters]   # the parameters after the last completed epoch
-    for epoch in range(1, epochs + 1):
+    best = {"value": np.inf, "epoch": 0, "parameters": None, "waited": 0}
+    plateau_waited = 0
+    samples_seen = 0
+    rate = learning_rate
+    first_epoch = len(history.get("loss", [])) + 1
+    progress = Progress(verbose, first_epoch + epochs - 1, n_samples)
+    for epoch in range(first_epoch, first_epoch + epochs):
         started = time.perf_counter()
         if shuffle:
             rng.shuffle(order)
         total = 0.0
         try:
-            for start in range(0, n_samples, batch_size):
-                total += network.train_batch(start, min(start + batch_size, n_samples), learning_rate)
+            for start in range(0, n_samples, capacity):
+                total += network.train_batch(start, min(start + capacity, n_samples), rate)
+                progress.batch(epoch, start + capacity, started)
         except KeyboardInterrupt:
             # Ctrl-C: keep the last completed epoch's parameters and say so in the history.
             _copy_into(parameters, last_good)
             history["interrupted"] = epoch
-            if verbose:
-                print(f"epoch {epoch}/{epochs}: interrupted; keeping the weights of epoch {epoch - 1}", flush=True)
+            progress.message(f"epoch {epoch}: interrupted; keeping the weights of the last completed epoch")
             break
         seconds = time.perf_counter() - started
-        epoch_loss = total / n_samples
+        samples_seen += n_samples
+        epoch_loss = total / total_weight
         if not np.isfinite(epoch_loss) or not all(np.isfinite(p).all() for p in parameters):
             message = (f"training diverged in epoch {epoch}: the cost became {epoch_loss} or the weights "
-                       f"stopped being finite; try a smaller learning_rate (now {learning_rate})")
+                       f"stopped being finite; try a smaller learning_rate (now {rate})")
             if on_divergence == "raise":
                 raise FloatingPointError(message)
             _copy_into(parameters, last_good)
             history["diverged"] = epoch
-            warnings.warn(message + f"; keeping the weights of epoch {epoch - 1}", RuntimeWarning, stacklevel=2)
+            warnings.warn(message + "; keeping the weights of the last finite epoch", RuntimeWarning, stacklevel=2)
             break
         _copy_into(last_good, parameters)
-        history.setdefault("loss", []).append(epoch_loss)
-        history.setdefault("seconds", []).append(seconds)
-        line = f"epoch {epoch}/{epochs}: loss {epoch_loss:.4f}"
+
+        metrics = {"epoch": epoch, "loss": epoch_loss + model.penalty(), "learning_rate": rate, "seconds": seconds}
         if validation_data is not None:
             output = model.output(X_val)
-            score = model._score(output, Y_val)
-            history.setdefault("val_loss", []).append(reference.loss_sum(output, Y_val, loss) / len(X_val))
-            history.setdefault("val_accuracy" if task == "classification" else "val_r2", []).append(score)
-            line += f", val_loss {history['val_loss'][-1]:.4f}, val score {score:.4f}"
-        if verbose:
-            print(f"{line} ({seconds:.3f} s)", flush=True)
+            metrics["val_loss"] = reference.loss_sum(output, Y_val, model.loss) / len(X_val)
+            metrics["val_accuracy" if model.task != "regression" else "val_r2"] = model._score(output, Y_val)
+        for key, value in metrics.items():
+            if key != "epoch":
+                history.setdefault(key, []).append(value)
+        progress.epoch(metrics)
+
+        # The monitored metric, as a value to minimise.
+        value = metrics[monitor] if monitor != "val_score" else -metrics.get("val_accuracy", metrics.get("val_r2"))
+        improved = value < best["value"] - tol
+        if improved:
+            best.update(value=value, epoch=epoch, waited=0)
+            if early_stopping and restore_best:
+                best["parameters"] = [p.copy() for p in parameters]
+        else:
+            best["waited"] += 1
+        if early_stopping and best["waited"] >= n_iter_no_change:
+            history["stopped_early"] = epoch
+            break
+        if lr_schedule == "invscaling":
+            rate = learning_rate / (samples_seen + 1) ** power_t
+        elif lr_schedule == "step" and (epoch - first_epoch + 1) % lr_step == 0:
+            rate *= lr_decay
+        elif lr_schedule == "plateau":
+            plateau_waited = 0 if improved else plateau_waited + 1
+            if plateau_waited >= lr_patience:
+                rate, plateau_waited = rate * lr_decay, 0
+        if callback is not None and callback(dict(metrics)):
+            history["stopped_by_callback"] = epoch
+            break
+    if early_stopping and restore_best and best["parameters"] is not None:
+        _copy_into(parameters, best["parameters"])
+        history["best_epoch"] = best["epoch"]
+    model.optimizer_state = {"optimizer": optimizer, "state": [s.copy() for s in network.state],
+                             "step_count": int(network.step_count), "dropout_counter": int(network.dropout_counter),
+                             "config": config}
     return model
+
+
+def _continue(model, n_features):
+    """A copy of ``model`` to continue training (the caller's model is never changed)."""
+    if model.layer_sizes[0] != n_features:
+        raise ValueError(f"X has {n_features} features, but the warm_start model expects {model.layer_sizes[0]}")
+    state = model.optimizer_state
+    if state is not None:
+        state = dict(state, state=[s.copy() for s in state["state"]])
+    return MLP([w.copy() for w in model.weights], [b.copy() for b in model.biases], model.layer_activations,
+               model.loss, model.classes_, {k: list(v) if isinstance(v, list) else v
+                                            for k, v in model.history.items()},
+               model.l2, model.single_target, model.task, model.l1, model.use_bias, state)
+
+
+def _restore_state(network, optimizer_state, optimizer):
+    """Carry the optimizer state of an earlier fit into ``network`` when it is the same optimizer."""
+    if not optimizer_state or optimizer_state["optimizer"] != optimizer:
+        return
+    if len(optimizer_state["state"]) == len(network.state):
+        _copy_into(network.state, optimizer_state["state"])
+    network.step_count = optimizer_state["step_count"]
+    network.dropout_counter = optimizer_state["dropout_counter"]
+
+
+def _split(X, Y, sample_weight, fraction, task, rng):
+    """Hold out ``fraction`` of the rows as validation data, stratified by class for classification."""
+    n_samples = len(X)
+    if task == "classification":
+        labels = np.argmax(Y, axis=1)
+        held = [rng.permutation(np.flatnonzero(labels == c))[: int(np.ceil(fraction * np.sum(labels == c)))]
+                for c in range(Y.shape[1]) if np.any(labels == c)]
+        held = np.sort(np.concatenate(held))
+    else:
+        held = np.sort(rng.permutation(n_samples)[: int(np.ceil(fraction * n_samples))])
+    keep = np.setdiff1d(np.arange(n_samples), held)
+    if len(keep) == 0 or len(held) == 0:
+        raise ValueError(f"validation_fraction={fraction} leaves no training or no validation samples")
+    weights = None if sample_weight is None else np.ascontiguousarray(sample_weight[keep])
+    return np.ascontiguousarray(X[keep]), np.ascontiguousarray(Y[keep]), weights, (X[held], Y[held])
 
 
 def _copy_into(targets, sources):

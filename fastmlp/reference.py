@@ -210,9 +210,9 @@ class Network:
         """out := network output for every row of X."""
         out[...] = self._forward(X)[-1]
 
-    def backprop(self, X, Y):
+    def backprop(self, X, Y, sample_weight=None):
         """Gradients of the mean cost over the rows of X into ``weight_grads``/``bias_grads``."""
-        return self._backprop(X, Y)
+        return self._backprop(X, Y, sample_weight)
 
     def _backprop(self, X, Y, sample_weight=None, training=False):
         self.activations = self._forward(X, training)
@@ -223,13 +223,15 @@ class Network:
         total = output_delta(self.activations[-1], Y, self.deltas[-1], self.layer_activations[-1], self.loss,
                              sample_weight)
         for l in range(L - 1, -1, -1):
-            # ∂C/∂Wˡ = (weighted) mean over the batch of aˡ⁻¹ δˡᵀ;  ∂C/∂bˡ = mean of δˡ
+            # ∂C/∂weights[l] = (weighted) mean over the batch of a δᵀ, with a = activations[l] (this
+            # layer's input) and δ = deltas[l] (its error);  ∂C/∂biases[l] = mean of δ
             self.weight_grads[l][...] = self.activations[l].T @ self.deltas[l] / total_weight
             if self.use_bias:
                 self.bias_grads[l][...] = self.deltas[l].sum(axis=0) / total_weight
             self.weight_grads[l] += self.l2 * self.weights[l] + self.l1 * np.sign(self.weights[l])
             if l > 0:
-                # δˡ⁻¹ = (δˡ · Wˡᵀ) ⊙ σ'(zˡ⁻¹)   (times the dropout mask of layer l)
+                # the error of this layer's input: deltas[l-1] = (deltas[l] · weights[l]ᵀ) ⊙ σ'(z)
+                # (times the dropout mask of activations[l])
                 self.deltas[l - 1] = self.deltas[l] @ self.weights[l].T
                 if self.masks[l] is not None:
                     self.deltas[l - 1] *= self.masks[l]

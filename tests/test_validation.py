@@ -81,7 +81,7 @@ Y_ERRORS = [
      "y labels cannot be compared"),
     ("2-D labels", lambda y: np.column_stack([y, y]), "classification", ValueError,
      "y for classification must be 1-D labels"),
-    ("unknown task", lambda y: y, "clustering", ValueError, "task must be 'classification' or 'regression'"),
+    ("unknown task", lambda y: y, "clustering", ValueError, "task must be one of"),
 ]
 
 

@@ -1,0 +1,54 @@
+"""Full-batch L-BFGS (as Welch Labs trains with BFGS), with SciPy's optimiser.
+
+SciPy is optional: ``pip install scipy``. The cost and its gradient come from our kernels, in the
+model's dtype (float32 stays float32 there); only the flat parameter vector SciPy updates is float64.
+"""
+import time
+
+import numpy as np
+
+from ._config import get_num_threads
+
+
+def fit_lbfgs(model, X, Y, sample_weight, max_iter, tol, backend, verbose):
+    """Minimise the model's cost over all of (X, Y) with L-BFGS-B; the model is updated and returned."""
+    try:
+        from scipy.optimize import minimize
+    except ImportError:
+        raise ImportError("optimizer='lbfgs' needs SciPy: pip install scipy") from None
+    from .model import BACKENDS
+
+    parameters = model.weights + (model.biases if model.use_bias else [])
+    shapes = [p.shape for p in parameters]
+    splits = np.cumsum([p.size for p in parameters])[:-1]
+    network = BACKENDS[backend](model.weights, model.biases, model.layer_activations, model.loss, len(X),
+                                l2=model.l2, nthreads=get_num_threads(), l1=model.l1, use_bias=model.use_bias)
+    total_weight = len(X) if sample_weight is None else float(sample_weight.sum())
+    history = model.history
+    gradients = network.weight_grads + (network.bias_grads if model.use_bias else [])
+
+    def cost_and_gradient(vector):
+        for target, piece, shape in zip(parameters, np.split(vector, splits), shapes):
+            target[...] = piece.reshape(shape)
+        loss = network.backprop(X, Y, sample_weight) / total_weight + model.penalty()
+        return loss, np.concatenate([g.ravel() for g in gradients]).astype(np.float64)
+
+    started = [time.perf_counter()]
+
+    def record(vector):
+        loss = cost_and_gradient(vector)[0]
+        now = time.perf_counter()
+        history.setdefault("loss", []).append(loss)
+        history.setdefault("seconds", []).append(now - started[0])
+        started[0] = now
+        if verbose:
+            print(f"iteration {len(history['loss'])}: loss {loss:.6f}", flush=True)
+
+    x0 = np.concatenate([p.ravel() for p in parameters]).astype(np.float64)
+    result = minimize(cost_and_gradient, x0, jac=True, method="L-BFGS-B", callback=record,
+                      options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-10})
+    cost_and_gradient(result.x)    # leave the best parameters in the model
+    if not all(np.isfinite(p).all() for p in parameters):
+        raise FloatingPointError("L-BFGS diverged: the weights stopped being finite")
+    model.optimizer_state = None
+    return model
