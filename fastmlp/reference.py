@@ -126,15 +126,17 @@ def adam_update_inplace(params, grads, first_moment, second_moment, learning_rat
 
 def splitmix64(x):
     """SplitMix64's finaliser on uint64 values (wrapping arithmetic): counter-based random numbers."""
-    x = np.asarray(x, np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    with np.errstate(over="ignore"):           # the arithmetic wraps modulo 2⁶⁴ on purpose
+        x = np.asarray(x, np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
 
 
 def dropout_mask(mask, seed, counter, keep):
     """mask[i] := 1/keep with probability keep, else 0; draw i hashes splitmix64(seed) + counter + i."""
-    draws = splitmix64(splitmix64(seed) + np.uint64(counter) + np.arange(mask.size, dtype=np.uint64))
+    with np.errstate(over="ignore"):
+        draws = splitmix64(splitmix64(seed) + np.uint64(counter) + np.arange(mask.size, dtype=np.uint64))
     kept = (draws >> np.uint64(40)) < np.uint64(int(keep * 16777216.0))
     mask[...] = np.where(kept, mask.dtype.type(1 / keep), 0).reshape(mask.shape)
 
