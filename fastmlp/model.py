@@ -189,7 +189,7 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         beta1=0.9, beta2=0.999, epsilon=1e-8, l2=0.0, l1=0.0, dropout=0.0, use_bias=True,
         lr_schedule="constant", power_t=0.5, lr_decay=0.5, lr_step=10, lr_patience=2,
         task=None, init="fan_in", seed=None, dtype="float32", weights=None, biases=None,
-        warm_start=None, shuffle=True, sample_weight=None, class_weight=None,
+        warm_start=None, classes_=None, shuffle=True, sample_weight=None, class_weight=None,
         validation_data=None, validation_fraction=None, early_stopping=False,
         n_iter_no_change=10, tol=1e-4, monitor=None, restore_best=True, callback=None,
         on_divergence="raise", backend="compiled", verbose=0):
@@ -246,6 +246,9 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         Start from these (copied, never modified) instead of random values.
     warm_start : MLP, optional
         Continue training this model: its weights, optimizer state, classes and history.
+    classes_ : array-like, optional
+        Every class label (classification), when ``y`` may not show all of them (training in
+        chunks, as ``partial_fit`` does).
     shuffle : bool
         Shuffle the samples every epoch; ``False`` trains on them in order, step for step
         reproducible against another implementation.
@@ -332,7 +335,17 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         model = _continue(warm_start, X.shape[1])
         Y = model.targets(y, len(X))
     else:
-        task, Y, classes = check_targets(y, X.shape[0], task, dtype)
+        if classes_ is not None:
+            if task not in (None, "classification"):
+                raise ValueError("classes_ is only for single-label classification")
+            task, classes = "classification", np.unique(np.asarray(classes_))
+            if len(classes) < 2:
+                raise ValueError(f"classes_ must hold at least two labels, got {classes.tolist()}")
+            Y = encode_labels(y, classes, dtype)
+            if len(Y) != len(X):
+                raise ValueError(f"X and y have different numbers of samples: {len(X)} and {len(Y)}")
+        else:
+            task, Y, classes = check_targets(y, X.shape[0], task, dtype)
         if loss is None:
             loss = "cross_entropy" if task == "multilabel" else "quadratic"
         layer_sizes = (X.shape[1],) + check_hidden(hidden) + (Y.shape[1],)

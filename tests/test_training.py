@@ -255,3 +255,14 @@ def test_lbfgs_minimises_the_cost_in_the_models_dtype(dtype):
                         dtype=dtype, seed=0, tol=0)
     assert model.weights[0].dtype == np.dtype(dtype)
     assert model.history["loss"][-1] < 1e-4 < model.history["loss"][0]
+
+
+def test_classes_may_be_given_when_a_chunk_lacks_some(data):
+    X, y = data
+    chunk = y == 0
+    model = fastmlp.fit(X[chunk], y[chunk], classes_=[0, 1, 2], hidden=(4,), epochs=1, seed=0)
+    assert model.classes_.tolist() == [0, 1, 2] and model.layer_sizes[-1] == 3
+    model = fastmlp.fit(X, y, warm_start=model, epochs=1)
+    assert len(model.history["loss"]) == 2
+    with pytest.raises(ValueError, match="labels not seen during fit"):
+        fastmlp.fit(X, y, classes_=[0, 1], hidden=(4,), epochs=1)
