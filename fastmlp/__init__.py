@@ -5,6 +5,8 @@ Textbook backpropagation (3Blue1Brown, Welch Labs, Nielsen) with compiled kernel
 ``MLP`` with ``predict``, ``predict_proba`` and ``score``. ``fastmlp.reference`` holds the same
 algorithm in plain NumPy.
 """
+__version__ = "0.1.0"   # the one place the version is written (pyproject.toml reads it)
+
 try:
     from . import _kernels
 except ImportError as error:   # never fall back to NumPy silently
@@ -17,10 +19,10 @@ except ImportError as error:   # never fall back to NumPy silently
 from . import datasets, reference
 from ._kernels import gemm_isa as kernel_isa
 from ._config import get_num_threads, set_num_threads
+from ._info import show_config
 from .gradcheck import check_gradients
 from .io import load, save
 from .model import MLP, fit, init_parameters
 
-__version__ = "0.1.0"
 __all__ = ["fit", "MLP", "check_gradients", "init_parameters", "datasets", "reference",
-           "get_num_threads", "set_num_threads", "kernel_isa", "save", "load", "__version__"]
+           "get_num_threads", "set_num_threads", "kernel_isa", "show_config", "save", "load", "__version__"]

@@ -77,10 +77,7 @@ def check_grad(args):
 
 
 def info(args):
-    print(f"fastmlp {fastmlp.__version__}")
-    print(f"numpy {np.__version__}")
-    print(f"GEMM kernels: {fastmlp.kernel_isa()}")
-    print(f"threads: {fastmlp.get_num_threads()} (change with FASTMLP_NUM_THREADS or fastmlp.set_num_threads)")
+    fastmlp.show_config()
     print(f"Fashion-MNIST installed: {datasets.fashion_mnist_available()}")
 
 
@@ -118,7 +115,7 @@ def parser():
     grad.add_argument("--classes", type=int, default=3)
     grad.set_defaults(handler=check_grad)
 
-    commands.add_parser("info", help="version, kernels in use, threads").set_defaults(handler=info)
+    commands.add_parser("info", help="version, build flags, kernel levels, threads").set_defaults(handler=info)
     return main
 
 
