@@ -5,11 +5,15 @@ The file is a NumPy ``.npz`` archive (a zip) holding ``weights_0 ... weights_{L-
 ``format`` ("fastmlp"), ``format_version``, ``layer_sizes``, ``layer_activations``, ``loss``,
 ``dtype``, ``l2``, ``single_target``, ``history`` and ``sha256``, a digest of every array,
 so that an edited or damaged file is rejected. Loading uses ``allow_pickle=False``: nothing in
-a file can run code. Saving writes a temporary file beside the target and renames it over the
+a file can run code. Every member is stored uncompressed, so no header can make loading allocate
+more than the file's size, and the arrays are checked as ``fit`` checks user-given weights
+(float32/float64, the shapes of the layer sizes, finite values). Saving writes a temporary file beside the target and renames it over the
 target, so a crash mid-save never leaves a half-written file in place.
 """
 import hashlib
 import json
+import math
+import numbers
 import os
 import tempfile
 import zipfile
@@ -17,7 +21,8 @@ import zlib
 
 import numpy as np
 
-from ._validation import HIDDEN_ACTIVATIONS, check_activations
+from ._validation import (HIDDEN_ACTIVATIONS, check_activations, check_dtype, check_float, check_int,
+                          check_parameters)
 from .model import MLP
 
 FORMAT = "fastmlp"
@@ -34,6 +39,15 @@ def _digest(arrays, metadata):
         digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+def _plain(entry):
+    """A history entry as JSON: per-epoch numbers, or one epoch number ("interrupted", "diverged")."""
+    if isinstance(entry, numbers.Integral):
+        return int(entry)
+    if isinstance(entry, numbers.Real):
+        return float(entry)
+    return [float(value) for value in entry]
 
 
 def save(model, path):
@@ -58,7 +72,7 @@ def save(model, path):
         "layer_sizes": list(model.layer_sizes), "layer_activations": model.layer_activations,
         "loss": model.loss, "dtype": np.dtype(model.dtype).name, "l2": model.l2,
         "single_target": bool(model.single_target),
-        "history": {key: [float(v) for v in values] for key, values in model.history.items()},
+        "history": {key: _plain(values) for key, values in model.history.items()},
     }
     metadata["sha256"] = _digest(arrays, metadata)
     path = os.fspath(path)
@@ -87,16 +101,10 @@ def load(path):
         damaged, or its arrays do not match its metadata.
     """
     path = os.fspath(path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as error:
-        raise ValueError(f"{path} is not a readable fastmlp model file (truncated or damaged?): {error}") from None
+    arrays = _read_arrays(path)
     try:
         metadata = json.loads(str(arrays.pop("metadata")))
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, RecursionError):   # RecursionError: absurdly nested JSON
         raise ValueError(f"{path} is not a fastmlp model file: no valid metadata") from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise ValueError(f"{path} is not a fastmlp model file")
@@ -106,21 +114,67 @@ def load(path):
     if metadata.get("sha256") != _digest(arrays, metadata):
         raise ValueError(f"{path} has been modified or damaged: its arrays do not match their checksum")
     try:
-        sizes = [int(n) for n in metadata["layer_sizes"]]
-        n_layers = len(sizes) - 1
-        dtype = np.dtype(metadata["dtype"])
-        weights = [arrays[f"weights_{l}"] for l in range(n_layers)]
-        biases = [arrays[f"biases_{l}"] for l in range(n_layers)]
-        activations, loss = list(metadata["layer_activations"]), metadata["loss"]
+        return _model(arrays, metadata)
     except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"{path} is incomplete: {error!r}") from None
-    for l, (w, b) in enumerate(zip(weights, biases)):
-        if w.shape != (sizes[l], sizes[l + 1]) or b.shape != (sizes[l + 1],) or w.dtype != dtype or b.dtype != dtype:
-            raise ValueError(f"{path}: layer {l} arrays do not match the metadata")
-    task = "classification" if "classes" in arrays else "regression"
+        raise ValueError(f"{path} does not describe a valid model: {error!r}") from None
+
+
+def _read_arrays(path):
+    """Every array of the ``.npz`` archive at ``path``; what is not such an archive is a ValueError."""
+    try:
+        with open(path, "rb") as file:
+            is_zip = file.read(4) == b"PK\x03\x04"
+            size = os.fstat(file.fileno()).st_size
+        if not is_zip:
+            raise ValueError("not a .npz archive")
+        with np.load(path, allow_pickle=False) as archive:
+            for info in archive.zip.infolist():
+                _check_member(archive.zip, info, size)
+            return {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as error:
+        raise ValueError(f"{path} is not a readable fastmlp model file (truncated or damaged?): {error}") from None
+
+
+def _check_member(archive, info, file_size):
+    """Refuse a member that is not an uncompressed ``.npy`` array holding the data its header
+    promises: NumPy allocates the array a header describes before reading a byte of it."""
+    if not info.filename.endswith(".npy") or info.compress_type != zipfile.ZIP_STORED:
+        raise ValueError(f"member {info.filename!r} is not an uncompressed .npy array")
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(member)
+    if math.prod(shape) * dtype.itemsize > min(info.file_size, file_size):
+        raise ValueError(f"member {info.filename!r} is shorter than its header says ({shape} of {dtype})")
+
+
+def _model(arrays, metadata):
+    """The MLP that ``arrays`` and ``metadata`` describe, checked as ``fit`` checks given weights."""
+    sizes = [check_int(n, "layer size") for n in metadata["layer_sizes"]]
+    n_layers = len(sizes) - 1
+    dtype = check_dtype(metadata["dtype"])
+    activations, loss = list(metadata["layer_activations"]), metadata["loss"]
     if n_layers < 1 or len(activations) != n_layers or not set(activations[:-1]) <= set(HIDDEN_ACTIVATIONS):
-        raise ValueError(f"{path}: the layer activations {activations} do not fit the layer sizes {sizes}")
+        raise ValueError(f"the layer activations {activations} do not fit the layer sizes {sizes}")
+    task = "classification" if "classes" in arrays else "regression"
     check_activations(n_layers, "identity", activations[-1], loss, task)   # the output rules of fit
-    return MLP([np.ascontiguousarray(w) for w in weights], [np.ascontiguousarray(b) for b in biases],
-               activations, loss, arrays.get("classes"), history=metadata.get("history", {}),
-               l2=float(metadata.get("l2", 0.0)), single_target=bool(metadata.get("single_target", True)))
+    weights = [arrays[f"weights_{l}"] for l in range(n_layers)]
+    biases = [arrays[f"biases_{l}"] for l in range(n_layers)]
+    for l, (w, b) in enumerate(zip(weights, biases)):
+        if w.dtype != dtype or b.dtype != dtype:
+            raise ValueError(f"layer {l} holds {w.dtype} and {b.dtype} arrays, the metadata says {dtype.__name__}")
+    weights, biases = check_parameters(weights, biases, sizes, dtype)   # shapes and finite values
+    classes = arrays.get("classes")
+    if classes is not None and (classes.dtype.kind not in "biufUS" or classes.shape != (sizes[-1],)
+                                or not np.array_equal(np.unique(classes), classes)):
+        raise ValueError(f"classes must be {sizes[-1]} distinct sorted numbers or strings, "
+                         f"got {classes.dtype} of shape {classes.shape}")
+    history = metadata.get("history", {})
+    if not isinstance(history, dict):
+        raise ValueError(f"history must be a dict, got {type(history).__name__}")
+    return MLP(weights, biases, activations, loss, classes, history=history,
+               l2=check_float(metadata.get("l2", 0.0), "l2"),
+               single_target=bool(metadata.get("single_target", True)))

@@ -1,0 +1,294 @@
+"""Reliability: divergence, interrupts, threads, memory and hostile model files.
+
+- Divergence is caught in the epoch it happens: the error names that epoch, and
+  ``on_divergence="stop"`` keeps exactly the weights of the epoch before.
+- Ctrl-C (a KeyboardInterrupt from a signal handler, or SIGINT to the command line) stops
+  training in the current epoch and keeps the weights of the last completed one; the command
+  line exits with status 130 and writes nothing.
+- Fits in several threads give bit-for-bit the results they give alone, and one model predicts
+  from many threads at once. (The kernels run ``with nogil``, so such fits do run in parallel;
+  no timing is asserted here.)
+- The training loop allocates nothing per mini-batch, repeated fit/predict/save/load cycles keep
+  the resident memory flat, and a float32 ``numpy.memmap`` is trained on in place.
+- Files that ``fastmlp.load`` must refuse even though their checksum matches (anyone can
+  recompute it), and models that must save although training stopped early.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import tracemalloc
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import fastmlp
+from fastmlp import _kernels
+from fastmlp.io import _digest
+
+
+def classification_data(seed, n_samples=200, n_features=10, n_classes=3):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, n_features)).astype(np.float32)
+    return X, np.argmax(X[:, :n_classes] + 0.5 * rng.standard_normal((n_samples, n_classes)), axis=1)
+
+
+def assert_same_parameters(model, other):
+    for ours, theirs in zip(model.weights + model.biases, other.weights + other.biases):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Divergence
+# ---------------------------------------------------------------------------------------------
+
+DIVERGING = dict(hidden=(8,), activation="relu", epochs=50, learning_rate=0.5, seed=0)
+
+
+def diverging_data():
+    X, _ = classification_data(0)
+    return X, 1e3 * X.sum(axis=1)     # large regression targets: relu and identity outputs blow up
+
+
+@pytest.mark.parametrize("backend", ["compiled", "numpy"])
+def test_divergence_is_caught_in_its_epoch_and_stop_keeps_the_epoch_before(backend):
+    X, y = diverging_data()
+    with pytest.warns(RuntimeWarning, match="training diverged"):
+        stopped = fastmlp.fit(X, y, on_divergence="stop", backend=backend, **DIVERGING)
+    epoch = stopped.history["diverged"]
+    assert 1 < epoch < DIVERGING["epochs"] and len(stopped.history["loss"]) == epoch - 1
+    assert all(np.isfinite(p).all() for p in stopped.weights + stopped.biases)
+    # The weights kept are exactly those after epoch - 1: the same fit, stopped there.
+    before = fastmlp.fit(X, y, backend=backend, **{**DIVERGING, "epochs": epoch - 1})
+    assert_same_parameters(stopped, before)
+    with pytest.raises(FloatingPointError, match=rf"diverged in epoch {epoch}\b.*smaller learning_rate"):
+        fastmlp.fit(X, y, backend=backend, **DIVERGING)
+
+
+# ---------------------------------------------------------------------------------------------
+# Interrupts
+# ---------------------------------------------------------------------------------------------
+
+class InterruptAfter:
+    """Raise KeyboardInterrupt from a SIGALRM handler ``seconds`` after entering, as Ctrl-C does."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def __enter__(self):
+        def interrupt(signum, frame):
+            raise KeyboardInterrupt
+        self.previous = signal.signal(signal.SIGALRM, interrupt)
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def __exit__(self, *exc_info):
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self.previous)
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer (POSIX)")
+def test_interrupt_mid_epoch_keeps_the_last_completed_epoch():
+    X, y = classification_data(1, n_samples=20000, n_features=100)
+    options = dict(hidden=(64,), batch_size=10, learning_rate=0.1, seed=0)
+    start = fastmlp.fit(X, y, epochs=1, **options)   # fixed starting weights, for the comparison
+    options.update(weights=start.weights, biases=start.biases)
+    with InterruptAfter(0.5):
+        model = fastmlp.fit(X, y, epochs=10_000, **options)
+    epoch = model.history["interrupted"]
+    assert len(model.history["loss"]) == epoch - 1   # stopped inside the epoch it was in
+    if epoch == 1:
+        assert_same_parameters(model, start)
+    else:
+        assert_same_parameters(model, fastmlp.fit(X, y, epochs=epoch - 1, **options))
+
+
+def test_sigint_to_the_command_line_exits_130_and_writes_nothing(tmp_path):
+    output = tmp_path / "model.npz"
+    command = [sys.executable, "-m", "fastmlp", "train", "--dataset", "fashion-mnist-small",
+               "--epochs", "100000", "--threads", "1", "--output", str(output)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=tmp_path)
+    try:
+        for line in process.stdout:   # wait until training has started
+            if line.startswith("epoch"):
+                break
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert os.listdir(tmp_path) == []   # neither the model nor a temporary file
+
+
+# ---------------------------------------------------------------------------------------------
+# Threads
+# ---------------------------------------------------------------------------------------------
+
+def fit_job(seed):
+    X, y = classification_data(seed, n_samples=2000, n_features=50)
+    return fastmlp.fit(X, y, hidden=(32, 32), epochs=3, batch_size=16, learning_rate=0.5, seed=seed)
+
+
+@pytest.mark.parametrize("backend_threads", [1, 2])
+def test_fits_in_threads_give_bit_identical_results(threads, backend_threads):
+    threads(backend_threads)
+    alone = [fit_job(seed) for seed in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(fit_job, range(4)))
+    for model, reference in zip(together, alone):
+        assert_same_parameters(model, reference)
+        assert model.history["loss"] == reference.history["loss"]
+
+
+def test_predict_from_many_threads_on_one_model():
+    model = fit_job(0)
+    X, _ = classification_data(5, n_samples=3000, n_features=50)   # several 1024-row blocks
+    expected = model.predict_proba(X), model.predict(X)
+    barrier = threading.Barrier(8)
+
+    def predict(_):
+        barrier.wait()   # start together, for as much overlap as possible
+        return [(model.predict_proba(X), model.predict(X)) for _ in range(5)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for results in pool.map(predict, range(8)):
+            for proba, labels in results:
+                np.testing.assert_array_equal(proba, expected[0])
+                np.testing.assert_array_equal(labels, expected[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory
+# ---------------------------------------------------------------------------------------------
+
+def train_batch_peak(n_batches, batch_size=32):
+    """Peak memory traced by tracemalloc while a bound Network trains ``n_batches`` mini-batches."""
+    X, y = classification_data(2, n_samples=640, n_features=20)
+    Y = np.eye(3, dtype=np.float32)[y]
+    model = fastmlp.fit(X, y, hidden=(16, 16), epochs=1, seed=0)
+    network = _kernels.Network(model.weights, model.biases, model.layer_activations, model.loss,
+                               batch_size, momentum=0.9, nthreads=1)
+    order = np.arange(len(X), dtype=np.int64)
+    network.bind(X, Y, order)
+    starts = [(i * batch_size) % len(X) for i in range(n_batches)]
+    network.train_batch(0, batch_size, 0.1)   # warm-up: anything cached on a first call
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        for start in starts:
+            network.train_batch(start, start + batch_size, 0.1)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_training_loop_allocates_nothing_per_batch():
+    few, many = train_batch_peak(10), train_batch_peak(1000)
+    assert many <= few + 256, (few, many)   # a returned float at a time, not a buffer per batch
+    assert many < 4096
+
+
+def resident_bytes():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
+def test_fit_predict_save_load_cycles_keep_resident_memory_flat(tmp_path):
+    X, y = classification_data(3, n_samples=100)
+
+    def cycle():
+        model = fastmlp.fit(X, y, hidden=(8,), epochs=1, batch_size=20, seed=0)
+        model.predict_proba(X)
+        fastmlp.save(model, tmp_path / "model.npz")
+        fastmlp.load(tmp_path / "model.npz").predict(X)
+
+    for _ in range(50):   # warm-up: allocator pools, caches, lazily imported modules
+        cycle()
+    before = resident_bytes()
+    for _ in range(300):
+        cycle()
+    growth = resident_bytes() - before
+    assert growth < 2 * 2**20, f"resident memory grew by {growth / 2**20:.1f} MiB over 300 cycles"
+
+
+def test_fit_on_a_memmap_trains_in_place(tmp_path):
+    X, y = classification_data(4, n_samples=20000, n_features=200)
+    X.tofile(tmp_path / "X.f32")
+    X_map = np.memmap(tmp_path / "X.f32", dtype=np.float32, mode="r", shape=X.shape)
+    options = dict(hidden=(16,), epochs=1, batch_size=100, seed=0)
+    tracemalloc.start()
+    try:
+        model = fastmlp.fit(X_map, y, **options)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < X.nbytes / 8, f"fit allocated {peak / 2**20:.1f} MiB for {X.nbytes / 2**20:.1f} MiB of data"
+    assert_same_parameters(model, fastmlp.fit(X, y, **options))
+
+
+@pytest.mark.xfail(strict=True, raises=MemoryError,
+                   reason="fit allocates the weights of an absurd layer size before checking it "
+                          "(model.py: fit/init_parameters); it should raise ValueError")
+def test_absurd_layer_size_is_a_value_error():
+    X, y = classification_data(0, n_samples=10)
+    with pytest.raises(ValueError, match="hidden"):
+        fastmlp.fit(X, y, hidden=(2**40,), epochs=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------
+
+def test_models_that_stopped_early_save_and_load(tmp_path):
+    X, y = diverging_data()
+    with pytest.warns(RuntimeWarning):
+        model = fastmlp.fit(X, y, on_divergence="stop", **DIVERGING)
+    fastmlp.save(model, tmp_path / "model.npz")
+    assert fastmlp.load(tmp_path / "model.npz").history == model.history
+
+
+def write_forged(path, arrays, **changes):
+    """A model file with ``changes`` to its metadata and a recomputed, matching checksum."""
+    metadata = {"format": "fastmlp", "format_version": 1, "layer_sizes": [2, 1], "dtype": "float64",
+                "layer_activations": ["identity"], "loss": "quadratic", "l2": 0.0, **changes}
+    metadata["sha256"] = _digest(arrays, metadata)
+    np.savez(path, metadata=np.array(json.dumps(metadata)), **arrays)
+
+
+@pytest.mark.parametrize("arrays, changes, message", [
+    ({"weights_0": np.full((2, 1), np.nan), "biases_0": np.zeros(1)}, {}, "NaN or infinity"),
+    ({"weights_0": np.zeros((2, 1), np.int64), "biases_0": np.zeros(1, np.int64)}, {"dtype": "int64"},
+     "float32 or float64"),
+    ({"weights_0": np.zeros((2, 1)), "biases_0": np.zeros(1)}, {"layer_sizes": [2**40, 1]}, "shape"),
+    ({"weights_0": np.zeros((2, 2)), "biases_0": np.zeros(2), "classes": np.array([3, 1])},
+     {"layer_sizes": [2, 2], "layer_activations": ["softmax"], "loss": "log_loss"}, "sorted"),
+    ({"weights_0": np.zeros((2, 1)), "biases_0": np.zeros(1)}, {"loss": ["quadratic"]}, "loss"),
+    ({"weights_0": np.zeros((2, 1)), "biases_0": np.zeros(1)}, {"history": 3}, "history"),
+])
+def test_load_rejects_forged_files_with_a_valid_checksum(tmp_path, arrays, changes, message):
+    write_forged(tmp_path / "forged.npz", arrays, **changes)
+    with pytest.raises(ValueError, match=message):
+        fastmlp.load(tmp_path / "forged.npz")
+
+
+def test_load_rejects_a_header_promising_more_data_than_the_file_holds(tmp_path):
+    """NumPy allocates what an array header says before reading: 8 TiB here, a MemoryError."""
+    header = {"descr": "<f8", "fortran_order": False, "shape": (2**40,)}
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as archive:
+        with archive.open("weights_0.npy", "w") as member:
+            np.lib.format.write_array_header_1_0(member, header)
+            member.write(bytes(16))
+    with pytest.raises(ValueError, match="shorter than its header says"):
+        fastmlp.load(tmp_path / "huge.npz")
+
+
+def test_load_rejects_a_plain_npy_file(tmp_path):
+    np.save(tmp_path / "array.npy", np.arange(3))
+    with pytest.raises(ValueError, match="not a .npz archive"):
+        fastmlp.load(tmp_path / "array.npy")
