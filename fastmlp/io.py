@@ -21,9 +21,9 @@ import zlib
 
 import numpy as np
 
-from ._validation import (HIDDEN_ACTIVATIONS, check_activations, check_dtype, check_float, check_int,
+from ._validation import (HIDDEN_ACTIVATIONS, TASKS, check_activations, check_dtype, check_float, check_int,
                           check_parameters)
-from .model import MLP
+from .model import MLP, OPTIMIZERS
 
 FORMAT = "fastmlp"
 FORMAT_VERSION = 1
@@ -67,11 +67,20 @@ def save(model, path):
         if classes.dtype.kind not in "biufUS":
             raise TypeError(f"class labels of dtype {classes.dtype} cannot be saved; use numbers or strings")
         arrays["classes"] = classes
+    optimizer = None
+    if model.optimizer_state is not None:
+        state = model.optimizer_state
+        arrays.update({f"state_{i}": array for i, array in enumerate(state["state"])})
+        optimizer = {"name": state["optimizer"], "step_count": int(state["step_count"]),
+                     "dropout_counter": int(state["dropout_counter"]),
+                     "config": {key: float(value) for key, value in state.get("config", {}).items()
+                                if key != "optimizer"}}
     metadata = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "layer_sizes": list(model.layer_sizes), "layer_activations": model.layer_activations,
         "loss": model.loss, "dtype": np.dtype(model.dtype).name, "l2": model.l2,
-        "single_target": bool(model.single_target),
+        "single_target": bool(model.single_target), "task": model.task, "l1": model.l1,
+        "use_bias": bool(model.use_bias), "optimizer": optimizer,
         "history": {key: _plain(values) for key, values in model.history.items()},
     }
     metadata["sha256"] = _digest(arrays, metadata)
@@ -122,15 +131,15 @@ def load(path):
 def _read_arrays(path):
     """Every array of the ``.npz`` archive at ``path``; what is not such an archive is a ValueError."""
     try:
-        with open(path, "rb") as file:
-            is_zip = file.read(4) == b"PK\x03\x04"
+        with open(path, "rb") as file:     # ours to close, whatever np.load makes of it
+            if file.read(4) != b"PK\x03\x04":
+                raise ValueError("not a .npz archive")
             size = os.fstat(file.fileno()).st_size
-        if not is_zip:
-            raise ValueError("not a .npz archive")
-        with np.load(path, allow_pickle=False) as archive:
-            for info in archive.zip.infolist():
-                _check_member(archive.zip, info, size)
-            return {name: archive[name] for name in archive.files}
+            file.seek(0)
+            with np.load(file, allow_pickle=False) as archive:
+                for info in archive.zip.infolist():
+                    _check_member(archive.zip, info, size)
+                return {name: archive[name] for name in archive.files}
     except FileNotFoundError:
         raise
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as error:
@@ -159,7 +168,9 @@ def _model(arrays, metadata):
     activations, loss = list(metadata["layer_activations"]), metadata["loss"]
     if n_layers < 1 or len(activations) != n_layers or not set(activations[:-1]) <= set(HIDDEN_ACTIVATIONS):
         raise ValueError(f"the layer activations {activations} do not fit the layer sizes {sizes}")
-    task = "classification" if "classes" in arrays else "regression"
+    task = metadata.get("task", "classification" if "classes" in arrays else "regression")
+    if task not in TASKS or (task == "regression") != ("classes" not in arrays):
+        raise ValueError(f"task {task!r} does not fit the arrays")
     check_activations(n_layers, "identity", activations[-1], loss, task)   # the output rules of fit
     weights = [arrays[f"weights_{l}"] for l in range(n_layers)]
     biases = [arrays[f"biases_{l}"] for l in range(n_layers)]
@@ -175,6 +186,34 @@ def _model(arrays, metadata):
     history = metadata.get("history", {})
     if not isinstance(history, dict):
         raise ValueError(f"history must be a dict, got {type(history).__name__}")
+    use_bias = metadata.get("use_bias", True)
+    if not isinstance(use_bias, bool) or (not use_bias and any(b.any() for b in biases)):
+        raise ValueError("use_bias must be true or false, and false only with zero biases")
     return MLP(weights, biases, activations, loss, classes, history=history,
                l2=check_float(metadata.get("l2", 0.0), "l2"),
-               single_target=bool(metadata.get("single_target", True)))
+               single_target=bool(metadata.get("single_target", True)), task=task,
+               l1=check_float(metadata.get("l1", 0.0), "l1"), use_bias=use_bias,
+               optimizer_state=_optimizer_state(arrays, metadata.get("optimizer"), weights + biases))
+
+
+def _optimizer_state(arrays, optimizer, parameters):
+    """The optimizer state saved with a model, checked against its parameters (or None)."""
+    if optimizer is None:
+        return None
+    if not isinstance(optimizer, dict) or optimizer.get("name") not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer state {optimizer!r}")
+    count = sum(name.startswith("state_") for name in arrays)
+    if count not in (0, len(parameters), 2 * len(parameters)):
+        raise ValueError(f"{count} optimizer state arrays do not fit {len(parameters)} parameter arrays")
+    state = [arrays[f"state_{i}"] for i in range(count)]
+    for i, array in enumerate(state):
+        like = parameters[i % len(parameters)]
+        if array.shape != like.shape or array.dtype != like.dtype or not np.isfinite(array).all():
+            raise ValueError(f"optimizer state {i} does not match its parameters")
+    config = optimizer.get("config", {})
+    if not isinstance(config, dict):
+        raise ValueError("optimizer config must be a dict")
+    return {"optimizer": optimizer["name"], "state": [np.ascontiguousarray(a) for a in state],
+            "step_count": check_int(optimizer.get("step_count", 0), "step_count", 0),
+            "dropout_counter": check_int(optimizer.get("dropout_counter", 0), "dropout_counter", 0),
+            "config": {key: check_float(value, key, -np.inf) for key, value in config.items()}}

@@ -3,6 +3,7 @@
 Python drives the epochs and mini-batches; each mini-batch is one call into compiled code
 (``fastmlp._kernels.Network.train_batch``), or into its NumPy twin with ``backend="numpy"``.
 """
+import os
 import time
 import warnings
 
@@ -325,6 +326,8 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
                                  ("monitor", monitor, (None, "val_loss", "val_score", "loss"))):
         if value not in allowed:
             raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+    if seed is not None:
+        seed = check_int(seed, "seed", 0)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
 
@@ -349,6 +352,7 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         if loss is None:
             loss = "cross_entropy" if task == "multilabel" else "quadratic"
         layer_sizes = (X.shape[1],) + check_hidden(hidden) + (Y.shape[1],)
+        _check_fits_in_memory(layer_sizes, dtype, hidden)
         layer_activations = check_activations(len(layer_sizes) - 1, activation, output_activation, loss, task)
         if (weights is None) != (biases is None):
             raise ValueError("give both weights and biases, or neither")
@@ -521,3 +525,16 @@ def _split(X, Y, sample_weight, fraction, task, rng):
 def _copy_into(targets, sources):
     for target, source in zip(targets, sources):
         target[...] = source
+
+
+def _check_fits_in_memory(layer_sizes, dtype, hidden):
+    """A clear error, instead of a MemoryError, for layers whose weights cannot fit in memory."""
+    n_parameters = sum((n_in + 1) * n_out for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:]))
+    needed = n_parameters * np.dtype(dtype).itemsize
+    try:
+        available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return
+    if needed > available:
+        raise ValueError(f"hidden={hidden} needs {needed / 2**30:.1f} GiB of weights, more than this "
+                         f"machine's {available / 2**30:.1f} GiB of memory")

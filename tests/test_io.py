@@ -92,3 +92,27 @@ def test_failed_save_leaves_previous_file_and_no_temporary(tmp_path, classifier,
         save(model, tmp_path / "m.npz")
     assert (tmp_path / "m.npz").read_bytes() == before
     assert os.listdir(tmp_path) == ["m.npz"]
+
+
+@pytest.mark.parametrize("optimizer, momentum", [("adam", 0.0), ("sgd", 0.9)])
+def test_training_continues_after_a_round_trip_with_its_optimizer_state(tmp_path, optimizer, momentum):
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((50, 4)), rng.integers(0, 3, 50)
+    options = dict(hidden=(6,), optimizer=optimizer, momentum=momentum, learning_rate=0.05, batch_size=10,
+                   seed=0, shuffle=False)
+    whole = fastmlp.fit(X, y, epochs=4, **options)
+    save(fastmlp.fit(X, y, epochs=2, **options), tmp_path / "half.npz")
+    resumed = fastmlp.fit(X, y, epochs=2, warm_start=load(tmp_path / "half.npz"), **options)
+    for mine, theirs in zip(resumed.weights, whole.weights):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_multilabel_and_no_bias_models_round_trip(tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 3))
+    Y = (X[:, :2] > 0).astype(int)
+    model = fastmlp.fit(X, Y, hidden=(5,), use_bias=False, l1=1e-3, epochs=3, seed=0)
+    save(model, tmp_path / "m.npz")
+    loaded = load(tmp_path / "m.npz")
+    assert (loaded.task, loaded.use_bias, loaded.l1) == ("multilabel", False, 1e-3)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))

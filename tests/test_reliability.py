@@ -232,9 +232,6 @@ def test_fit_on_a_memmap_trains_in_place(tmp_path):
     assert_same_parameters(model, fastmlp.fit(X, y, **options))
 
 
-@pytest.mark.xfail(strict=True, raises=MemoryError,
-                   reason="fit allocates the weights of an absurd layer size before checking it "
-                          "(model.py: fit/init_parameters); it should raise ValueError")
 def test_absurd_layer_size_is_a_value_error():
     X, y = classification_data(0, n_samples=10)
     with pytest.raises(ValueError, match="hidden"):
