@@ -88,12 +88,7 @@ def check_targets(y, n_samples, task, dtype, name="y"):
     if task not in TASKS:
         raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
     if task == "classification":
-        if labels.ndim == 2 and labels.shape[1] == 1:
-            labels = labels.ravel()
-        if labels.ndim != 1:
-            raise ValueError(f"{name} for classification must be 1-D labels, got shape {labels.shape}")
-        if labels.dtype.kind not in "biufUSO":
-            raise TypeError(f"{name} labels have an unsupported dtype {labels.dtype}")
+        labels = check_labels(labels, name)
         if labels.dtype.kind == "f" and not np.isfinite(labels).all():
             raise ValueError(f"{name} contains NaN or infinity")
         try:
@@ -149,15 +144,21 @@ def check_sample_weight(sample_weight, class_weight, y_encoded, classes, dtype):
     return None if weights is None else np.ascontiguousarray(weights, dtype=dtype)
 
 
-def encode_labels(y, classes, dtype, name="y"):
-    """One-hot rows for labels ``y`` of a model fitted on ``classes``; unseen labels are an error."""
+def check_labels(y, name="y"):
+    """Class labels as a 1-D array (a single column is accepted) of numbers, strings or objects."""
     labels = np.asarray(y)
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels.ravel()
     if labels.ndim != 1:
-        raise ValueError(f"{name} must be 1-D labels, got shape {labels.shape}")
+        raise ValueError(f"{name} for classification must be 1-D labels, got shape {labels.shape}")
     if labels.dtype.kind not in "biufUSO":
         raise TypeError(f"{name} labels have an unsupported dtype {labels.dtype}")
+    return labels
+
+
+def encode_labels(y, classes, dtype, name="y"):
+    """One-hot rows for labels ``y`` of a model fitted on ``classes``; unseen labels are an error."""
+    labels = check_labels(y, name)
     index = np.searchsorted(classes, labels)
     index = np.minimum(index, len(classes) - 1)
     unseen = classes[index] != labels
