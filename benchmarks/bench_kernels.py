@@ -18,9 +18,8 @@ import pytest
 
 import fastmlp
 from fastmlp import _kernels, reference
+from fastmlp.bench import CONFIGS, blas_info
 from fastmlp.model import init_parameters
-
-from _common import CONFIGS, blas_info
 
 CONTENDERS = {"fastmlp": _kernels, "numpy": reference}
 NTHREADS = fastmlp.get_num_threads()
