@@ -25,4 +25,13 @@ from .io import load, save
 from .model import MLP, fit, init_parameters
 
 __all__ = ["fit", "MLP", "check_gradients", "init_parameters", "datasets", "reference",
-           "get_num_threads", "set_num_threads", "kernel_isa", "show_config", "save", "load", "__version__"]
+           "get_num_threads", "set_num_threads", "kernel_isa", "show_config", "save", "load", "__version__",
+           "MLPClassifier", "MLPRegressor"]
+
+
+def __getattr__(name):
+    # MLPClassifier and MLPRegressor import scikit-learn when it is installed (over a second): on first use only.
+    if name in ("MLPClassifier", "MLPRegressor"):
+        from . import estimators
+        return getattr(estimators, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

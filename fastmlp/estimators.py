@@ -1,0 +1,655 @@
+"""scikit-learn compatible estimators: ``MLPClassifier`` and ``MLPRegressor`` over :func:`fastmlp.fit`.
+
+The parameters, fitted attributes and training loop follow ``sklearn.neural_network``: the same
+names and meanings where the concept is the same, the same stopping rule (``tol``,
+``n_iter_no_change``, ``early_stopping``), the same initialisation (Glorot uniform) and the same
+penalty. The mini-batches themselves run in fastmlp's compiled kernels.
+
+scikit-learn is optional. When it is importable the estimators derive from its ``BaseEstimator``
+and mixins (tags, ``clone``, ``Pipeline``, ``GridSearchCV``, ``check_estimator``); otherwise from
+a small base class here that provides ``get_params``, ``set_params``, ``__repr__`` and ``score``.
+
+scikit-learn's ``alpha`` and our ``l2``
+---------------------------------------
+scikit-learn's cost on a mini-batch B is ``mean loss + alpha / (2 |B|) · Σ‖W‖²`` (its ``_backprop``
+adds ``0.5 · alpha · Σ‖W‖² / n_samples`` to the loss and ``alpha · W / n_samples`` to the gradient,
+with ``n_samples`` the rows of the batch, or the sum of their sample weights). fastmlp's cost is
+``mean loss + (l2 / 2) · Σ‖W‖²``, so ``l2 = alpha / batch_size``, with ``batch_size`` as clipped
+to the training rows (times the mean sample weight when there are weights). For L-BFGS the batch
+is the whole training set: ``l2 = alpha / n_samples``. That is exact for every full mini-batch;
+only the last, smaller one of an epoch gets a slightly weaker penalty than scikit-learn gives it.
+"""
+import numbers
+import types
+import warnings
+from inspect import signature
+
+import numpy as np
+
+from ._validation import check_array, check_dtype, check_float, check_int, check_sample_weight
+from .model import fit
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.exceptions import ConvergenceWarning, DataConversionWarning, NotFittedError
+except ImportError:
+    BaseEstimator = None
+try:
+    from sklearn.utils.validation import validate_data
+except ImportError:   # no scikit-learn, or one older than 1.6
+    validate_data = None if BaseEstimator is None else (lambda estimator, *args, **kwargs:
+                                                         estimator._validate_data(*args, **kwargs))
+
+ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+SOLVERS = ("sgd", "adam", "lbfgs")
+LEARNING_RATES = ("constant", "invscaling", "adaptive")
+OUT_ACTIVATIONS = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity"}
+
+if BaseEstimator is None:
+    class ConvergenceWarning(UserWarning):
+        """Training stopped at ``max_iter`` before the stopping rule was met."""
+
+    class DataConversionWarning(UserWarning):
+        """A column vector y was given where a 1-D array was expected."""
+
+    class NotFittedError(ValueError, AttributeError):
+        """The estimator is used before ``fit``."""
+
+    class BaseEstimator:
+        """``get_params``, ``set_params`` and ``__repr__`` from the ``__init__`` signature."""
+
+        @classmethod
+        def _get_param_names(cls):
+            return sorted(name for name in signature(cls.__init__).parameters if name != "self")
+
+        def get_params(self, deep=True):
+            return {name: getattr(self, name) for name in self._get_param_names()}
+
+        def set_params(self, **params):
+            valid = self._get_param_names()
+            for name, value in params.items():
+                if name not in valid:
+                    raise ValueError(f"Invalid parameter {name!r} for estimator {type(self).__name__}. "
+                                     f"Valid parameters are: {valid}.")
+                setattr(self, name, value)
+            return self
+
+        def __repr__(self):
+            defaults = signature(type(self).__init__).parameters
+            changed = [f"{name}={value!r}" for name, value in self.get_params().items()
+                       if repr(value) != repr(defaults[name].default)]
+            return f"{type(self).__name__}({', '.join(changed)})"
+
+    class ClassifierMixin:
+        def score(self, X, y, sample_weight=None):
+            """Accuracy of ``predict(X)`` (exact match of every label for multi-label y)."""
+            predicted, y = _as_rows(self.predict(X)), _as_rows(np.asarray(y))
+            return float(np.average(np.all(predicted == y, axis=1), weights=sample_weight))
+
+    class RegressorMixin:
+        def score(self, X, y, sample_weight=None):
+            """R² of ``predict(X)``, averaged over the outputs."""
+            predicted, y = _as_rows(self.predict(X)).astype(np.float64), _as_rows(np.asarray(y, np.float64))
+            weights = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+            residual = weights @ (y - predicted) ** 2
+            total = weights @ (y - np.average(y, axis=0, weights=weights)) ** 2
+            r2 = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1), residual == 0)
+            return float(np.mean(r2))
+
+
+def _as_rows(array):
+    return array.reshape(len(array), -1)
+
+
+class _StochasticOnly:
+    """A method that exists only for the stochastic solvers (``hasattr(est, "partial_fit")`` is
+    False with ``solver="lbfgs"``, as in scikit-learn)."""
+
+    def __init__(self, method):
+        self.method = method
+        self.__doc__ = method.__doc__
+
+    def __get__(self, estimator, owner=None):
+        if estimator is None:
+            return self.method
+        if estimator.solver not in ("sgd", "adam"):
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                                 f"{estimator.solver} is not stochastic.")
+        return types.MethodType(self.method, estimator)
+
+
+def _base_seed(random_state):
+    """An int seed from scikit-learn's ``random_state`` (None: drawn from NumPy's global state)."""
+    if random_state is None or random_state is np.random:
+        return int(np.random.randint(np.iinfo(np.int32).max))
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return int(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int32).max))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(np.iinfo(np.int32).max))
+    raise ValueError(f"random_state must be None, an int or a numpy RandomState, got {random_state!r}")
+
+
+def _glorot_uniform(layer_sizes, activation, rng, dtype):
+    """scikit-learn's initialisation: weights and biases ~ U(-r, r), r = sqrt(6 / (n_in + n_out))
+    (sqrt(2 / ...) for logistic hidden layers)."""
+    factor = 2.0 if activation == "logistic" else 6.0
+    weights, biases = [], []
+    for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+        bound = np.sqrt(factor / (n_in + n_out))
+        weights.append(rng.uniform(-bound, bound, (n_in, n_out)).astype(dtype))
+        biases.append(rng.uniform(-bound, bound, n_out).astype(dtype))
+    return weights, biases
+
+
+def _split_indices(n_samples, fraction, strata, rng):
+    """(train, validation) row indices: ceil(fraction · n) rows held out, per class when ``strata``
+    (class codes) is given, so that every class keeps its share."""
+    groups = [np.arange(n_samples)] if strata is None else [np.flatnonzero(strata == c) for c in np.unique(strata)]
+    held = np.sort(np.concatenate([rng.permutation(g)[:int(np.ceil(fraction * len(g)))] for g in groups]))
+    if len(held) < 2 or len(held) == n_samples:
+        raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of "
+                         "your dataset.")
+    return np.setdiff1d(np.arange(n_samples), held), held
+
+
+_PARAMETERS = """
+    Parameters
+    ----------
+    hidden_layer_sizes : int or tuple of int, default=(100,)
+        Sizes of the hidden layers.
+    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
+        Activation of the hidden layers ("logistic" is fastmlp's "sigmoid").
+    solver : {"adam", "sgd", "lbfgs"}, default="adam"
+        "sgd" is SGD with ``momentum`` (Nesterov's when ``nesterovs_momentum``); "lbfgs" is
+        full-batch L-BFGS through SciPy.
+    alpha : float, default=0.0001
+        L2 penalty, in scikit-learn's scaling: fastmlp's ``l2 = alpha / batch_size`` (see the module
+        docstring).
+    batch_size : int or "auto", default="auto"
+        Rows per mini-batch; "auto" is ``min(200, n_samples)``. Clipped to the training rows.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        Schedule of the SGD step size: "invscaling" is ``learning_rate_init / (t + 1)^power_t``
+        after each epoch, with t the samples seen; "adaptive" divides it by 5 each time the stopping
+        rule fires, and stops once it is below 1e-6. Only used with ``solver="sgd"``.
+    learning_rate_init : float, default=0.001
+        The (initial) step size, for "sgd" and "adam".
+    power_t : float, default=0.5
+        Exponent of "invscaling".
+    max_iter : int, default=200
+        Maximum number of epochs (of iterations for "lbfgs").
+    shuffle : bool, default=True
+        Shuffle the rows every epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights, the validation split, the shuffling and dropout.
+    tol : float, default=1e-4
+        Training stops when the training loss (the validation score with ``early_stopping``) has
+        not improved by ``tol`` for more than ``n_iter_no_change`` epochs in a row.
+    verbose : bool, default=False
+        Print the loss of every epoch.
+    warm_start : bool, default=False
+        ``fit`` continues from the current weights (with a fresh optimizer, as scikit-learn).
+    momentum : float, default=0.9
+        Momentum of "sgd".
+    nesterovs_momentum : bool, default=True
+        Nesterov momentum for "sgd" (fastmlp's ``optimizer="nesterov"``).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified for single-output
+        classification), stop on its score and keep the weights of the best epoch.
+    validation_fraction : float, default=0.1
+        Share of the data held out with ``early_stopping``.
+    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
+        Adam's parameters. fastmlp adds ``epsilon`` to the bias-corrected √v̂ (the paper's
+        algorithm); scikit-learn adds it before the correction.
+    n_iter_no_change : int, default=10
+        Epochs without improvement by ``tol`` that the stopping rule allows.
+    dtype : {None, "float32", "float64"}, default=None
+        What the network computes in: None keeps float32 input in float32 and computes everything
+        else (float64, integers, ...) in float64.
+    dropout : float, default=0.0
+        Inverted dropout on the hidden layers while training (fastmlp extra).
+    l1 : float, default=0.0
+        L1 penalty in fastmlp's scaling: the cost gains ``l1 · Σ|W|`` (fastmlp extra)."""
+
+_ATTRIBUTES = """
+    Attributes
+    ----------
+    coefs_, intercepts_ : list of ndarray
+        ``coefs_[i]`` of shape (n_in, n_out) maps layer i to layer i + 1; ``intercepts_[i]`` has
+        shape (n_out,). These are the arrays of ``model_``.
+    loss_ : float
+        The cost (loss and penalty) of the last epoch.
+    loss_curve_ : list of float
+        The cost of every epoch (for "lbfgs", of every iteration).
+    best_loss_ : float or None
+        The lowest training cost (None with ``early_stopping``).
+    validation_scores_ : list of float or None
+        The validation score of every epoch (with ``early_stopping``).
+    best_validation_score_ : float or None
+        The best of ``validation_scores_``.
+    t_ : int
+        Training samples seen, over all calls.
+    n_iter_ : int
+        Epochs run by the last call to ``fit`` or ``partial_fit``.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Only when X had string column names (a DataFrame).
+    n_layers_, n_outputs_ : int
+    out_activation_ : {"softmax", "logistic", "identity"}
+    model_ : fastmlp.MLP
+        The underlying fitted network (``model_.history`` holds the last call's epochs)."""
+
+
+class _BaseMLP(BaseEstimator):
+    """Parameter checks, input validation and the training loop shared by both estimators."""
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, dtype=None, dropout=0.0, l1=0.0):
+        self.hidden_layer_sizes, self.activation, self.solver = hidden_layer_sizes, activation, solver
+        self.alpha, self.batch_size, self.learning_rate = alpha, batch_size, learning_rate
+        self.learning_rate_init, self.power_t, self.max_iter = learning_rate_init, power_t, max_iter
+        self.shuffle, self.random_state, self.tol, self.verbose = shuffle, random_state, tol, verbose
+        self.warm_start, self.momentum, self.nesterovs_momentum = warm_start, momentum, nesterovs_momentum
+        self.early_stopping, self.validation_fraction = early_stopping, validation_fraction
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.n_iter_no_change, self.dtype, self.dropout, self.l1 = n_iter_no_change, dtype, dropout, l1
+
+    # -- checks -----------------------------------------------------------------------------------
+
+    def _check_params(self):
+        """The hidden layer sizes, checked (fit checks the parameters it takes under the same name)."""
+        for name, allowed in (("activation", tuple(ACTIVATIONS)), ("solver", SOLVERS),
+                              ("learning_rate", LEARNING_RATES)):
+            if not isinstance(getattr(self, name), str) or getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
+        for name, minimum, inclusive, maximum in (("alpha", 0.0, True, None), ("learning_rate_init", 0.0, False, None),
+                                                  ("power_t", 0.0, True, None), ("beta_1", 0.0, True, 1.0),
+                                                  ("beta_2", 0.0, True, 1.0), ("validation_fraction", 0.0, True, 1.0)):
+            check_float(getattr(self, name), name, minimum, inclusive, maximum)
+        check_int(self.max_iter, "max_iter")
+        if self.batch_size != "auto":
+            check_int(self.batch_size, "batch_size")
+        if self.n_iter_no_change != np.inf:
+            check_int(self.n_iter_no_change, "n_iter_no_change")
+        if self.dtype is not None:
+            check_dtype(self.dtype)
+        sizes = self.hidden_layer_sizes
+        sizes = (sizes,) if isinstance(sizes, numbers.Integral) else sizes
+        try:
+            return tuple(check_int(size, "hidden_layer_sizes[i]") for size in sizes)
+        except TypeError:
+            raise ValueError(f"hidden_layer_sizes must be an int or a sequence of ints, got {sizes!r}") from None
+
+    def _check_fitted(self):
+        if not hasattr(self, "model_"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                                 "appropriate arguments before using this estimator.")
+
+    def _validate(self, X, y=None, reset=True):
+        """X as a float32 or float64 array (and y checked), recording or checking the features."""
+        if reset:
+            dtype = (np.float64, np.float32) if self.dtype is None else check_dtype(self.dtype)
+        else:
+            dtype = self.model_.dtype
+        classifier = isinstance(self, ClassifierMixin)
+        if validate_data is not None:
+            kwargs = dict(reset=reset, dtype=dtype, accept_sparse=False)
+            if y is None:
+                return validate_data(self, X, **kwargs), None
+            X, y = validate_data(self, X, y, multi_output=True, y_numeric=not classifier, **kwargs)
+        else:
+            columns = getattr(X, "columns", None)
+            if isinstance(dtype, tuple):
+                dtype = np.float32 if np.asarray(X).dtype == np.float32 else np.float64
+            X = check_array(X, dtype, "X", None if reset else self.n_features_in_)
+            if reset:
+                self.n_features_in_ = X.shape[1]
+                if columns is not None and all(isinstance(name, str) for name in columns):
+                    self.feature_names_in_ = np.asarray(list(columns), dtype=object)
+            if y is None:
+                return X, None
+            y = np.asarray(y)
+            if len(y) != len(X):
+                raise ValueError(f"X and y have inconsistent numbers of samples: {len(X)} and {len(y)}")
+            if not classifier or y.dtype.kind == "f":
+                check_array(_as_rows(y), np.float64, "y")
+            if not classifier:
+                y = y.astype(np.float64)
+        if y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn("A column-vector y was passed when a 1d array was expected. Please change the "
+                          "shape of y to (n_samples, ), for example using ravel().", DataConversionWarning,
+                          stacklevel=4)
+            y = y.ravel()
+        return X, y
+
+    # -- training ---------------------------------------------------------------------------------
+
+    def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
+        hidden = self._check_params()
+        if y is None:
+            raise ValueError(f"This {type(self).__name__} estimator requires y to be passed, but the target y is None.")
+        if sample_weight is not None and not np.any(np.asarray(sample_weight)):
+            raise ValueError("Sample weights must contain at least one non-zero number.")
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        first = not hasattr(self, "model_") or (not self.warm_start and not incremental)
+        X, y = self._validate(X, y, reset=first)
+        targets, strata, weights, task = self._encode(y, sample_weight, X.dtype, first, incremental, classes)
+        if first or not incremental:
+            self._seed = _base_seed(self.random_state)
+        rng = np.random.default_rng(self._seed)
+        if first:
+            n_outputs = targets.shape[1] if targets.ndim == 2 else len(self.classes_)
+            layer_sizes = (X.shape[1],) + hidden + (n_outputs,)
+            start = dict(zip(("weights", "biases"), _glorot_uniform(layer_sizes, self.activation, rng, X.dtype)))
+            self.t_, self.loss_curve_ = 0, []
+        elif incremental:
+            self.model_.history = {}   # model_.history keeps the last call's epochs, not all of them
+            start = {"warm_start": self.model_}
+        else:   # warm_start: the current weights, a fresh optimizer
+            start = {"weights": self.model_.weights, "biases": self.model_.biases}
+        if first or self.early_stopping != (self.validation_scores_ is not None):
+            self._no_improvement_count = 0
+            self.best_loss_ = None if self.early_stopping else np.inf
+            self.validation_scores_ = [] if self.early_stopping else None
+            self.best_validation_score_ = -np.inf if self.early_stopping else None
+        options = dict(task=task, hidden=hidden, activation=ACTIVATIONS[self.activation],
+                       loss={"regression": "quadratic", "multilabel": "cross_entropy"}.get(task, "log_loss"),
+                       dtype=X.dtype, classes_=np.arange(len(self.classes_)) if task == "classification" else None,
+                       l1=self.l1, dropout=self.dropout, verbose=0, **start)
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, targets, weights, options)
+        else:
+            self._fit_stochastic(X, targets, strata, weights, options, rng, incremental)
+        self._set_model(self.model_)
+        return self
+
+    def _fit_lbfgs(self, X, targets, weights, options):
+        total_weight = len(X) if weights is None else float(np.sum(weights))
+        model = fit(X, targets, optimizer="lbfgs", epochs=self.max_iter, tol=self.tol,
+                    l2=self.alpha / total_weight, sample_weight=weights, **options)
+        self.loss_curve_ = list(model.history.get("loss", []))
+        self.n_iter_ = max(1, len(self.loss_curve_))
+        self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else np.nan
+        if len(self.loss_curve_) >= self.max_iter:
+            warnings.warn(f"lbfgs failed to converge after {self.max_iter} iterations: increase max_iter or "
+                          "scale the data", ConvergenceWarning, stacklevel=4)
+        self.model_ = model
+
+    def _fit_stochastic(self, X, targets, strata, weights, options, rng, incremental):
+        """Epochs of mini-batch training, with scikit-learn's stopping rule checked after each one.
+
+        One call to :func:`fastmlp.fit` runs all the epochs; its callback applies the rule. Only
+        ``learning_rate="adaptive"`` needs more calls: each one ends when the rule fires, and the
+        next continues (optimizer state included) with the step size divided by 5.
+        """
+        validation_data = None
+        if self.early_stopping:
+            train, held = _split_indices(len(X), self.validation_fraction, strata, rng)
+            validation_data = (X[held], targets[held])
+            X, targets = X[train], targets[train]
+            weights = None if weights is None else weights[train]
+        n_train = len(X)
+        if self.batch_size == "auto":
+            batch_size = min(200, n_train)
+        else:
+            if self.batch_size > n_train:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
+                              stacklevel=4)
+            batch_size = min(self.batch_size, n_train)
+        mean_weight = 1.0 if weights is None else float(np.mean(weights))
+        sgd = self.solver == "sgd"
+        if not incremental or not hasattr(self, "_learning_rate"):
+            self._learning_rate = self.learning_rate_init   # a new optimizer, as in scikit-learn
+        invscaling = sgd and self.learning_rate == "invscaling"
+        adaptive = sgd and self.learning_rate == "adaptive"
+        options.update(batch_size=batch_size, l2=self.alpha / (batch_size * mean_weight), shuffle=self.shuffle,
+                       sample_weight=weights, validation_data=validation_data, momentum=self.momentum,
+                       optimizer="adam" if not sgd else "nesterov" if self.nesterovs_momentum else "sgd",
+                       beta1=self.beta_1, beta2=self.beta_2, epsilon=self.epsilon, power_t=self.power_t,
+                       lr_schedule="invscaling" if invscaling and not incremental else "constant",
+                       # fit's own early stopping never stops (the callback does) but keeps the best
+                       # epoch's weights: tol=0 makes "best" mean "higher score", as in scikit-learn.
+                       early_stopping=self.early_stopping, monitor="val_score" if self.early_stopping else None,
+                       restore_best=True, n_iter_no_change=self.max_iter + 1, tol=0.0)
+        run = {"stopped": False, "cut": False, "improved": False}
+
+        def end_epoch(metrics):
+            self.n_iter_ += 1
+            self.t_ += n_train
+            self.loss_ = metrics["loss"]
+            self.loss_curve_.append(self.loss_)
+            if self.verbose:
+                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+            if self.early_stopping:
+                score = metrics["val_r2" if "val_r2" in metrics else "val_accuracy"]
+                self.validation_scores_.append(score)
+                if self.verbose:
+                    print(f"Validation score: {score:f}")
+                improved = score >= self.best_validation_score_ + self.tol
+                if score > self.best_validation_score_:
+                    self.best_validation_score_, run["improved"] = score, True
+            else:
+                best_loss = np.inf if self.best_loss_ is None else self.best_loss_
+                improved = self.loss_ <= best_loss - self.tol
+                self.best_loss_ = min(best_loss, self.loss_)
+            self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
+            if self._no_improvement_count <= self.n_iter_no_change:
+                return False
+            if adaptive and self._learning_rate > 1e-6:
+                self._no_improvement_count, run["cut"] = 0, True
+                return True
+            if self.verbose:
+                print(f"{'Validation score' if self.early_stopping else 'Training loss'} did not improve more "
+                      f"than tol={self.tol:f} for {self.n_iter_no_change} consecutive epochs. Stopping.")
+            run["stopped"] = True
+            return True
+
+        self.n_iter_ = 0
+        best = None
+        while True:
+            learning_rate = self.learning_rate_init if options["lr_schedule"] == "invscaling" else self._learning_rate
+            seed = int(np.random.SeedSequence([self._seed, self.t_]).generate_state(1)[0])
+            model = fit(X, targets, epochs=1 if incremental else self.max_iter - self.n_iter_,
+                        learning_rate=learning_rate, seed=seed, callback=end_epoch, **options)
+            if run["improved"]:   # the best weights so far (fit has restored them)
+                best = [p.copy() for p in model.weights + model.biases]
+            if run["cut"]:
+                self._learning_rate /= 5
+            if incremental or not run["cut"] or self.n_iter_ >= self.max_iter:
+                break
+            model.history = {}
+            run.update(cut=False, improved=False)
+            options = dict(options, warm_start=model, weights=None, biases=None)
+        if invscaling:
+            self._learning_rate = self.learning_rate_init / (self.t_ + 1) ** self.power_t
+        if best is not None:
+            for target, source in zip(model.weights + model.biases, best):
+                target[...] = source
+        if not incremental and not run["stopped"] and self.n_iter_ == self.max_iter:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                          "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)
+        self.model_ = model
+
+    def _set_model(self, model):
+        self.model_ = model
+        self.coefs_, self.intercepts_ = model.weights, model.biases
+        self.n_layers_ = len(model.weights) + 1
+        self.n_outputs_ = model.layer_sizes[-1]
+        self.out_activation_ = OUT_ACTIVATIONS[model.layer_activations[-1]]
+
+    def __setstate__(self, state):
+        super_setstate = getattr(super(), "__setstate__", None)
+        super_setstate(state) if super_setstate is not None else self.__dict__.update(state)
+        model = self.__dict__.get("model_")
+        if model is not None:
+            # The kernels want writeable arrays; joblib.load(..., mmap_mode="r") gives read-only ones.
+            model.weights = [np.require(w, requirements="CW") for w in model.weights]
+            model.biases = [np.require(b, requirements="CW") for b in model.biases]
+            self._set_model(model)
+
+    def _output(self, X):
+        self._check_fitted()
+        X, _ = self._validate(X, reset=False)
+        return self.model_.output(X)
+
+    def fit(self, X, y, sample_weight=None):
+        """Train on (X, y): up to ``max_iter`` epochs, or until the stopping rule fires.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight)
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    __doc__ = f"""Multi-layer perceptron classifier with scikit-learn's interface, trained by fastmlp.
+
+    Single-label y: a softmax output with log-loss (one logistic output with binary log-loss for
+    two classes, as scikit-learn). Multi-label y (a 0/1 indicator matrix): one logistic output per
+    label with binary cross-entropy.
+{_PARAMETERS}
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, multiplied into ``sample_weight`` (fastmlp extra; single-label y).
+{_ATTRIBUTES}
+    classes_ : ndarray of shape (n_classes,)
+        The class labels (0 ... n_labels - 1 for multi-label y).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastmlp import MLPClassifier
+    >>> X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]] * 25, dtype=float)
+    >>> clf = MLPClassifier((8,), "tanh", learning_rate_init=0.05, max_iter=300, random_state=0)
+    >>> clf.fit(X, np.logical_xor(X[:, 0], X[:, 1])).predict([[0, 1], [1, 1]])
+    array([ True, False])
+    """
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, dtype=None, dropout=0.0, l1=0.0,
+                 class_weight=None):
+        parameters = dict(locals())   # every parameter, with self and the __class__ cell of super()
+        del parameters["self"], parameters["class_weight"], parameters["__class__"]
+        super().__init__(**parameters)
+        self.class_weight = class_weight
+
+    def _encode(self, y, sample_weight, dtype, first, incremental, classes):
+        """What fit trains on: ``(targets, strata, sample_weight, task)``.
+
+        Two classes: a 0/1 column (one logistic output); more: class codes (softmax); a 0/1 matrix:
+        itself (multi-label). ``strata`` are the class codes for a stratified validation split.
+        """
+        y = np.asarray(y)
+        multilabel = y.ndim == 2
+        if multilabel and not np.isin(y, (0, 1)).all():
+            raise ValueError("Unknown label type: multiclass-multioutput; a 2-D y must be a 0/1 indicator matrix")
+        if y.dtype.kind == "f" and np.any(y != np.round(y)):
+            raise ValueError("Unknown label type: continuous. Maybe you are trying to fit a classifier, which "
+                             "expects discrete classes on a regression target with continuous values.")
+        present = np.arange(y.shape[1]) if multilabel else np.unique(y)
+        if incremental and classes is not None and hasattr(self, "classes_") and \
+                not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(f"`classes={np.unique(classes)!r}` is not the same as on last call to "
+                             f"partial_fit, was: {self.classes_!r}")
+        if first:
+            if incremental and classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+            self.classes_ = present if multilabel or not incremental else np.unique(classes)
+            if len(self.classes_) < 2 and not multilabel:
+                raise ValueError(f"This solver needs samples of at least 2 classes in the data, but the data "
+                                 f"contains only one class: {self.classes_[0]!r}")
+        elif self.warm_start and not incremental and not np.array_equal(present, self.classes_):
+            raise ValueError(f"warm_start can only be used where `y` has the same classes as in the previous "
+                             f"call to fit. Previously got {self.classes_}, `y` has {present}")
+        if not multilabel and np.setdiff1d(present, self.classes_).size:
+            raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
+                             f"'y' has {present}.")
+        if multilabel:
+            targets = y.astype(dtype)
+            return targets, None, check_sample_weight(sample_weight, self.class_weight, targets, None, dtype), \
+                "multilabel"
+        codes = np.searchsorted(self.classes_, y)
+        one_hot = np.eye(len(self.classes_), dtype=dtype)[codes]
+        weights = check_sample_weight(sample_weight, self.class_weight, one_hot, self.classes_, dtype)
+        if len(self.classes_) == 2:
+            return one_hot[:, 1:], codes, weights, "multilabel"
+        return codes, codes, weights, "classification"
+
+    def predict_proba(self, X):
+        """Class probabilities, ndarray of shape (n_samples, n_classes) in the dtype of the network."""
+        out = self._output(X)
+        return np.hstack([1 - out, out]) if len(self.classes_) == 2 and self.n_outputs_ == 1 else out
+
+    def predict_log_proba(self, X):
+        """``log(predict_proba(X))``."""
+        proba = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(proba, out=proba)
+
+    def predict(self, X):
+        """Class labels, shape (n_samples,) (a 0/1 matrix of shape (n_samples, n_labels) for multi-label)."""
+        out = self._output(X)
+        if self.out_activation_ == "softmax":
+            return self.classes_[np.argmax(out, axis=1)]
+        if self.n_outputs_ == 1 and len(self.classes_) == 2:
+            return self.classes_[(out[:, 0] > 0.5).astype(np.intp)]
+        return (out > 0.5).astype(np.int64)
+
+    @_StochasticOnly
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y), continuing the weights and the optimizer state (Adam's moments too).
+
+        ``classes`` (every label) is required on the first call.
+        """
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True   # as scikit-learn's MLPClassifier
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    __doc__ = f"""Multi-layer perceptron regressor with scikit-learn's interface, trained by fastmlp.
+
+    Identity output and the squared error ``1/(2n) Σ‖y − a‖²`` (scikit-learn's "squared_error").
+{_PARAMETERS}
+{_ATTRIBUTES}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastmlp import MLPRegressor
+    >>> X = np.linspace(-1, 1, 200).reshape(-1, 1)
+    >>> reg = MLPRegressor((16,), "tanh", batch_size=20, learning_rate_init=0.01, random_state=0)
+    >>> round(reg.fit(X, X[:, 0] ** 2).score(X, X[:, 0] ** 2), 2) > 0.9
+    True
+    """
+
+    def _encode(self, y, sample_weight, dtype, first, incremental, classes):
+        targets = np.ascontiguousarray(_as_rows(y), dtype=dtype)
+        return targets, None, check_sample_weight(sample_weight, None, targets, None, dtype), "regression"
+
+    def predict(self, X):
+        """Predicted targets: shape (n_samples,) for one output, else (n_samples, n_outputs)."""
+        out = self._output(X)
+        return out.ravel() if out.shape[1] == 1 else out
+
+    @_StochasticOnly
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y), continuing the weights and the optimizer state (Adam's moments too)."""
+        return self._fit(X, y, sample_weight, incremental=True)

@@ -1,0 +1,326 @@
+"""The scikit-learn compatible estimators: ``check_estimator``, scikit-learn's meanings (penalty,
+stopping rule, adaptive rate, binary output), partial_fit's optimizer state, dtypes, pickling,
+Pipeline/GridSearchCV/clone, and the fallback base class when scikit-learn is missing.
+
+scikit-learn is a test-only dependency: the tests that need it are skipped without it.
+"""
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from fastmlp import MLPClassifier, MLPRegressor
+
+try:
+    import sklearn
+    from sklearn import neural_network
+    from sklearn.base import clone
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.utils.estimator_checks import parametrize_with_checks
+except ImportError:
+    sklearn = None
+needs_sklearn = pytest.mark.skipif(sklearn is None, reason="scikit-learn is not installed")
+
+SMALL = dict(hidden_layer_sizes=(8,), max_iter=100, learning_rate_init=0.01, random_state=0)
+
+
+@pytest.fixture
+def blobs():
+    """Three well separated classes in 4 dimensions, 150 rows."""
+    rng = np.random.default_rng(0)
+    centers = 3 * rng.standard_normal((3, 4))
+    y = np.repeat(np.arange(3), 50)
+    return centers[y] + rng.standard_normal((150, 4)), y
+
+
+def quietly(estimator, *args, **kwargs):
+    """``estimator.fit(*args)`` without the ConvergenceWarning of a deliberately short run."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return estimator.fit(*args, **kwargs)
+
+
+if sklearn is not None:
+    @pytest.mark.filterwarnings("ignore:Stochastic Optimizer")   # short runs on purpose
+    @parametrize_with_checks([MLPClassifier(**SMALL), MLPRegressor(**SMALL)])
+    def test_passes_check_estimator(estimator, check):
+        check(estimator)
+
+
+# -- scikit-learn's meanings ----------------------------------------------------------------------
+
+@needs_sklearn
+@pytest.mark.parametrize("kind", ["regression", "binary", "multiclass"])
+def test_cost_and_gradients_are_sklearns(kind):
+    """Same weights, same batch: our cost and gradients (l2 = alpha / batch_size) are
+    scikit-learn's ``_backprop`` (its private loss-and-gradient function) to rounding."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((40, 5))
+    y = {"regression": X[:, 0] - X[:, 1], "binary": X[:, 0] > 0, "multiclass": np.digitize(X[:, 0], [-0.5, 0.5])}[kind]
+    options = dict(hidden_layer_sizes=(6, 3), activation="tanh", alpha=0.7, batch_size=40, max_iter=2, random_state=0)
+    ours = quietly(MLPRegressor(**options) if kind == "regression" else MLPClassifier(**options), X, y)
+    theirs = quietly(neural_network.MLPRegressor(**options) if kind == "regression"
+                     else neural_network.MLPClassifier(**options), X, y)
+    assert ours.model_.l2 == 0.7 / 40
+    assert [w.shape for w in ours.coefs_] == [w.shape for w in theirs.coefs_]   # binary: one logistic output
+    assert ours.out_activation_ == theirs.out_activation_
+    theirs.coefs_, theirs.intercepts_ = [w.copy() for w in ours.coefs_], [b.copy() for b in ours.intercepts_]
+    Y = y.reshape(-1, 1) if kind == "regression" else theirs._label_binarizer.transform(y)
+    coef_grads, intercept_grads = [np.empty_like(w) for w in ours.coefs_], [np.empty_like(b) for b in ours.intercepts_]
+    loss, coef_grads, intercept_grads = theirs._backprop(X, Y, None, [X, None, None, None], [None] * 3,
+                                                         coef_grads, intercept_grads)
+    weight_grads, bias_grads = ours.model_.backprop(X, Y if kind != "multiclass" else y)
+    assert ours.model_.cost(X, Y if kind != "multiclass" else y) == pytest.approx(loss, rel=1e-12)
+    for ours_grad, their_grad in zip(weight_grads + bias_grads, coef_grads + intercept_grads):
+        assert_allclose(ours_grad, their_grad, rtol=1e-10, atol=1e-13)
+
+
+@needs_sklearn
+def test_accuracy_close_to_sklearns_mlp():
+    from sklearn.datasets import make_classification
+    X, y = make_classification(n_samples=600, n_features=10, n_informative=6, n_classes=3, random_state=0)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    train, test = slice(0, 450), slice(450, None)
+    scores = [quietly(estimator((32,), random_state=0), X[train], y[train]).score(X[test], y[test])
+              for estimator in (MLPClassifier, neural_network.MLPClassifier)]
+    assert scores[0] > 0.75
+    assert abs(scores[0] - scores[1]) < 0.05, scores
+
+
+@needs_sklearn
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_stopping_rule_is_sklearns(blobs, early_stopping):
+    # With tol this large no epoch counts as an improvement: both stop after n_iter_no_change + 2 epochs.
+    X, y = blobs
+    options = dict(hidden_layer_sizes=(4,), tol=1e9, n_iter_no_change=3, early_stopping=early_stopping, random_state=0)
+    ours, theirs = MLPClassifier(**options).fit(X, y), neural_network.MLPClassifier(**options).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 5
+    assert len(ours.loss_curve_) == 5 and ours.t_ == 5 * (len(X) - 15 * early_stopping)
+    if early_stopping:
+        assert len(ours.validation_scores_) == 5 and ours.best_loss_ is None
+        assert ours.best_validation_score_ == max(ours.validation_scores_)
+        # fit kept the weights of the best epoch (its own record says which)
+        assert ours.model_.history["best_epoch"] == np.argmax(ours.validation_scores_) + 1
+    else:
+        assert ours.best_loss_ == min(ours.loss_curve_) and ours.validation_scores_ is None
+
+
+@needs_sklearn
+def test_adaptive_rate_divides_by_5_until_below_1e_6(blobs):
+    # A cut every time the rule fires (every 2 epochs once it has fired), 8 cuts take 0.1 to
+    # 0.1 / 5⁸ = 2.56e-7 <= 1e-6, and the ninth firing stops: 19 epochs, as in scikit-learn.
+    X, y = blobs
+    options = dict(hidden_layer_sizes=(4,), solver="sgd", learning_rate="adaptive", learning_rate_init=0.1,
+                   tol=1e9, n_iter_no_change=1, random_state=0)
+    ours, theirs = MLPClassifier(**options).fit(X, y), neural_network.MLPClassifier(**options).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 19
+    assert ours.model_.history["learning_rate"][-1] == pytest.approx(0.1 / 5 ** 8)
+    assert theirs._optimizer.learning_rate == pytest.approx(0.1 / 5 ** 8)
+
+
+@needs_sklearn
+def test_convergence_warning_at_max_iter(blobs):
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        MLPClassifier((4,), max_iter=2).fit(*blobs)
+
+
+# -- classification outputs -----------------------------------------------------------------------
+
+def test_binary_has_one_logistic_output_and_two_probability_columns(blobs):
+    X, y = blobs
+    labels = np.where(y == 0, "cat", "dog")
+    clf = quietly(MLPClassifier(**SMALL), X, labels)
+    proba = clf.predict_proba(X)
+    assert clf.coefs_[-1].shape == (8, 1) and clf.n_outputs_ == 1 and clf.out_activation_ == "logistic"
+    assert_array_equal(clf.classes_, ["cat", "dog"])
+    assert proba.shape == (150, 2)
+    assert_allclose(proba.sum(axis=1), 1, rtol=1e-12)
+    assert_array_equal(clf.predict(X), clf.classes_[np.argmax(proba, axis=1)])
+    assert_allclose(clf.predict_log_proba(X), np.log(proba))
+    assert clf.score(X, labels) > 0.95
+
+
+def test_multiclass_has_softmax_outputs(blobs):
+    X, y = blobs
+    clf = quietly(MLPClassifier(**SMALL), X, y + 10)
+    assert clf.out_activation_ == "softmax" and clf.n_outputs_ == 3 and clf.n_layers_ == 3
+    assert_array_equal(clf.classes_, [10, 11, 12])
+    assert_allclose(clf.predict_proba(X).sum(axis=1), 1, rtol=1e-12)
+    assert clf.score(X, y + 10) > 0.95
+
+
+def test_multilabel_has_a_logistic_output_per_label(blobs):
+    X, y = blobs
+    Y = np.stack([y == 0, y == 1, X[:, 0] > 0], axis=1).astype(int)
+    clf = quietly(MLPClassifier(**SMALL), X, Y)
+    assert clf.out_activation_ == "logistic" and clf.n_outputs_ == 3
+    assert_array_equal(clf.classes_, [0, 1, 2])
+    assert clf.predict(X).shape == clf.predict_proba(X).shape == (150, 3)
+    assert set(np.unique(clf.predict(X))) <= {0, 1}
+    assert clf.score(X, Y) > 0.7   # exact match of all three labels
+
+
+def test_class_weight_is_a_sample_weight_per_class(blobs):
+    X, y = blobs
+    weighted = quietly(MLPClassifier(**SMALL, class_weight={1: 3.0}), X, y)
+    by_sample = quietly(MLPClassifier(**SMALL), X, y, sample_weight=np.where(y == 1, 3.0, 1.0))
+    assert_array_equal(weighted.coefs_[0], by_sample.coefs_[0])
+    with pytest.raises(ValueError, match="class_weight"):
+        MLPClassifier(class_weight={7: 2.0}).fit(X, y)
+
+
+# -- partial_fit and warm_start -------------------------------------------------------------------
+
+def test_partial_fit_keeps_adams_state(blobs):
+    # Three calls of one epoch are one fit of three epochs, step for step; restarting Adam
+    # (a warm start each epoch, as scikit-learn's fit does) is not.
+    X, y = blobs
+    options = dict(hidden_layer_sizes=(8,), max_iter=3, shuffle=False, learning_rate_init=0.01, random_state=0)
+    whole = quietly(MLPClassifier(**options), X, y)
+    chunked, restarted = MLPClassifier(**options), MLPClassifier(**dict(options, warm_start=True, max_iter=1))
+    for _ in range(3):
+        chunked.partial_fit(X, y, classes=[0, 1, 2])
+        quietly(restarted, X, y)
+    assert_allclose(chunked.coefs_[0], whole.coefs_[0], rtol=1e-12)
+    assert_allclose(chunked.loss_curve_, whole.loss_curve_, rtol=1e-12)
+    assert chunked.n_iter_ == 1 and chunked.t_ == whole.t_ == 3 * len(X)
+    assert chunked.model_.optimizer_state["step_count"] == 3
+    assert not np.allclose(restarted.coefs_[0], whole.coefs_[0], rtol=1e-6)
+    assert len(restarted.loss_curve_) == 3   # warm starts extend the curve
+
+
+def test_partial_fit_classes(blobs):
+    X, y = blobs
+    clf = MLPClassifier(**SMALL)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[y < 2], y[y < 2], classes=[0, 1, 2])   # a chunk without class 2
+    assert clf.predict_proba(X).shape == (150, 3)
+    clf.partial_fit(X[y == 2], y[y == 2])
+    with pytest.raises(ValueError, match="not in `self.classes_`"):
+        clf.partial_fit(X, y + 1)
+    with pytest.raises(ValueError, match="early_stopping"):
+        MLPClassifier(early_stopping=True).partial_fit(X, y, classes=[0, 1, 2])
+
+
+def test_warm_start_continues_from_the_weights(blobs):
+    X, y = blobs
+    clf = quietly(MLPClassifier(**dict(SMALL, max_iter=5, warm_start=True)), X, y)
+    first_curve = list(clf.loss_curve_)
+    quietly(clf, X, y)
+    assert clf.loss_curve_[:5] == first_curve and len(clf.loss_curve_) == 10
+    assert clf.loss_curve_[5] < first_curve[0]
+    with pytest.raises(ValueError, match="same classes"):
+        clf.fit(X[y < 2], y[y < 2])
+
+
+def test_lbfgs_is_full_batch_and_has_no_partial_fit(blobs):
+    pytest.importorskip("scipy")
+    X, y = blobs
+    reg = quietly(MLPRegressor((8,), solver="lbfgs", alpha=0.3, max_iter=200, random_state=0), X, X[:, 0] * X[:, 1])
+    assert reg.model_.l2 == 0.3 / len(X)
+    assert reg.score(X, X[:, 0] * X[:, 1]) > 0.9 and reg.n_iter_ == len(reg.loss_curve_)
+    assert not hasattr(reg, "partial_fit") and hasattr(MLPRegressor(), "partial_fit")
+
+
+def test_fastmlp_extras_reach_fit(blobs):
+    X, y = blobs
+    plain, regularised = (quietly(MLPClassifier(**SMALL, **extra), X, y) for extra in ({}, {"l1": 0.01, "dropout": 0.3}))
+    assert regularised.model_.l1 == 0.01
+    assert np.abs(regularised.coefs_[0]).sum() < np.abs(plain.coefs_[0]).sum()
+
+
+# -- dtypes, pickling, scikit-learn tools ---------------------------------------------------------
+
+@pytest.mark.parametrize("X_dtype, dtype, expected", [
+    (np.float32, None, np.float32), (np.float64, None, np.float64), (np.int64, None, np.float64),
+    (np.float64, "float32", np.float32), (np.float32, "float64", np.float64)])
+def test_float32_stays_float32(blobs, X_dtype, dtype, expected):
+    X, y = blobs
+    X = X.astype(X_dtype)
+    clf = quietly(MLPClassifier(**SMALL, dtype=dtype), X, y)
+    reg = quietly(MLPRegressor(**SMALL, dtype=dtype), X, y.astype(float))
+    assert {w.dtype for w in clf.coefs_ + clf.intercepts_ + reg.coefs_} == {np.dtype(expected)}
+    assert clf.predict_proba(X).dtype == expected and reg.predict(X).dtype == expected
+
+
+def test_pickle_and_joblib_round_trip(blobs, tmp_path):
+    joblib = pytest.importorskip("joblib")
+    X, y = blobs
+    clf = quietly(MLPClassifier(**SMALL), X, y)
+    joblib.dump(clf, tmp_path / "clf.joblib")
+    for loaded in (pickle.loads(pickle.dumps(clf)), joblib.load(tmp_path / "clf.joblib"),
+                   joblib.load(tmp_path / "clf.joblib", mmap_mode="r")):   # read-only arrays
+        assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+        assert loaded.get_params() == clf.get_params()
+
+
+@needs_sklearn
+def test_pipeline_grid_search_and_clone(blobs):
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    X, y = blobs
+    pipeline = make_pipeline(StandardScaler(), MLPClassifier(**SMALL))
+    search = GridSearchCV(pipeline, {"mlpclassifier__alpha": [1e-4, 1.0], "mlpclassifier__hidden_layer_sizes": [(2,), (8,)]},
+                          cv=3)
+    quietly(search, X, y)
+    assert search.best_score_ > 0.9
+    assert search.best_estimator_[-1].hidden_layer_sizes in ((2,), (8,))
+    fitted = search.best_estimator_[-1]
+    copy = clone(fitted)
+    assert copy.get_params() == fitted.get_params() and not hasattr(copy, "model_")
+    assert_array_equal(quietly(copy, X, y).predict_proba(X), quietly(clone(fitted), X, y).predict_proba(X))
+
+
+def test_feature_names_from_a_dataframe(blobs):
+    pd = pytest.importorskip("pandas")
+    X, y = blobs
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    clf = quietly(MLPClassifier(**SMALL), frame, y)
+    assert_array_equal(clf.feature_names_in_, ["a", "b", "c", "d"])
+
+
+def test_verbose_prints_each_epoch(blobs, capsys):
+    quietly(MLPClassifier((4,), max_iter=2, verbose=True), *blobs)
+    assert capsys.readouterr().out.startswith("Iteration 1, loss = ")
+
+
+@pytest.mark.parametrize("parameters, name", [
+    ({"activation": "sigmoid"}, "activation"), ({"solver": "newton"}, "solver"), ({"alpha": -1.0}, "alpha"),
+    ({"hidden_layer_sizes": (4, 0)}, "hidden_layer_sizes"), ({"batch_size": 0}, "batch_size"),
+    ({"learning_rate": "step"}, "learning_rate"), ({"learning_rate_init": 0.0}, "learning_rate_init"),
+    ({"beta_1": 1.0}, "beta_1"), ({"max_iter": 0}, "max_iter"), ({"dtype": "int32"}, "dtype"),
+    ({"early_stopping": True, "validation_fraction": 0.0}, "validation"), ({"momentum": 2.0}, "momentum"),
+    ({"random_state": "seed"}, "random_state")])
+def test_invalid_parameters_are_named(blobs, parameters, name):
+    with pytest.raises((ValueError, TypeError), match=name):
+        MLPClassifier(**parameters).fit(*blobs)
+
+
+def test_without_sklearn_the_fallback_base_class_works():
+    script = """
+import sys
+sys.modules["sklearn"] = None   # import sklearn raises ImportError
+import numpy as np
+from fastmlp import MLPClassifier, MLPRegressor
+X = np.random.default_rng(0).standard_normal((100, 3)).astype(np.float32)
+clf = MLPClassifier((8,), max_iter=50, learning_rate_init=0.05, random_state=0)
+assert repr(clf) == "MLPClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.05, max_iter=50, random_state=0)"
+assert clf.set_params(alpha=0.1).get_params()["alpha"] == 0.1
+assert clf.fit(X, X[:, 0] > 0).score(X, X[:, 0] > 0) > 0.9
+assert clf.predict_proba(X).dtype == np.float32
+reg = MLPRegressor((8,), batch_size=10, random_state=0).fit(X, 2 * X[:, 0])
+assert reg.score(X, 2 * X[:, 0]) > 0.9, reg.score(X, 2 * X[:, 0])
+try:
+    clf.predict(X[:, :2])
+except ValueError as error:
+    assert "features" in str(error)
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr
