@@ -89,7 +89,10 @@ class MLP:
         X = check_array(X, self.dtype, "X", self.layer_sizes[0])
         out = np.empty((X.shape[0], self.layer_sizes[-1]), self.dtype)
         # A network of its own per call, so predictions from several threads never share buffers.
-        network = BACKENDS[backend](self.weights, self.biases, self.layer_activations, self.loss,
+        # Networks update their weights in place, so read-only ones (a memory-mapped model) are copied.
+        weights, biases = ([p if p.flags.writeable else p.copy() for p in parameters]
+                           for parameters in (self.weights, self.biases))
+        network = BACKENDS[backend](weights, biases, self.layer_activations, self.loss,
                                     min(X.shape[0], 1024), nthreads=get_num_threads(),
                                     use_bias=self.use_bias)
         network.forward(X, out)

@@ -116,3 +116,12 @@ def test_multilabel_and_no_bias_models_round_trip(tmp_path):
     loaded = load(tmp_path / "m.npz")
     assert (loaded.task, loaded.use_bias, loaded.l1) == ("multilabel", False, 1e-3)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_a_model_with_read_only_weights_predicts(classifier):
+    model, X = classifier
+    frozen = fastmlp.MLP([w.copy() for w in model.weights], [b.copy() for b in model.biases],
+                         model.layer_activations, model.loss, model.classes_)
+    for array in frozen.weights + frozen.biases:
+        array.flags.writeable = False
+    np.testing.assert_array_equal(frozen.predict_proba(X), model.predict_proba(X))
