@@ -78,32 +78,8 @@
 #define relu_grad FM_T(relu_grad)
 #define map_grad FM_T(map_grad)
 
-typedef FM_REAL vec __attribute__((vector_size(FM_VBYTES)));
-typedef FM_REAL vec_u __attribute__((vector_size(FM_VBYTES), aligned(sizeof(FM_REAL))));  // any alignment
-typedef FM_INT ivec __attribute__((vector_size(FM_VBYTES)));   // the same lanes as integers: masks, bits
+#include "fm_vector_impl.h"
 typedef double wide __attribute__((vector_size(FM_VL * sizeof(double))));   // the lanes widened to double
-
-// Every lane x. (x − 0 rather than x + 0, which would turn −0 into +0.)
-FM_INLINE vec splat(FM_REAL x) { return x - (vec){0}; }
-
-// The n ≤ VL values at p, with the lanes past n set to fill.
-FM_INLINE vec load(const FM_REAL *p, ptrdiff_t n, FM_REAL fill)
-{
-    if (n == FM_VL) return *(const vec_u *)p;
-    vec v = splat(fill);
-    for (ptrdiff_t j = 0; j < n; j++) v[j] = p[j];
-    return v;
-}
-
-// The first n ≤ VL lanes of v, stored at p.
-FM_INLINE void store(FM_REAL *p, ptrdiff_t n, vec v)
-{
-    if (n == FM_VL) {
-        *(vec_u *)p = v;
-        return;
-    }
-    for (ptrdiff_t j = 0; j < n; j++) p[j] = v[j];
-}
 
 // Lane by lane, mask ? a : b   (mask lanes are all ones or all zeros, as comparisons give them).
 FM_INLINE vec select(ivec mask, vec a, vec b) { return (vec)((mask & (ivec)a) | (~mask & (ivec)b)); }

@@ -18,12 +18,20 @@
 #define FM_CAT_(a, b) a##b
 #define FM_CAT(a, b) FM_CAT_(a, b)
 
-// Products with fewer multiply-adds m*n*k than this run on one thread: waking a second thread costs
-// a few microseconds, about what one core needs for this much work.
-#define FM_GEMM_PARALLEL_MIN_MNK 300000.0
+// Products with fewer multiply-adds m*n*k than this run on one thread. Waking a second thread and
+// meeting it at the barrier costs a few microseconds on a quiet machine, and can cost a time slice
+// (milliseconds) on a busy one, where the spinning threads compete for the cores; 2M multiply-adds
+// are 50-100 microseconds of one core's work, so below that a second thread saves too little to risk
+// it. The layers of C1 (batch 100 through 784-16: 1.25M) and C2 stay on one thread; those of C3
+// (4M and more) split.
+#define FM_GEMM_PARALLEL_MIN_MNK 2000000.0
 // A is packed when n, the width of a thread's tile, is larger than this, unless its rows can be read
 // in place (see fm_?gemm_tile).
 #define FM_GEMM_PACK_A_MIN_N 32
+// B (with contiguous rows) is packed when A has more micro-panels of rows than this, and the rows of B
+// are more than FM_GEMM_B_IN_PLACE_MAX_LD micro-panels wide (see fm_?gemm_tile).
+#define FM_GEMM_PACK_B_MIN_PANELS 4
+#define FM_GEMM_B_IN_PLACE_MAX_LD 2
 
 // fm_balanced_block: the block size that cuts n into ceil(n / max_block) nearly equal blocks, rounded
 //   up to a multiple of unit (max_block must be a multiple of unit). n >= 1.

@@ -36,11 +36,13 @@ const char *fm_gemm_isa(void);
 // Internals shared by fm_gemm.c, fm_pack.c, fm_microkernel*.c and csrc/test_csrc.c; callers need none of it.
 //
 // Micro-kernel fm_?ukr_<level>: one MR x NR tile of C,  C := alpha * A * B + beta * C
-//   on the m_e x n_e corner of the tile (1 <= m_e <= MR, 1 <= n_e <= NR; the edges of C).
+//   on the m_e x n_e corner of the tile (1 <= m_e <= MR, 1 <= n_e <= NR, k >= 1; the edges of C).
 //   A is m_e x k, element (i, p) at a[i*rsa + p*csa]: either a packed micro-panel (rsa = 1, csa = MR)
-//   or rows of the caller's A read in place. B is a packed micro-panel, k rows of NR values (zero past
-//   n_e), aligned to FM_ALIGN. C has element (i, j) at c[i*ldc + j], any alignment; only the m_e x n_e
-//   corner is read or written, and beta == 0: C is not read.
+//   or rows of the caller's A read in place. B is k x n_e, element (p, j) at b[p*rsb + j]: either a
+//   packed micro-panel (rsb = NR) or rows of the caller's B read in place; only those k x n_e values are
+//   read, any alignment. C has element (i, j) at c[i*ldc + j], any alignment; only the m_e x n_e
+//   corner is read or written, and beta == 0: C is not read. Element (i, j) of C gets the same value
+//   for any m_e, n_e, alignment or packing (the same sum, in the same order).
 // fm_?pack: copy the m x k matrix X, element (i, p) at X[i*rs + p*cs], into ceil(m / w) micro-panels of
 //   w rows: micro-panel q holds rows q*w .. q*w + w-1 column by column, element (i, p) at
 //   dst[q*w*k + p*w + i % w]; rows past m are zero. Packs A with w = MR, and Bᵀ (rs = csb, cs = rsb)
@@ -49,8 +51,8 @@ const char *fm_gemm_isa(void);
 struct fm_gemm_level;
 #define FM_GEMM_INTERNALS(x, REAL)                                                                  \
     typedef void fm_##x##ukr_fn(ptrdiff_t m_e, ptrdiff_t n_e, ptrdiff_t k, REAL alpha, const REAL *a,  \
-                                ptrdiff_t rsa, ptrdiff_t csa, const REAL *b, REAL beta, REAL *c,    \
-                                ptrdiff_t ldc);                  \
+                                ptrdiff_t rsa, ptrdiff_t csa, const REAL *b, ptrdiff_t rsb,       \
+                                REAL beta, REAL *c, ptrdiff_t ldc);                                 \
     typedef struct { int mr, nr; fm_##x##ukr_fn *fn; } fm_##x##ukr;                                 \
     fm_##x##ukr_fn fm_##x##ukr_ref, fm_##x##ukr_baseline, fm_##x##ukr_avx2, fm_##x##ukr_avx512;     \
     void fm_##x##pack(ptrdiff_t m, ptrdiff_t k, const REAL *X, ptrdiff_t rs, ptrdiff_t cs, int w,     \

@@ -13,13 +13,14 @@ static void FM_FN(scale)(ptrdiff_t m, ptrdiff_t n, FM_REAL beta, FM_REAL *C, ptr
 }
 
 // fm_?macro_kernel: C := alpha * A * B + beta * C for an mc x kc block of A (strides rsa, csa) and a
-//   packed kc x nc panel of B (b_pack), one micro-kernel call per MR x NR tile of C.
+//   kc x nc panel of B, one micro-kernel call per MR x NR tile of C. Micro-panel jr / NR of B starts at
+//   b + jr * b_jr and has row stride rsb: packed (b_jr = kc, rsb = NR) or read in place (b_jr = 1).
 //   pack_a != 0: A is packed into a_pack first (mc x kc values, rounded up to whole micro-panels);
 //   otherwise the micro-kernel reads A in place.
 static void FM_FN(macro_kernel)(const FM_UKR_T *u, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc,
                                 FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
-                                int pack_a, const FM_REAL *b_pack, FM_REAL beta, FM_REAL *C,
-                                ptrdiff_t ldc, FM_REAL *a_pack)
+                                int pack_a, const FM_REAL *b, ptrdiff_t b_jr, ptrdiff_t rsb,
+                                FM_REAL beta, FM_REAL *C, ptrdiff_t ldc, FM_REAL *a_pack)
 {
     const ptrdiff_t mr = u->mr, nr = u->nr;
     // Micro-panel ir / mr of A starts at A + ir / mr * a_step and has strides (a_rs, a_cs).
@@ -30,12 +31,12 @@ static void FM_FN(macro_kernel)(const FM_UKR_T *u, ptrdiff_t mc, ptrdiff_t nc, p
     }
     // Loop over the NR-wide micro-panels of B (the columns of C), each one staying in L1.
     for (ptrdiff_t jr = 0; jr < nc; jr += nr) {
-        const FM_REAL *a = A, *b = b_pack + jr * kc;
+        const FM_REAL *a = A, *b_panel = b + jr * b_jr;
         const ptrdiff_t n_e = nc - jr < nr ? nc - jr : nr;
         // Loop over the MR-tall micro-panels of A (the rows of C): one micro-kernel call per tile.
         for (ptrdiff_t ir = 0; ir < mc; ir += mr, a += a_step) {
             const ptrdiff_t m_e = mc - ir < mr ? mc - ir : mr;
-            u->fn(m_e, n_e, kc, alpha, a, a_rs, a_cs, b, beta, C + ir * ldc + jr, ldc);
+            u->fn(m_e, n_e, kc, alpha, a, a_rs, a_cs, b_panel, rsb, beta, C + ir * ldc + jr, ldc);
         }
     }
 }
@@ -61,20 +62,29 @@ static void FM_FN(gemm_tile)(const FM_UKR_T *u, ptrdiff_t m, ptrdiff_t n, ptrdif
     // compete for the same L1 sets. Transposing them into micro-panels would cost more than it saves.
     const int pack_a = n > FM_GEMM_PACK_A_MIN_N &&
                        (csa != 1 || fm_rows_share_l1_sets(rsa * (ptrdiff_t)sizeof(FM_REAL), (int)mr));
+    // Packing B pays when each micro-panel of B is then used for many micro-panels of A, except that
+    // contiguous rows of B (csb == 1) can be read in place as fast as packed ones when they are about as
+    // narrow as a micro-panel (they span few cache lines). Packing also costs a pass over B: when A has
+    // only a few micro-panels (small batches), reading B in place is cheaper whatever its width.
+    const int b_in_place = csb == 1 && ((m + mr - 1) / mr <= FM_GEMM_PACK_B_MIN_PANELS ||
+                                        rsb <= FM_GEMM_B_IN_PLACE_MAX_LD * nr);
 
     // Loop over n in blocks of NC: the columns of B and C.
     for (ptrdiff_t jc = 0; jc < n; jc += nc_max) {
         const ptrdiff_t nc = n - jc < nc_max ? n - jc : nc_max;
-        // Loop over k in blocks of KC; pack a KC x NC panel of B (Bᵀ read with swapped strides).
+        // Loop over k in blocks of KC; pack a KC x NC panel of B (Bᵀ read with swapped strides),
+        // unless it is read in place.
         for (ptrdiff_t pc = 0; pc < k; pc += kc_max) {
             const ptrdiff_t kc = k - pc < kc_max ? k - pc : kc_max;
-            FM_FN(pack)(nc, kc, B + pc * rsb + jc * csb, csb, rsb, (int)nr, b_pack);
+            const FM_REAL *b = B + pc * rsb + jc * csb;
+            if (!b_in_place) FM_FN(pack)(nc, kc, b, csb, rsb, (int)nr, b_pack);
             const FM_REAL beta_pc = pc == 0 ? beta : 1;   // later k blocks add to the earlier ones
             // Loop over m in blocks of MC; the macro-kernel packs an MC x KC block of A if it pays.
             for (ptrdiff_t ic = 0; ic < m; ic += mc_max) {
                 const ptrdiff_t mc = m - ic < mc_max ? m - ic : mc_max;
                 FM_FN(macro_kernel)(u, mc, nc, kc, alpha, A + ic * rsa + pc * csa, rsa, csa, pack_a,
-                                    b_pack, beta_pc, C + ic * ldc + jc, ldc, a_pack);
+                                    b_in_place ? b : b_pack, b_in_place ? 1 : kc, b_in_place ? rsb : nr,
+                                    beta_pc, C + ic * ldc + jc, ldc, a_pack);
             }
         }
     }

@@ -11,19 +11,19 @@
 // fm_?ukr_ref: C := alpha * A * B + beta * C for the m_e x n_e corner of an FM_REF_MR x NR tile
 //   (contract in fm_gemm.h), in plain loops.
 #define FM_REF_MR 6
-#define FM_DEFINE_UKR_REF(NAME, REAL, NR)                                                          \
+#define FM_DEFINE_UKR_REF(NAME, REAL)                                                              \
     void NAME(ptrdiff_t m_e, ptrdiff_t n_e, ptrdiff_t k, REAL alpha, const REAL *a, ptrdiff_t rsa,  \
-              ptrdiff_t csa, const REAL *b, REAL beta, REAL *c, ptrdiff_t ldc)                     \
+              ptrdiff_t csa, const REAL *b, ptrdiff_t rsb, REAL beta, REAL *c, ptrdiff_t ldc)      \
     {                                                                                              \
         for (ptrdiff_t i = 0; i < m_e; i++)                                                        \
             for (ptrdiff_t j = 0; j < n_e; j++) {                                                  \
                 REAL sum = 0;                                                                      \
-                for (ptrdiff_t p = 0; p < k; p++) sum += a[i * rsa + p * csa] * b[p * NR + j];     \
+                for (ptrdiff_t p = 0; p < k; p++) sum += a[i * rsa + p * csa] * b[p * rsb + j];    \
                 c[i * ldc + j] = beta == 0 ? alpha * sum : alpha * sum + beta * c[i * ldc + j];   \
             }                                                                                      \
     }
-FM_DEFINE_UKR_REF(fm_sukr_ref, float, 8)
-FM_DEFINE_UKR_REF(fm_dukr_ref, double, 4)
+FM_DEFINE_UKR_REF(fm_sukr_ref, float)
+FM_DEFINE_UKR_REF(fm_dukr_ref, double)
 
 // The baseline kernels: 16-byte vectors, which every x86-64 CPU has (SSE2).
 #define FM_REAL float

@@ -2,13 +2,20 @@
 // Only this file is compiled for AVX-512; fm_gemm.c calls it only after checking the CPU (fm_microkernel.c).
 #if defined(__x86_64__) || defined(__i386__)
 #pragma GCC target("avx512f,avx2,fma")
+#include <immintrin.h>
+
 #include "fm_gemm.h"
 
+// Masked loads and stores for the partial vector at the right edge of a tile: the first lanes lanes.
 #define FM_REAL float
 #define FM_VL 16
 #define FM_MR 6
 #define FM_NV 2
 #define FM_UKR fm_sukr_avx512
+#define FM_MASK_T __mmask16
+#define FM_MASK(lanes) ((__mmask16)((1u << (lanes)) - 1))
+#define FM_LOAD_MASKED(p, mask) ((FM_VEC)_mm512_maskz_loadu_ps(mask, p))
+#define FM_STORE_MASKED(p, mask, v) _mm512_mask_storeu_ps(p, mask, (__m512)(v))
 #include "fm_microkernel_impl.h"
 
 #define FM_REAL double
@@ -16,5 +23,9 @@
 #define FM_MR 6
 #define FM_NV 2
 #define FM_UKR fm_dukr_avx512
+#define FM_MASK_T __mmask8
+#define FM_MASK(lanes) ((__mmask8)((1u << (lanes)) - 1))
+#define FM_LOAD_MASKED(p, mask) ((FM_VEC)_mm512_maskz_loadu_pd(mask, p))
+#define FM_STORE_MASKED(p, mask, v) _mm512_mask_storeu_pd(p, mask, (__m512d)(v))
 #include "fm_microkernel_impl.h"
 #endif

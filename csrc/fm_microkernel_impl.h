@@ -2,14 +2,22 @@
 //
 // Include after defining
 //   FM_REAL  float or double          FM_VL  values per SIMD vector (16 bytes: 4 floats, 32: 8, 64: 16)
-//   FM_MR    rows of the tile         FM_NV  vectors per row of the tile, so NR = FM_VL * FM_NV
+//   FM_MR    rows of the tile (6)     FM_NV  vectors per row of the tile (2), so NR = FM_VL * FM_NV
 //   FM_UKR   the function's name
-// The file #undefs them at the end, so it can be included again for the other type. The instruction
+// and, optionally, masked loads and stores of the instruction set for the partial vector at the right
+// edge of a tile (otherwise they go lane by lane):
+//   FM_MASK_T                the mask's type         FM_MASK(lanes)               the first lanes lanes
+//   FM_LOAD_MASKED(p, mask)  those lanes, 0 elsewhere   FM_STORE_MASKED(p, mask, v)  only those lanes
+// The file #undefs them all at the end, so it can be included again for the other type. The instruction
 // set comes from the including file (`#pragma GCC target("avx2,fma")`, ...): the same C source becomes
 // an SSE2, an AVX2 or an AVX-512 kernel, written with GCC vector extensions rather than intrinsics.
 //
-// The MR x NV accumulator vectors live in registers through the whole k loop: each step loads one row
-// of NR values of B and broadcasts MR values of A, and does MR * NV vector multiply-adds.
+// The m_e x NV_E accumulator vectors live in registers through the whole k loop: each step loads one row
+// of B (NV_E vectors) and broadcasts m_e values of A, and does m_e * NV_E vector multiply-adds. There is
+// one copy of that loop for every tile shape (m_e = 1 .. MR rows, 1 .. NV vectors, the last one whole or
+// partial), so an edge tile does only the multiply-adds it needs: m = 10 costs 10 rows, not 12.
+// Every shape adds the products for one element of C in the same order (p = 0, 1, ..., k-1, one fused
+// multiply-add each), so an element's value does not depend on which tile it falls in.
 
 #ifndef FM_CAT
 #define FM_CAT_(a, b) a##b
@@ -17,94 +25,133 @@
 #endif
 #define FM_NR (FM_VL * FM_NV)
 #define FM_VEC FM_CAT(FM_UKR, _vec)
+#define FM_VEC_U FM_CAT(FM_UKR, _vec_u)
+#define FM_FORCE_INLINE static inline __attribute__((always_inline))
 typedef FM_REAL FM_VEC __attribute__((vector_size(FM_VL * sizeof(FM_REAL))));
-// An unaligned view of C: tiles of C start anywhere.
-typedef FM_REAL FM_CAT(FM_VEC, _u) __attribute__((vector_size(FM_VL * sizeof(FM_REAL)), aligned(sizeof(FM_REAL))));
+// An unaligned view: tiles of C, and rows of B read in place, start anywhere.
+typedef FM_REAL FM_VEC_U __attribute__((vector_size(FM_VL * sizeof(FM_REAL)), aligned(sizeof(FM_REAL))));
 
-// The k loop: acc += A * B, with row i of A at a + row[i] (step csa along k). Always inlined, so that
-// the packed case (row[i] = i, csa = FM_MR: constants) gets its own copy with the simplest addressing.
-static inline __attribute__((always_inline)) void
-FM_CAT(FM_UKR, _loop)(ptrdiff_t k, const FM_REAL *restrict a, const ptrdiff_t row[FM_MR], ptrdiff_t csa,
-                      const FM_REAL *restrict b, FM_VEC acc[FM_MR][FM_NV])
+_Static_assert(FM_MR == 6 && FM_NV == 2, "the dispatch in FM_UKR has one case per tile shape of a 6 x 2 tile");
+
+#ifndef FM_MASK_T   // no masked loads and stores: lane by lane, each lane a test the unrolling resolves
+#define FM_MASK_T ptrdiff_t
+#define FM_MASK(lanes) (lanes)
+#define FM_LOAD_MASKED(p, mask) FM_CAT(FM_UKR, _load_lanes)(p, mask)
+#define FM_STORE_MASKED(p, mask, v) FM_CAT(FM_UKR, _store_lanes)(p, mask, v)
+FM_FORCE_INLINE FM_VEC FM_CAT(FM_UKR, _load_lanes)(const FM_REAL *p, ptrdiff_t lanes)
 {
-    for (ptrdiff_t p = 0; p < k; p++, a += csa, b += FM_NR) {
-        FM_VEC b_row[FM_NV];
-#pragma GCC unroll 8
-        for (int v = 0; v < FM_NV; v++) b_row[v] = ((const FM_VEC *)b)[v];
+    FM_VEC v = {0};
 #pragma GCC unroll 16
-        for (int i = 0; i < FM_MR; i++) {
-            const FM_REAL a_ip = a[row[i]];
-#pragma GCC unroll 8
-            for (int v = 0; v < FM_NV; v++) acc[i][v] += a_ip * b_row[v];
-        }
-    }
+    for (int l = 0; l < FM_VL; l++)
+        if (l < lanes) v[l] = p[l];
+    return v;
 }
+FM_FORCE_INLINE void FM_CAT(FM_UKR, _store_lanes)(FM_REAL *p, ptrdiff_t lanes, FM_VEC v)
+{
+#pragma GCC unroll 16
+    for (int l = 0; l < FM_VL; l++)
+        if (l < lanes) p[l] = v[l];
+}
+#endif
 
 // The new value of one vector of C: alpha * acc + beta * c_old (c_old unused when beta == 0). The one
 // expression for full vectors and for the partial ones at an edge.
-static inline __attribute__((always_inline)) FM_VEC
-FM_CAT(FM_UKR, _update)(FM_REAL alpha, FM_VEC acc, FM_REAL beta, FM_VEC c_old)
+FM_FORCE_INLINE FM_VEC FM_CAT(FM_UKR, _update)(FM_REAL alpha, FM_VEC acc, FM_REAL beta, FM_VEC c_old)
 {
     return beta == 0 ? alpha * acc : alpha * acc + beta * c_old;
 }
 
-void FM_UKR(ptrdiff_t m_e, ptrdiff_t n_e, ptrdiff_t k, FM_REAL alpha, const FM_REAL *restrict a,
-            ptrdiff_t rsa, ptrdiff_t csa, const FM_REAL *restrict b, FM_REAL beta, FM_REAL *restrict c,
-            ptrdiff_t ldc)
+// One tile of MR_E rows and NV_E vectors of C, the last of them PARTIAL (n_e - (NV_E-1)*VL lanes) or
+// whole; PACKED_A: A is a packed micro-panel of FM_MR rows (constant addressing). MR_E, NV_E, PARTIAL and
+// PACKED_A are constants at every call, so each call becomes its own straight-line copy.
+FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const int PARTIAL,
+                                           const int PACKED_A, ptrdiff_t n_e, ptrdiff_t k, FM_REAL alpha,
+                                           const FM_REAL *restrict a, ptrdiff_t rsa, ptrdiff_t csa,
+                                           const FM_REAL *restrict b, ptrdiff_t rsb, FM_REAL beta,
+                                           FM_REAL *restrict c, ptrdiff_t ldc)
 {
-    typedef FM_CAT(FM_VEC, _u) vec_u;
     FM_VEC acc[FM_MR][FM_NV];
-    // Rows past m_e repeat the last row of A: A is read only where it exists, and their results are dropped.
-    ptrdiff_t row[FM_MR], packed[FM_MR];
+    ptrdiff_t row[FM_MR];
+    const FM_MASK_T mask = FM_MASK(n_e - (NV_E - 1) * FM_VL);   // used only when PARTIAL
 #pragma GCC unroll 16
-    for (int i = 0; i < FM_MR; i++) {
-        const int r = i < m_e ? i : (int)m_e - 1;
-        row[i] = r * rsa, packed[i] = i;
-        __builtin_prefetch(c + r * ldc, 1);
+    for (int i = 0; i < MR_E; i++) {
+        row[i] = PACKED_A ? i : i * rsa;
+        __builtin_prefetch(c + i * ldc, 1);
 #pragma GCC unroll 8
-        for (int v = 0; v < FM_NV; v++) acc[i][v] = (FM_VEC){0};
+        for (int v = 0; v < NV_E; v++) acc[i][v] = (FM_VEC){0};
     }
-    if (rsa == 1 && csa == FM_MR && m_e == FM_MR)
-        FM_CAT(FM_UKR, _loop)(k, a, packed, FM_MR, b, acc);
-    else
-        FM_CAT(FM_UKR, _loop)(k, a, row, csa, b, acc);
-
-    if (m_e == FM_MR && n_e == FM_NR) {   // a full tile
+    if (PACKED_A) csa = FM_MR;
+    // Unrolled by 4: the loop's own additions and branch are then a small part of a step.
+#pragma GCC unroll 4
+    for (ptrdiff_t p = 0; p < k; p++, a += csa, b += rsb) {
+        FM_VEC b_row[FM_NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV_E; v++)
+            b_row[v] = PARTIAL && v == NV_E - 1 ? FM_LOAD_MASKED(b + v * FM_VL, mask)
+                                                : *(const FM_VEC_U *)(b + v * FM_VL);
 #pragma GCC unroll 16
-        for (int i = 0; i < FM_MR; i++)
+        for (int i = 0; i < MR_E; i++) {
+            const FM_REAL a_ip = a[row[i]];
 #pragma GCC unroll 8
-            for (int v = 0; v < FM_NV; v++) {
-                vec_u *c_iv = (vec_u *)(c + i * ldc + v * FM_VL);
-                const FM_VEC c_old = beta == 0 ? (FM_VEC){0} : *c_iv;
-                *c_iv = FM_CAT(FM_UKR, _update)(alpha, acc[i][v], beta, c_old);
-            }
-        return;
+            for (int v = 0; v < NV_E; v++) acc[i][v] += a_ip * b_row[v];
+        }
     }
-    // An edge tile: only its m_e x n_e corner of C is read and written. (Loops over the lanes are
-    // unrolled with a test per lane, so that the compiler does not call memcpy for a few values.)
-    for (int i = 0; i < m_e; i++)
+    // Only the m_e x n_e corner of C is read (beta != 0) and written.
+#pragma GCC unroll 16
+    for (int i = 0; i < MR_E; i++)
 #pragma GCC unroll 8
-        for (int v = 0; v < FM_NV; v++) {
+        for (int v = 0; v < NV_E; v++) {
             FM_REAL *c_iv = c + i * ldc + v * FM_VL;
-            const ptrdiff_t lanes = n_e - v * FM_VL;
-            FM_VEC c_old = {0};
-            if (lanes >= FM_VL) {
-                if (beta != 0) c_old = *(vec_u *)c_iv;
-                *(vec_u *)c_iv = FM_CAT(FM_UKR, _update)(alpha, acc[i][v], beta, c_old);
-            } else if (lanes > 0) {
-#pragma GCC unroll 16
-                for (int l = 0; l < FM_VL; l++)
-                    if (l < lanes && beta != 0) c_old[l] = c_iv[l];
-                const FM_VEC c_new = FM_CAT(FM_UKR, _update)(alpha, acc[i][v], beta, c_old);
-#pragma GCC unroll 16
-                for (int l = 0; l < FM_VL; l++)
-                    if (l < lanes) c_iv[l] = c_new[l];
+            if (PARTIAL && v == NV_E - 1) {
+                const FM_VEC c_old = beta == 0 ? (FM_VEC){0} : FM_LOAD_MASKED(c_iv, mask);
+                FM_STORE_MASKED(c_iv, mask, FM_CAT(FM_UKR, _update)(alpha, acc[i][v], beta, c_old));
+            } else {
+                const FM_VEC c_old = beta == 0 ? (FM_VEC){0} : *(FM_VEC_U *)c_iv;
+                *(FM_VEC_U *)c_iv = FM_CAT(FM_UKR, _update)(alpha, acc[i][v], beta, c_old);
             }
         }
 }
 
+void FM_UKR(ptrdiff_t m_e, ptrdiff_t n_e, ptrdiff_t k, FM_REAL alpha, const FM_REAL *restrict a,
+            ptrdiff_t rsa, ptrdiff_t csa, const FM_REAL *restrict b, ptrdiff_t rsb, FM_REAL beta,
+            FM_REAL *restrict c, ptrdiff_t ldc)
+{
+    const int wide = n_e > FM_VL, partial = n_e % FM_VL != 0;
+#define FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A)                                                         \
+    FM_CAT(FM_UKR, _tile)(MR_E, NV_E, PARTIAL, PACKED_A, n_e, k, alpha, a, rsa, csa, b, rsb, beta, c, ldc)
+#define FM_TILE_COLUMNS(MR_E, PACKED_A)                                                                \
+    if (wide) {                                                                                        \
+        if (partial) FM_TILE(MR_E, 2, 1, PACKED_A);                                                    \
+        else FM_TILE(MR_E, 2, 0, PACKED_A);                                                            \
+    } else {                                                                                           \
+        if (partial) FM_TILE(MR_E, 1, 1, PACKED_A);                                                    \
+        else FM_TILE(MR_E, 1, 0, PACKED_A);                                                            \
+    }
+    switch (m_e) {
+    case 1: FM_TILE_COLUMNS(1, 0); break;
+    case 2: FM_TILE_COLUMNS(2, 0); break;
+    case 3: FM_TILE_COLUMNS(3, 0); break;
+    case 4: FM_TILE_COLUMNS(4, 0); break;
+    case 5: FM_TILE_COLUMNS(5, 0); break;
+    default:
+        if (rsa == 1 && csa == FM_MR) {
+            FM_TILE_COLUMNS(6, 1)
+        } else {
+            FM_TILE_COLUMNS(6, 0)
+        }
+    }
+#undef FM_TILE
+#undef FM_TILE_COLUMNS
+}
+
 #undef FM_NR
 #undef FM_VEC
+#undef FM_VEC_U
+#undef FM_FORCE_INLINE
+#undef FM_MASK_T
+#undef FM_MASK
+#undef FM_LOAD_MASKED
+#undef FM_STORE_MASKED
 #undef FM_REAL
 #undef FM_VL
 #undef FM_MR

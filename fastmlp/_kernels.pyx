@@ -14,7 +14,7 @@ the end expose single kernels to the tests, with the same names as their NumPy t
 ``fastmlp.reference``. Kernels trust their callers: the Python layer validates user input.
 """
 from cython cimport floating
-from libc.math cimport log, sqrt
+from libc.math cimport log
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
@@ -45,6 +45,21 @@ cdef extern from "fm_activations.h" nogil:
 
     enum:   # activation codes
         FM_IDENTITY, FM_SIGMOID, FM_TANH, FM_RELU, FM_SOFTMAX
+
+cdef extern from "fm_update.h" nogil:
+    ctypedef struct fm_step:
+        int optimizer
+        double learning_rate, momentum, beta1, beta2, epsilon, correction1, correction2
+    void fm_supdate(Py_ssize_t size, float *P, const float *G, float *S1, float *S2, const fm_step *step)
+    void fm_dupdate(Py_ssize_t size, double *P, const double *G, double *S1, double *S2,
+                    const fm_step *step)
+    void fm_sadd_penalty(Py_ssize_t size, float *G, const float *W, float l2, float l1)
+    void fm_dadd_penalty(Py_ssize_t size, double *G, const double *W, double l2, double l1)
+    void fm_scolumn_sums(Py_ssize_t rows, Py_ssize_t cols, const float *D, float *out, float scale)
+    void fm_dcolumn_sums(Py_ssize_t rows, Py_ssize_t cols, const double *D, double *out, double scale)
+
+    enum:   # optimizer codes
+        FM_SGD, FM_NESTEROV, FM_ADAM
 
 cdef enum Loss:
     QUADRATIC = 0
@@ -152,33 +167,28 @@ cdef double _output_delta(const floating *A, const floating *Y, floating *D, con
 cdef void _column_sums(const floating *D, floating *out, Py_ssize_t rows, Py_ssize_t cols,
                        floating scale) noexcept nogil:
     """out := scale · Σᵢ D[i, :]   (the bias gradient: δ summed over the batch)."""
-    cdef Py_ssize_t i, j
-    for j in range(cols):
-        out[j] = 0
-    for i in range(rows):
-        for j in range(cols):
-            out[j] += D[i * cols + j]
-    for j in range(cols):
-        out[j] *= scale
+    if floating is float:
+        fm_scolumn_sums(rows, cols, D, out, scale)
+    else:
+        fm_dcolumn_sums(rows, cols, D, out, scale)
 
 
 cdef void _add_penalty(floating *G, const floating *W, Py_ssize_t size, floating l2,
                        floating l1) noexcept nogil:
     """G := G + l2 · W + l1 · sign(W)   (the gradient of (l2/2)‖W‖² + l1 |W|₁)."""
-    cdef Py_ssize_t i
-    if l2 != 0:
-        for i in range(size):
-            G[i] += l2 * W[i]
-    if l1 != 0:
-        for i in range(size):
-            G[i] += l1 * ((W[i] > 0) - (W[i] < 0))
+    if l2 == 0 and l1 == 0:
+        return
+    if floating is float:
+        fm_sadd_penalty(size, G, W, l2, l1)
+    else:
+        fm_dadd_penalty(size, G, W, l2, l1)
 
 
-# Optimizers (the update step of one parameter array).
+# Optimizers (the update step of one parameter array); the codes are csrc/fm_update.h's.
 cdef enum Optimizer:
-    SGD = 0
-    NESTEROV = 1
-    ADAM = 2
+    SGD = FM_SGD
+    NESTEROV = FM_NESTEROV
+    ADAM = FM_ADAM
 
 OPTIMIZERS = {"sgd": SGD, "nesterov": NESTEROV, "adam": ADAM}
 
@@ -198,27 +208,17 @@ cdef void _update(floating *P, const floating *G, floating *S1, floating *S2, Py
     nesterov   S1 := μ S1 − η G,  P += μ S1 − η G
     adam       S1 := β₁ S1 + (1 − β₁) G,  S2 := β₂ S2 + (1 − β₂) G²,
                P −= η (S1 / (1 − β₁ᵗ)) / (√(S2 / (1 − β₂ᵗ)) + ε)
+    The loops are the vectorised C in csrc/fm_update_impl.h.
     """
-    cdef Py_ssize_t i
-    cdef floating eta = <floating> step.learning_rate, mu = <floating> step.momentum
-    cdef floating b1 = <floating> step.beta1, b2 = <floating> step.beta2, eps = <floating> step.epsilon
-    cdef floating c1 = <floating> step.correction1, c2 = <floating> step.correction2
-    if step.optimizer == ADAM:
-        for i in range(size):
-            S1[i] = b1 * S1[i] + (1 - b1) * G[i]
-            S2[i] = b2 * S2[i] + (1 - b2) * G[i] * G[i]
-            P[i] -= eta * (S1[i] / c1) / (sqrt(S2[i] / c2) + eps)
-    elif S1 == NULL:
-        for i in range(size):
-            P[i] -= eta * G[i]
-    elif step.optimizer == NESTEROV:
-        for i in range(size):
-            S1[i] = mu * S1[i] - eta * G[i]
-            P[i] += mu * S1[i] - eta * G[i]
+    cdef fm_step c_step
+    c_step.optimizer = step.optimizer
+    c_step.learning_rate, c_step.momentum = step.learning_rate, step.momentum
+    c_step.beta1, c_step.beta2, c_step.epsilon = step.beta1, step.beta2, step.epsilon
+    c_step.correction1, c_step.correction2 = step.correction1, step.correction2
+    if floating is float:
+        fm_supdate(size, P, G, S1, S2, &c_step)
     else:
-        for i in range(size):
-            S1[i] = mu * S1[i] - eta * G[i]
-            P[i] += S1[i]
+        fm_dupdate(size, P, G, S1, S2, &c_step)
 
 
 cdef inline uint64_t _splitmix64(uint64_t x) noexcept nogil:
@@ -345,7 +345,8 @@ cdef class Network:
                     or not w.flags.writeable or not bias.flags.c_contiguous
                     or not bias.flags.writeable
                     or (l > 0 and w.shape[0] != weights[l - 1].shape[1])):
-                raise ValueError(f"layer {l}: weights and biases have inconsistent shapes or dtypes")
+                raise ValueError(f"layer {l}: weights and biases must be writeable, C-contiguous arrays "
+                                 "of one dtype and matching shapes")
         self.n_layers = n_layers
         self.dtype = dtype
         self.is_double = dtype == np.float64

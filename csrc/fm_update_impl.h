@@ -1,0 +1,151 @@
+// fm_update_impl.h: template of the update kernels (contracts in fm_update.h).
+//
+// Include after defining
+//   FM_LEVEL    the level's name as a bare word (baseline, avx2, avx512); it ends the functions' names
+//   FM_VBYTES   bytes per SIMD vector: 16, 32 or 64
+//   FM_DOUBLE   0 for the float kernels (fm_s...), 1 for the double ones (fm_d...)
+// The file #undefs FM_DOUBLE at the end, so it can be included again for the other type. As for the
+// activations, the instruction set comes from the including file (`#pragma GCC target(...)`): the GCC
+// vector extensions below become SSE2, AVX2 or AVX-512 code. Each loop takes one vector of every array
+// a step; the tail goes through the same vector code, padded.
+
+#ifndef FM_CAT
+#define FM_CAT_(a, b) a##b
+#define FM_CAT(a, b) FM_CAT_(a, b)
+#endif
+#define FM_INLINE static inline __attribute__((always_inline))
+
+#if FM_DOUBLE
+#define FM_REAL double
+#define FM_INT int64_t
+#define FM_X d
+#define FM_SQRT __builtin_sqrt
+#else
+#define FM_REAL float
+#define FM_INT int32_t
+#define FM_X s
+#define FM_SQRT __builtin_sqrtf
+#endif
+#define FM_VL ((ptrdiff_t)(FM_VBYTES / sizeof(FM_REAL)))   // values per vector
+
+// Names private to one type (vec_s, vec_d, ...) and the public names (fm_supdate_avx2, ...).
+#define FM_T(name) FM_CAT(name, FM_CAT(_, FM_X))
+#define FM_PUBLIC(stem) FM_CAT(FM_CAT(fm_, FM_X), FM_CAT(stem, FM_CAT(_, FM_LEVEL)))
+#define vec FM_T(vec)
+#define vec_u FM_T(vec_u)
+#define ivec FM_T(ivec)
+#define splat FM_T(splat)
+#define load FM_T(load)
+#define store FM_T(store)
+#define sqrt_v FM_T(sqrt_v)
+
+#include "fm_vector_impl.h"
+
+// √v lane by lane (v ≥ 0: a square-root instruction per lane).
+FM_INLINE vec sqrt_v(vec v)
+{
+#pragma GCC unroll 16
+    for (int l = 0; l < FM_VL; l++) v[l] = FM_SQRT(v[l]);
+    return v;
+}
+
+// Run the statements ... for every vector of size values: i is the first index and n (the number of
+// values) is the constant VL for whole vectors, so that their loads and stores are plain vector moves;
+// the tail, if any, runs the same statements once more with n < VL.
+#define FM_FOR_VECTORS(size, ...)                                                                     \
+    do {                                                                                              \
+        ptrdiff_t i = 0;                                                                              \
+        for (; i + FM_VL <= (size); i += FM_VL) {                                                     \
+            const ptrdiff_t n = FM_VL;                                                                \
+            __VA_ARGS__                                                                               \
+        }                                                                                             \
+        if (i < (size)) {                                                                             \
+            const ptrdiff_t n = (size) - i;                                                           \
+            __VA_ARGS__                                                                               \
+        }                                                                                             \
+    } while (0)
+
+void FM_PUBLIC(update)(ptrdiff_t size, FM_REAL *restrict P, const FM_REAL *restrict G, FM_REAL *restrict S1,
+                       FM_REAL *restrict S2, const fm_step *step)
+{
+    const FM_REAL eta = (FM_REAL)step->learning_rate, mu = (FM_REAL)step->momentum;
+    if (step->optimizer == FM_ADAM) {
+        const FM_REAL b1 = (FM_REAL)step->beta1, b2 = (FM_REAL)step->beta2, eps = (FM_REAL)step->epsilon;
+        const FM_REAL c1 = (FM_REAL)step->correction1, c2 = (FM_REAL)step->correction2;
+        FM_FOR_VECTORS(size, {
+            const vec g = load(G + i, n, 0);
+            const vec m = b1 * load(S1 + i, n, 0) + (1 - b1) * g;
+            const vec v = b2 * load(S2 + i, n, 0) + (1 - b2) * g * g;
+            store(S1 + i, n, m);
+            store(S2 + i, n, v);
+            store(P + i, n, load(P + i, n, 0) - eta * (m / c1) / (sqrt_v(v / c2) + eps));
+        });
+    } else if (S1 == NULL) {
+        FM_FOR_VECTORS(size, store(P + i, n, load(P + i, n, 0) - eta * load(G + i, n, 0)););
+    } else if (step->optimizer == FM_NESTEROV) {
+        FM_FOR_VECTORS(size, {
+            const vec step_g = eta * load(G + i, n, 0);
+            const vec velocity = mu * load(S1 + i, n, 0) - step_g;
+            store(S1 + i, n, velocity);
+            store(P + i, n, load(P + i, n, 0) + (mu * velocity - step_g));
+        });
+    } else {
+        FM_FOR_VECTORS(size, {
+            const vec velocity = mu * load(S1 + i, n, 0) - eta * load(G + i, n, 0);
+            store(S1 + i, n, velocity);
+            store(P + i, n, load(P + i, n, 0) + velocity);
+        });
+    }
+}
+
+void FM_PUBLIC(add_penalty)(ptrdiff_t size, FM_REAL *restrict G, const FM_REAL *restrict W, FM_REAL l2,
+                            FM_REAL l1)
+{
+    if (l2 != 0) FM_FOR_VECTORS(size, store(G + i, n, load(G + i, n, 0) + l2 * load(W + i, n, 0)););
+    if (l1 != 0)
+        FM_FOR_VECTORS(size, {
+            const vec w = load(W + i, n, 0);
+            // sign(w) = (w > 0) − (w < 0): comparisons give −1 (all ones) for true
+            const vec sign = __builtin_convertvector((w < 0) - (w > 0), vec);
+            store(G + i, n, load(G + i, n, 0) + l1 * sign);
+        });
+}
+
+void FM_PUBLIC(column_sums)(ptrdiff_t rows, ptrdiff_t cols, const FM_REAL *restrict D, FM_REAL *restrict out,
+                            FM_REAL scale)
+{
+    // Four vectors of columns at a time, so that each row adds into four independent sums.
+    ptrdiff_t j = 0;
+    for (; j + 4 * FM_VL <= cols; j += 4 * FM_VL) {
+        vec sum[4] = {{0}};
+        for (ptrdiff_t i = 0; i < rows; i++)
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; v++) sum[v] += *(const vec_u *)(D + i * cols + j + v * FM_VL);
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; v++) *(vec_u *)(out + j + v * FM_VL) = scale * sum[v];
+    }
+    for (; j < cols; j += FM_VL) {
+        const ptrdiff_t n = cols - j < FM_VL ? cols - j : FM_VL;
+        vec sum = {0};
+        for (ptrdiff_t i = 0; i < rows; i++) sum += load(D + i * cols + j, n, 0);
+        store(out + j, n, scale * sum);
+    }
+}
+
+#undef FM_FOR_VECTORS
+#undef vec
+#undef vec_u
+#undef ivec
+#undef splat
+#undef load
+#undef store
+#undef sqrt_v
+#undef FM_T
+#undef FM_PUBLIC
+#undef FM_VL
+#undef FM_REAL
+#undef FM_INT
+#undef FM_X
+#undef FM_SQRT
+#undef FM_INLINE
+#undef FM_DOUBLE
