@@ -311,6 +311,8 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     >>> model.predict([[0, 1], [1, 1]])
     array([1, 0])
     """
+    if warm_start is not None and not isinstance(warm_start, MLP):
+        raise TypeError(f"warm_start must be a fitted fastmlp.MLP, got {type(warm_start).__name__}")
     dtype = check_dtype(dtype if warm_start is None else warm_start.dtype)
     epochs = check_int(epochs, "epochs")
     batch_size = check_int(batch_size, "batch_size")
@@ -336,8 +338,6 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
 
     X = check_array(X, dtype, "X")
     if warm_start is not None:
-        if not isinstance(warm_start, MLP):
-            raise TypeError(f"warm_start must be a fitted fastmlp.MLP, got {type(warm_start).__name__}")
         model = _continue(warm_start, X.shape[1])
         Y = model.targets(y, len(X))
     else:

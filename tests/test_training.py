@@ -266,3 +266,9 @@ def test_classes_may_be_given_when_a_chunk_lacks_some(data):
     assert len(model.history["loss"]) == 2
     with pytest.raises(ValueError, match="labels not seen during fit"):
         fastmlp.fit(X, y, classes_=[0, 1], hidden=(4,), epochs=1)
+
+
+def test_warm_start_must_be_a_model(data):
+    X, y = data
+    with pytest.raises(TypeError, match="warm_start must be a fitted fastmlp.MLP, got dict"):
+        fastmlp.fit(X, y, warm_start={})
