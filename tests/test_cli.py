@@ -1,5 +1,6 @@
 """The command line: every command runs on small data made here, user mistakes end in one line
 and exit status 2."""
+import pathlib
 import re
 import subprocess
 import sys
@@ -265,3 +266,15 @@ def test_file_and_option_mistakes_are_one_line_and_status_2(capsys, monkeypatch,
     err = capsys.readouterr().err
     assert err.startswith("fastmlp: error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert message in err
+
+
+def test_importing_without_the_compiled_kernels_fails_loudly(tmp_path):
+    # A copy of the Python sources without the built extension: no silent fallback to NumPy.
+    import shutil
+    package = tmp_path / "fastmlp"
+    shutil.copytree(pathlib.Path(fastmlp.__file__).parent, package,
+                    ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+    # -S: no site-packages, so neither an installed nor an editable fastmlp can answer instead
+    result = subprocess.run([sys.executable, "-S", "-c", "import fastmlp"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "compiled kernels (fastmlp._kernels) are not built" in result.stderr
