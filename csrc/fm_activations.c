@@ -1,5 +1,7 @@
-// fm_activations.c: the activation kernels every CPU runs, the table of instruction-set levels, and the
-// public functions, which call the level chosen once at run time.
+// fm_activations.c: the elementwise kernels every CPU runs (the activations, and through
+// fm_activations_impl.h the update kernels of fm_update.h), the one table of instruction-set levels for
+// both, and the activations' public functions, which call the level chosen once at run time (fm_update.c
+// holds the update kernels' public functions, which call the same level).
 //
 // Levels, fastest first (the faster kernels are in fm_activations_avx512.c and fm_activations_avx2.c):
 //   avx512     16 floats, 8 doubles a vector    needs AVX-512F
@@ -19,7 +21,8 @@
 
 #define FM_LEVEL_ENTRY(name)                                                                         \
     {#name, fm_sbias_activation_##name, fm_dbias_activation_##name, fm_sactivation_derivative_##name, \
-     fm_dactivation_derivative_##name}
+     fm_dactivation_derivative_##name, fm_supdate_##name, fm_dupdate_##name, fm_sadd_penalty_##name,   \
+     fm_dadd_penalty_##name, fm_scolumn_sums_##name, fm_dcolumn_sums_##name}
 static const fm_activation_level levels[] = {
 #if defined(__x86_64__) || defined(__i386__)
     FM_LEVEL_ENTRY(avx512),

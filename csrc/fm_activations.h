@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#include "fm_update.h"   // the other elementwise kernels, which share the levels below
+
 // Activation codes, shared with fastmlp/_kernels.pyx (enum Activation).
 enum {
     FM_IDENTITY = 0,   // σ(z) = z
@@ -36,12 +38,16 @@ void fm_dbias_activation(ptrdiff_t rows, ptrdiff_t cols, double *Z, const double
 void fm_sactivation_derivative(ptrdiff_t size, const float *A, float *D, int activation);
 void fm_dactivation_derivative(ptrdiff_t size, const double *A, double *D, int activation);
 
-// The instruction-set level the activations chose at run time ("avx512", "avx2", "baseline").
+// The instruction-set level the activations (and the update kernels, fm_update.h) chose at run time
+// ("avx512", "avx2", "baseline").
 const char *fm_activation_isa(void);
 
 
 // ---------------------------------------------------------------------------------------------------
-// Internals shared by fm_activations*.c and csrc/test_activations.c; callers need none of it.
+// Internals shared by fm_activations*.c, fm_update.c and csrc/test_activations.c, test_update.c; callers
+// need none of it. Every elementwise kernel (these and fm_update.h's) is compiled once per level by the
+// same files, fm_activations.c (baseline), fm_activations_avx2.c and fm_activations_avx512.c, and
+// chosen through the same table of levels below.
 //
 // fm_?bias_activation_<level>, fm_?activation_derivative_<level>: the functions above, compiled for
 // one instruction-set level (fm_activations_impl.h is their template).
@@ -59,20 +65,27 @@ FM_ACTIVATION_INTERNALS(d, double)
 #undef FM_ACTIVATION_INTERNALS
 
 // One instruction-set level: its name (fm_cpu_runs(name), fm_isa.h, says whether this CPU runs it)
-//   and its four kernels.
+//   and its ten kernels: the four activations and the six update kernels (fm_update.h, whose per-level
+//   functions fm_?update_<level>, ... are declared there).
 typedef struct fm_activation_level {
     const char *name;
     fm_sbias_activation_fn *sbias_activation;
     fm_dbias_activation_fn *dbias_activation;
     fm_sactivation_derivative_fn *sactivation_derivative;
     fm_dactivation_derivative_fn *dactivation_derivative;
+    fm_supdate_fn *supdate;
+    fm_dupdate_fn *dupdate;
+    fm_sadd_penalty_fn *sadd_penalty;
+    fm_dadd_penalty_fn *dadd_penalty;
+    fm_scolumn_sums_fn *scolumn_sums;
+    fm_dcolumn_sums_fn *dcolumn_sums;
 } fm_activation_level;
 
 // fm_activation_levels: every level compiled into this binary, fastest first, ending with "baseline"
 //   (which every CPU runs); *count receives how many there are.
 const fm_activation_level *fm_activation_levels(int *count);
 
-// fm_activation_level_current: the level the public functions use: the fastest this CPU supports, or
+// fm_activation_level_current: the level the public functions (of fm_activations.h and fm_update.h) use: the fastest this CPU supports, or
 //   the one named by the environment variable FASTMLP_ISA (avx512|avx2|baseline; "reference", which
 //   only the GEMM has, means baseline), falling back to the next slower level when the CPU lacks it.
 //   Chosen on the first call; safe to call from several threads.

@@ -1,4 +1,5 @@
-// fm_activations_avx2.c: the activation kernels for CPUs with AVX2 and FMA (8 floats, 4 doubles a vector).
+// fm_activations_avx2.c: the elementwise kernels for CPUs with AVX2 and FMA (8 floats, 4 doubles a vector):
+// the activations and, through fm_activations_impl.h, the update kernels (fm_update.h).
 // Only this file is compiled for AVX2; fm_activations.c calls it only after checking the CPU.
 #include "fm_activations.h"
 #if defined(__x86_64__) || defined(__i386__)

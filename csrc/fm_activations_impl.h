@@ -1,4 +1,5 @@
-// fm_activations_impl.h: template of the activation kernels (contracts in fm_activations.h).
+// fm_activations_impl.h: template of the activation kernels (contracts in fm_activations.h), and, through
+// fm_update_impl.h included at its end, of the update kernels (contracts in fm_update.h).
 //
 // Include after defining
 //   FM_LEVEL    the level's name as a bare word (baseline, avx2, avx512); it ends the functions' names
@@ -233,6 +234,9 @@ void FM_PUBLIC(activation_derivative)(ptrdiff_t size, const FM_REAL *A, FM_REAL 
     default: break;   // identity and softmax: σ' = 1
     }
 }
+
+// The update kernels of this level and type (fm_update.h), in the same vectors.
+#include "fm_update_impl.h"
 
 #undef vec
 #undef vec_u

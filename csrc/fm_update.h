@@ -45,15 +45,19 @@ void fm_dadd_penalty(ptrdiff_t size, double *G, const double *W, double l2, doub
 void fm_scolumn_sums(ptrdiff_t rows, ptrdiff_t cols, const float *D, float *out, float scale);
 void fm_dcolumn_sums(ptrdiff_t rows, ptrdiff_t cols, const double *D, double *out, double scale);
 
-// The instruction-set level the update kernels chose at run time ("avx512", "avx2", "baseline").
+// The instruction-set level the update kernels chose at run time ("avx512", "avx2", "baseline"): always
+// the activations' (fm_activation_isa), as both use one table of levels.
 const char *fm_update_isa(void);
 
 
 // ---------------------------------------------------------------------------------------------------
-// Internals shared by fm_update*.c and csrc/test_update.c; callers need none of it.
+// Internals shared by fm_activations*.c, fm_update.c and csrc/test_update.c; callers need none of it.
 //
 // fm_?update_<level>, fm_?add_penalty_<level>, fm_?column_sums_<level>: the functions above, compiled
-// for one instruction-set level (fm_update_impl.h is their template).
+// for one instruction-set level (fm_update_impl.h is their template, compiled by the activations'
+// per-level files). The table of levels, with these kernels in it, and the choice of the current one are
+// the activations': fm_activation_level, fm_activation_levels and fm_activation_level_current in
+// fm_activations.h.
 #define FM_UPDATE_INTERNALS(x, REAL)                                                                \
     typedef void fm_##x##update_fn(ptrdiff_t size, REAL *P, const REAL *G, REAL *S1, REAL *S2,        \
                                    const fm_step *step);                                           \
@@ -68,25 +72,5 @@ const char *fm_update_isa(void);
 FM_UPDATE_INTERNALS(s, float)
 FM_UPDATE_INTERNALS(d, double)
 #undef FM_UPDATE_INTERNALS
-
-// One instruction-set level: its name (fm_cpu_runs(name), fm_isa.h, says whether this CPU runs it)
-//   and its six kernels.
-typedef struct fm_update_level {
-    const char *name;
-    fm_supdate_fn *supdate;
-    fm_dupdate_fn *dupdate;
-    fm_sadd_penalty_fn *sadd_penalty;
-    fm_dadd_penalty_fn *dadd_penalty;
-    fm_scolumn_sums_fn *scolumn_sums;
-    fm_dcolumn_sums_fn *dcolumn_sums;
-} fm_update_level;
-
-// fm_update_levels: every level compiled into this binary, fastest first, ending with "baseline"
-//   (which every CPU runs); *count receives how many there are.
-const fm_update_level *fm_update_levels(int *count);
-
-// fm_update_level_current: the level the public functions use, chosen as for the activations
-//   (fm_activation_level_current). Chosen on the first call; safe to call from several threads.
-const fm_update_level *fm_update_level_current(void);
 
 #endif

@@ -1,45 +1,20 @@
 // fm_update_impl.h: template of the update kernels (contracts in fm_update.h).
 //
-// Include after defining
-//   FM_LEVEL    the level's name as a bare word (baseline, avx2, avx512); it ends the functions' names
-//   FM_VBYTES   bytes per SIMD vector: 16, 32 or 64
-//   FM_DOUBLE   0 for the float kernels (fm_s...), 1 for the double ones (fm_d...)
-// The file #undefs FM_DOUBLE at the end, so it can be included again for the other type. As for the
-// activations, the instruction set comes from the including file (`#pragma GCC target(...)`): the GCC
-// vector extensions below become SSE2, AVX2 or AVX-512 code. Each loop takes one vector of every array
-// a step; the tail goes through the same vector code, padded.
-
-#ifndef FM_CAT
-#define FM_CAT_(a, b) a##b
-#define FM_CAT(a, b) FM_CAT_(a, b)
-#endif
-#define FM_INLINE static inline __attribute__((always_inline))
+// Included only by fm_activations_impl.h, at its end, once per level and type: it uses that template's
+// FM_LEVEL, FM_DOUBLE, FM_REAL, FM_X, FM_VL, FM_INLINE, FM_T, FM_PUBLIC and vectors (vec, vec_u, ivec,
+// splat, load, store: fm_vector_impl.h), which are still defined there, so that one set of per-level
+// files (fm_activations.c, fm_activations_avx2.c, fm_activations_avx512.c) and one table of levels
+// compile and dispatch every elementwise kernel. As for the activations, the instruction set comes from
+// the including file (`#pragma GCC target(...)`): the GCC vector extensions below become SSE2, AVX2 or
+// AVX-512 code. Each loop takes one vector of every array a step; the tail goes through the same vector
+// code, padded.
 
 #if FM_DOUBLE
-#define FM_REAL double
-#define FM_INT int64_t
-#define FM_X d
 #define FM_SQRT __builtin_sqrt
 #else
-#define FM_REAL float
-#define FM_INT int32_t
-#define FM_X s
 #define FM_SQRT __builtin_sqrtf
 #endif
-#define FM_VL ((ptrdiff_t)(FM_VBYTES / sizeof(FM_REAL)))   // values per vector
-
-// Names private to one type (vec_s, vec_d, ...) and the public names (fm_supdate_avx2, ...).
-#define FM_T(name) FM_CAT(name, FM_CAT(_, FM_X))
-#define FM_PUBLIC(stem) FM_CAT(FM_CAT(fm_, FM_X), FM_CAT(stem, FM_CAT(_, FM_LEVEL)))
-#define vec FM_T(vec)
-#define vec_u FM_T(vec_u)
-#define ivec FM_T(ivec)
-#define splat FM_T(splat)
-#define load FM_T(load)
-#define store FM_T(store)
 #define sqrt_v FM_T(sqrt_v)
-
-#include "fm_vector_impl.h"
 
 // √v lane by lane (v ≥ 0: a square-root instruction per lane).
 FM_INLINE vec sqrt_v(vec v)
@@ -133,19 +108,5 @@ void FM_PUBLIC(column_sums)(ptrdiff_t rows, ptrdiff_t cols, const FM_REAL *restr
 }
 
 #undef FM_FOR_VECTORS
-#undef vec
-#undef vec_u
-#undef ivec
-#undef splat
-#undef load
-#undef store
 #undef sqrt_v
-#undef FM_T
-#undef FM_PUBLIC
-#undef FM_VL
-#undef FM_REAL
-#undef FM_INT
-#undef FM_X
 #undef FM_SQRT
-#undef FM_INLINE
-#undef FM_DOUBLE

@@ -1,7 +1,7 @@
 // fm_vector_impl.h: the vector type and the padded loads and stores of the elementwise kernels, shared by
-// the templates fm_activations_impl.h and fm_update_impl.h, which include it after defining FM_REAL,
-// FM_INT (the integer of the same width), FM_VBYTES, FM_VL, FM_INLINE and the names vec, vec_u, ivec,
-// splat, load and store (private to one type: vec_s, vec_d, ...).
+// the templates fm_activations_impl.h and fm_update_impl.h (which fm_activations_impl.h includes): the
+// former includes it after defining FM_REAL, FM_INT (the integer of the same width), FM_VBYTES, FM_VL,
+// FM_INLINE and the names vec, vec_u, ivec, splat, load and store (private to one type: vec_s, vec_d, ...).
 
 typedef FM_REAL vec __attribute__((vector_size(FM_VBYTES)));
 typedef FM_REAL vec_u __attribute__((vector_size(FM_VBYTES), aligned(sizeof(FM_REAL))));  // any alignment

@@ -2,7 +2,8 @@
 // double (`make -C csrc test`). Sizes 0, 1, 3, around every vector length (4, 8, 16 floats) and longer, so
 // that every tail is covered; each optimizer (sgd, momentum, nesterov, adam), both penalties, and the
 // column sums, which add the rows in order and so must match a plain loop in the same type bit for bit.
-// Writing past the arrays is caught by guard values. Prints each failure, then "N passed, N failed";
+// Writing past the arrays is caught by guard values; the public functions must call the level the
+// activations chose (one table of levels for both). Prints each failure, then "N passed, N failed";
 // the exit code is 1 if any case failed.
 #include <math.h>
 #include <stdio.h>
@@ -10,7 +11,7 @@
 #include <string.h>
 
 #include "fm_isa.h"
-#include "fm_update.h"
+#include "fm_activations.h"   // the table of levels (and, through it, fm_update.h)
 
 static int n_passed, n_failed;
 
@@ -54,7 +55,7 @@ enum { GUARD = 4 };
         return 1;                                                                                  \
     }                                                                                              \
     /* variant 0: sgd, 1: momentum, 2: nesterov, 3: adam */                                        \
-    static void x##check_update(const fm_update_level *level, ptrdiff_t size, int variant)          \
+    static void x##check_update(const fm_activation_level *level, ptrdiff_t size, int variant)     \
     {                                                                                              \
         unsigned state = (unsigned)(size * 31 + variant);                                          \
         REAL *P = x##array(size, &state, 0), *G = x##array(size, &state, 0);                       \
@@ -93,7 +94,7 @@ enum { GUARD = 4 };
         free(P), free(G), free(S1), free(S2), free(want_p);                                        \
     }                                                                                              \
     /* variant 0: l2 only, 1: l1 only, 2: both, 3: neither (G untouched) */                        \
-    static void x##check_penalty(const fm_update_level *level, ptrdiff_t size, int variant)         \
+    static void x##check_penalty(const fm_activation_level *level, ptrdiff_t size, int variant)    \
     {                                                                                              \
         unsigned state = (unsigned)(size * 17 + variant);                                          \
         REAL *G = x##array(size, &state, 0), *W = x##array(size, &state, 0);                       \
@@ -110,7 +111,7 @@ enum { GUARD = 4 };
               size, variant);                                                                      \
         free(G), free(W), free(want);                                                              \
     }                                                                                              \
-    static void x##check_column_sums(const fm_update_level *level, ptrdiff_t rows, ptrdiff_t cols)  \
+    static void x##check_column_sums(const fm_activation_level *level, ptrdiff_t rows, ptrdiff_t cols) \
     {                                                                                              \
         unsigned state = (unsigned)(rows * 101 + cols);                                            \
         REAL *D = x##array(rows * cols, &state, 0), *out = x##array(cols, &state, 0);              \
@@ -131,13 +132,28 @@ FM_DEFINE_TESTS(s, float, 0x1p-23L)
 FM_DEFINE_TESTS(d, double, 0x1p-52L)
 #undef FM_DEFINE_TESTS
 
+// The public functions call the level the activations chose (one table, one choice for both families),
+// and fm_update_isa names it.
+static void check_dispatch(void)
+{
+    const fm_activation_level *current = fm_activation_level_current();
+    check(strcmp(fm_update_isa(), fm_activation_isa()) == 0 && strcmp(fm_update_isa(), current->name) == 0,
+          "fm_update_isa names the activations' level", current->name, "-", 0, 0);
+    float P[19], P_level[19], G[19];
+    for (int j = 0; j < 19; j++) P[j] = P_level[j] = (float)(j - 9) / 3, G[j] = (float)(j % 5) / 7;
+    const fm_step step = {FM_SGD, 0.3, 0, 0, 0, 0, 0, 0};
+    fm_supdate(19, P, G, NULL, NULL, &step);
+    current->supdate(19, P_level, G, NULL, NULL, &step);
+    check(memcmp(P, P_level, sizeof P) == 0, "fm_supdate calls the current level", current->name, "float", 19, 0);
+}
+
 int main(void)
 {
     static const ptrdiff_t sizes[] = {0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 65, 100, 257, 1000};
     static const ptrdiff_t rows[] = {0, 1, 3, 10, 100};
     enum { n_sizes = sizeof sizes / sizeof *sizes, n_rows = sizeof rows / sizeof *rows };
     int n_levels;
-    const fm_update_level *levels = fm_update_levels(&n_levels);
+    const fm_activation_level *levels = fm_activation_levels(&n_levels);
     for (int l = 0; l < n_levels; l++) {
         if (!fm_cpu_runs(levels[l].name)) {
             printf("level %s: not supported by this CPU, skipped\n", levels[l].name);
@@ -154,6 +170,7 @@ int main(void)
                 scheck_column_sums(&levels[l], rows[r], sizes[s]), dcheck_column_sums(&levels[l], rows[r], sizes[s]);
         printf("level %s: %s\n", levels[l].name, n_failed == before ? "ok" : "FAILED");
     }
+    check_dispatch();
     printf("fm_update_isa() = %s\n", fm_update_isa());
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed != 0;
