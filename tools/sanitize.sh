@@ -21,6 +21,9 @@
 set -euo pipefail
 
 PYTHON=${PYTHON:-python3}
+case "$PYTHON" in   # a relative path (.venv/bin/python) must survive the cd into the scratch copy
+    */*) PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")" ;;
+esac
 SOURCE=$(cd "$(dirname "$0")/.." && pwd)
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/fastmlp-sanitize.XXXXXX")
 if [ -z "${KEEP:-}" ]; then
