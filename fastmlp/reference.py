@@ -62,8 +62,9 @@ def activation_derivative_inplace(A, delta, activation):
     delta *= derivative(A, activation)
 
 
-def loss_sum(A, Y, loss):
-    """The cost summed over the rows (samples) of the network output A for targets Y.
+def loss_sum(A, Y, loss, sample_weight=None):
+    """The cost summed over the rows (samples) of the network output A for targets Y,
+    each row's cost multiplied by its ``sample_weight`` when given.
 
     quadratic      C = ½‖y − a‖²
     cross_entropy  C = −Σ y ln a + (1 − y) ln(1 − a)
@@ -71,12 +72,14 @@ def loss_sum(A, Y, loss):
     """
     A, Y = np.asarray(A, np.float64), np.asarray(Y, np.float64)
     if loss == "quadratic":
-        return 0.5 * np.sum((A - Y) ** 2)
-    if loss == "cross_entropy":
-        return -np.sum(Y * np.log(np.maximum(A, LOG_FLOOR))
-                       + (1 - Y) * np.log(np.maximum(1 - A, LOG_FLOOR)))
-    nonzero = Y != 0
-    return -np.sum(Y[nonzero] * np.log(np.maximum(A[nonzero], LOG_FLOOR)))
+        per_element = 0.5 * (A - Y) ** 2
+    elif loss == "cross_entropy":
+        per_element = -(Y * np.log(np.maximum(A, LOG_FLOOR)) + (1 - Y) * np.log(np.maximum(1 - A, LOG_FLOOR)))
+    else:   # y = 0 terms are zero even where a rounded to 0
+        per_element = -np.where(Y != 0, Y * np.log(np.maximum(A, LOG_FLOOR)), 0.0)
+    if sample_weight is None:
+        return float(np.sum(per_element))
+    return float(np.sum(per_element.sum(axis=1) * sample_weight))
 
 
 def output_delta(A, Y, delta, activation, loss, sample_weight=None):
@@ -93,10 +96,9 @@ def output_delta(A, Y, delta, activation, loss, sample_weight=None):
         delta[...] = A * (gradient - np.sum(A * gradient, axis=1, keepdims=True))
     else:
         delta[...] = gradient * derivative(A, activation)
-    if sample_weight is None:
-        return loss_sum(A, Y, loss)
-    delta *= sample_weight[:, None]
-    return float(sum(w * loss_sum(a[None], y[None], loss) for a, y, w in zip(A, Y, sample_weight)))
+    if sample_weight is not None:
+        delta *= sample_weight[:, None]
+    return loss_sum(A, Y, loss, sample_weight)
 
 
 def column_sums(D, out, scale):
