@@ -422,7 +422,8 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         try:
             for start in range(0, n_samples, capacity):
                 total += network.train_batch(start, min(start + capacity, n_samples), rate)
-                progress.batch(epoch, start + capacity, started)
+                if progress.live:   # a terminal: redraw the progress line now and then
+                    progress.batch(epoch, start + capacity, started)
         except KeyboardInterrupt:
             # Ctrl-C: keep the last completed epoch's parameters and say so in the history.
             _copy_into(parameters, last_good)
