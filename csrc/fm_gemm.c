@@ -25,6 +25,10 @@
 // it. The layers of C1 (batch 100 through 784-16: 1.25M) and C2 stay on one thread; those of C3
 // (4M and more) split.
 #define FM_GEMM_PARALLEL_MIN_MNK 2000000.0
+// In a team (fm_?gemm_team) the threads are already running and meet at the caller's barrier after
+// the product whether or not it was split, so splitting costs only a second packing of the shared
+// operand: worth it from about 1 µs of one core's work (30k multiply-adds).
+#define FM_GEMM_TEAM_MIN_MNK 30000.0
 // A is packed when n, the width of a thread's tile, is larger than this, unless its rows can be read
 // in place (see fm_?gemm_tile).
 #define FM_GEMM_PACK_A_MIN_N 32
@@ -65,19 +69,21 @@ typedef struct { int tm, tn; } fm_grid;
 typedef struct { ptrdiff_t start, size; } fm_range;
 
 // fm_thread_grid: how to cut an m x n x k product among at most nthreads threads. One tile when the
-//   product is too small to pay for waking threads; otherwise, of the splits tm * tn with whole
-//   micro-tiles in every part, the one that packs the least data twice: each of the tn column groups
-//   packs its rows of A (m*k values) and each of the tm row groups its columns of B (k*n values).
-static fm_grid fm_thread_grid(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int nthreads, int mr, int nr)
+//   product has fewer than min_mnk multiply-adds; otherwise, of the splits tm * tn with whole
+//   micro-tiles in every part (and tn == 1 if whole_rows is set), the one that packs the least data
+//   twice: each of the tn column groups packs its rows of A (m*k values) and each of the tm row groups
+//   its columns of B (k*n values).
+static fm_grid fm_thread_grid(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int nthreads, int mr, int nr,
+                              double min_mnk, int whole_rows)
 {
     fm_grid best = {1, 1};
-    if ((double)m * (double)n * (double)k < FM_GEMM_PARALLEL_MIN_MNK) return best;
+    if ((double)m * (double)n * (double)k < min_mnk) return best;
     const ptrdiff_t m_units = (m + mr - 1) / mr, n_units = (n + nr - 1) / nr;
     for (int threads = nthreads; threads > 1; threads--) {
         double best_cost = -1;
         for (int tn = 1; tn <= threads; tn++) {
             const int tm = threads / tn;
-            if (tm * tn != threads || tm > m_units || tn > n_units) continue;
+            if (tm * tn != threads || tm > m_units || tn > n_units || (whole_rows && tn > 1)) continue;
             const double cost = (double)m * tn + (double)n * tm;
             if (best_cost < 0 || cost < best_cost) best = (fm_grid){tm, tn}, best_cost = cost;
         }

@@ -28,6 +28,24 @@ int fm_dgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
              const double *B, ptrdiff_t rsb, ptrdiff_t csb,
              double beta, double *C, ptrdiff_t ldc, double *work, int nthreads);
 
+// fm_sgemm_team / fm_dgemm_team: fm_?gemm shared by the `count` threads of a team (an OpenMP parallel
+//   region, say), every thread making the same call with its own id, 0 <= id < count. Thread id computes
+//   one tile of C, given in *tile (empty, rows == 0, when it has no share), and returns without waiting
+//   for the others: the caller synchronises (a barrier) before C is read. Products too small to pay for
+//   splitting go to thread 0 alone; whole_rows != 0 keeps every tile as wide as C (for a row softmax).
+//   work is this thread's own workspace, fm_?gemm_workspace_size(m, n, k, 1) values. The result is
+//   bit-identical to fm_?gemm's, whatever count is. Returns FM_OK, or FM_EINVAL (bad dimension, id or
+//   count; *tile is then empty).
+typedef struct { ptrdiff_t row, rows, col, cols; } fm_tile;
+int fm_sgemm_team(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
+                  const float *A, ptrdiff_t rsa, ptrdiff_t csa, const float *B, ptrdiff_t rsb, ptrdiff_t csb,
+                  float beta, float *C, ptrdiff_t ldc, float *work, int whole_rows, int id, int count,
+                  fm_tile *tile);
+int fm_dgemm_team(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
+                  const double *A, ptrdiff_t rsa, ptrdiff_t csa, const double *B, ptrdiff_t rsb,
+                  ptrdiff_t csb, double beta, double *C, ptrdiff_t ldc, double *work, int whole_rows,
+                  int id, int count, fm_tile *tile);
+
 // The instruction-set level the GEMM chose at run time ("avx512", "avx2", "baseline").
 const char *fm_gemm_isa(void);
 

@@ -110,6 +110,28 @@ size_t FM_FN(gemm_workspace_size)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int nth
     return (size_t)nthreads * FM_FN(thread_workspace)(m, n, k) + FM_ALIGN / sizeof(FM_REAL);
 }
 
+// fm_?gemm_part: tile t of the grid of an m x n x k product (contract of fm_?gemm, with k >= 1 and
+//   alpha != 0, or k == 0 / alpha == 0 for C := beta * C), computed with the given thread workspace;
+//   returns the tile (empty if the grid has no tile t or it holds no element of C).
+static fm_tile FM_FN(gemm_part)(const FM_UKR_T *u, fm_grid grid, int t, ptrdiff_t m, ptrdiff_t n,
+                                ptrdiff_t k, FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
+                                const FM_REAL *B, ptrdiff_t rsb, ptrdiff_t csb, FM_REAL beta, FM_REAL *C,
+                                ptrdiff_t ldc, FM_REAL *work)
+{
+    const fm_tile none = {0, 0, 0, 0};
+    if (t >= grid.tm * grid.tn) return none;
+    const fm_range rows = fm_grid_part(m, u->mr, grid.tm, t / grid.tn);
+    const fm_range cols = fm_grid_part(n, u->nr, grid.tn, t % grid.tn);
+    if (rows.size == 0 || cols.size == 0) return none;
+    FM_REAL *c = C + rows.start * ldc + cols.start;
+    if (k == 0 || alpha == 0)   // as in BLAS, A and B are not read
+        FM_FN(scale)(rows.size, cols.size, beta, c, ldc);
+    else
+        FM_FN(gemm_tile)(u, rows.size, cols.size, k, alpha, A + rows.start * rsa, rsa, csa,
+                         B + cols.start * csb, rsb, csb, beta, c, ldc, work);
+    return (fm_tile){rows.start, rows.size, cols.start, cols.size};
+}
+
 // fm_?gemm_at_level: fm_?gemm with the micro-kernel of the given level (contract in fm_gemm.h).
 int FM_FN(gemm_at_level)(const fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                          FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
@@ -118,16 +140,12 @@ int FM_FN(gemm_at_level)(const fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n, p
 {
     if (m < 0 || n < 0 || k < 0 || nthreads < 1) return FM_EINVAL;
     if (m == 0 || n == 0) return FM_OK;
-    if (k == 0 || alpha == 0) {   // as in BLAS, A and B are not read
-        FM_FN(scale)(m, n, beta, C, ldc);
-        return FM_OK;
-    }
     const FM_UKR_T *u = &level->FM_X;
     FM_REAL *aligned = (FM_REAL *)fm_align_up(work);
     const size_t per_thread = FM_FN(thread_workspace)(m, n, k);
-    const fm_grid grid = fm_thread_grid(m, n, k, nthreads, u->mr, u->nr);
+    const fm_grid grid = fm_thread_grid(m, n, k, nthreads, u->mr, u->nr, FM_GEMM_PARALLEL_MIN_MNK, 0);
     if (grid.tm * grid.tn == 1) {
-        FM_FN(gemm_tile)(u, m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, aligned);
+        FM_FN(gemm_part)(u, grid, 0, m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, aligned);
         return FM_OK;
     }
     // Each thread computes whole tiles of C, so no two threads write the same element and no sum
@@ -135,14 +153,9 @@ int FM_FN(gemm_at_level)(const fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n, p
 #pragma omp parallel num_threads(grid.tm * grid.tn)
     {
         const int id = fm_thread_id(), count = fm_thread_count();
-        for (int t = id; t < grid.tm * grid.tn; t += count) {
-            const fm_range rows = fm_grid_part(m, u->mr, grid.tm, t / grid.tn);
-            const fm_range cols = fm_grid_part(n, u->nr, grid.tn, t % grid.tn);
-            if (rows.size == 0 || cols.size == 0) continue;
-            FM_FN(gemm_tile)(u, rows.size, cols.size, k, alpha, A + rows.start * rsa, rsa, csa,
-                             B + cols.start * csb, rsb, csb, beta, C + rows.start * ldc + cols.start, ldc,
+        for (int t = id; t < grid.tm * grid.tn; t += count)
+            FM_FN(gemm_part)(u, grid, t, m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc,
                              aligned + (size_t)id * per_thread);
-        }
     }
     return FM_OK;
 }
@@ -154,6 +167,22 @@ int FM_FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_REAL alpha, const FM_R
 {
     return FM_FN(gemm_at_level)(fm_gemm_level_current(), m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta,
                                 C, ldc, work, nthreads);
+}
+
+// fm_?gemm_team: see fm_gemm.h.
+int FM_FN(gemm_team)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_REAL alpha, const FM_REAL *A,
+                     ptrdiff_t rsa, ptrdiff_t csa, const FM_REAL *B, ptrdiff_t rsb, ptrdiff_t csb,
+                     FM_REAL beta, FM_REAL *C, ptrdiff_t ldc, FM_REAL *work, int whole_rows, int id,
+                     int count, fm_tile *tile)
+{
+    *tile = (fm_tile){0, 0, 0, 0};
+    if (m < 0 || n < 0 || k < 0 || count < 1 || id < 0 || id >= count) return FM_EINVAL;
+    if (m == 0 || n == 0) return FM_OK;
+    const FM_UKR_T *u = &fm_gemm_level_current()->FM_X;
+    const fm_grid grid = fm_thread_grid(m, n, k, count, u->mr, u->nr, FM_GEMM_TEAM_MIN_MNK, whole_rows);
+    *tile = FM_FN(gemm_part)(u, grid, id, m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc,
+                             (FM_REAL *)fm_align_up(work));
+    return FM_OK;
 }
 
 #undef FM_FN

@@ -4,7 +4,8 @@
 // a naive triple loop accumulating in double, on a grid of shapes around the block sizes (1, 3, MR±1,
 // NR±1, 17, 257 = KC+1, ...), with A and B plain or transposed, beta 0 on a C full of NaN, beta 0.5,
 // ldc > n, and a misaligned workspace of exactly the advertised size. Each product also runs with
-// nthreads = 1 and 2, which must agree bit for bit. The choice of level (fm_isa_choose, shared with the
+// nthreads = 1 and 2, which must agree bit for bit, and the team product (fm_sgemm_team) is checked
+// against it tile by tile. The choice of level (fm_isa_choose, shared with the
 // activations) is checked under every FASTMLP_ISA. Prints "N passed, N failed"; exits 1 on a failure.
 #include <math.h>
 #include <stdio.h>
@@ -146,6 +147,42 @@ static void check_special_cases(void)
     check(isa != NULL && fm_cpu_runs(fm_gemm_level_current()->name), "fm_gemm_isa", isa, "", 0, 0, 0, 0);
 }
 
+// fm_sgemm_team: the tiles that the ids 0 .. count-1 of a team compute (here one after another) cover
+// C exactly once, are as wide as C when whole_rows is set, and give C bit for bit as fm_sgemm does.
+static void check_team(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
+{
+    unsigned state = (unsigned)(m * 31 + n * 17 + k);
+    float *A = malloc((size_t)(m * k) * sizeof *A), *B = malloc((size_t)(k * n) * sizeof *B);
+    float *want = malloc((size_t)(m * n) * sizeof *want), *C = malloc((size_t)(m * n) * sizeof *C);
+    int *covered = malloc((size_t)(m * n) * sizeof *covered);
+    float *w = malloc(fm_sgemm_workspace_size(m, n, k, 1) * sizeof *w);   // each id in turn: one suffices
+    for (ptrdiff_t i = 0; i < m * k; i++) A[i] = (float)uniform(&state);
+    for (ptrdiff_t i = 0; i < k * n; i++) B[i] = (float)uniform(&state);
+    fm_sgemm(m, n, k, 1.0f, A, k, 1, B, n, 1, 0.0f, want, n, w, 1);
+    for (int count = 1; count <= 3; count++) {
+        for (int whole_rows = 0; whole_rows <= 1; whole_rows++) {
+            int ok = 1, wide = 1;
+            memset(covered, 0, (size_t)(m * n) * sizeof *covered);
+            for (ptrdiff_t i = 0; i < m * n; i++) C[i] = NAN;
+            for (int id = 0; id < count; id++) {
+                fm_tile tile;
+                ok &= fm_sgemm_team(m, n, k, 1.0f, A, k, 1, B, n, 1, 0.0f, C, n, w, whole_rows, id, count,
+                                    &tile) == FM_OK;
+                if (tile.rows > 0 && whole_rows) wide &= tile.col == 0 && tile.cols == n;
+                for (ptrdiff_t i = tile.row; i < tile.row + tile.rows; i++)
+                    for (ptrdiff_t j = tile.col; j < tile.col + tile.cols; j++) covered[i * n + j]++;
+            }
+            for (ptrdiff_t i = 0; i < m * n; i++) ok &= covered[i] == 1;
+            check(ok && wide && memcmp(C, want, (size_t)(m * n) * sizeof *C) == 0,
+                  "team tiles cover C once, bit-identical to fm_sgemm", "current", "float", m, n, k, count);
+        }
+    }
+    fm_tile tile;
+    check(fm_sgemm_team(m, n, k, 1.0f, A, k, 1, B, n, 1, 0.0f, C, n, w, 0, 2, 2, &tile) == FM_EINVAL &&
+              tile.rows == 0, "team id out of range", "current", "float", m, n, k, 0);
+    free(A), free(B), free(want), free(C), free(covered), free(w);
+}
+
 // fm_isa_choose under each FASTMLP_ISA, for the GEMM's four names, the activations' three and a table
 // without the x86 levels, against the answer worked out here from fm_cpu_runs. FASTMLP_ISA is restored
 // afterwards (fm_gemm_level_current has already cached its choice by then).
@@ -193,6 +230,8 @@ int main(void)
 
     check_special_cases();
     check_isa_choice();
+    for (int s = 0; s < n_big; s++) check_team(big_shapes[s][0], big_shapes[s][1], big_shapes[s][2]);
+    check_team(1, 1, 1);
     int n_levels;
     const fm_gemm_level *levels = fm_gemm_levels(&n_levels);
     for (int l = 0; l < n_levels; l++) {

@@ -14,6 +14,7 @@ the end expose single kernels to the tests, with the same names as their NumPy t
 ``fastmlp.reference``. Kernels trust their callers: the Python layer validates user input.
 """
 from cython cimport floating
+from cython.parallel cimport parallel
 from libc.math cimport log
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
@@ -36,6 +37,23 @@ cdef extern from "fm_gemm.h" nogil:
                  const double *B, Py_ssize_t rsb, Py_ssize_t csb,
                  double beta, double *C, Py_ssize_t ldc, double *work, int nthreads)
     const char *fm_gemm_isa()
+    ctypedef struct fm_tile:
+        Py_ssize_t row, rows, col, cols
+    int fm_sgemm_team(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
+                      const float *A, Py_ssize_t rsa, Py_ssize_t csa,
+                      const float *B, Py_ssize_t rsb, Py_ssize_t csb,
+                      float beta, float *C, Py_ssize_t ldc, float *work, int whole_rows, int id,
+                      int count, fm_tile *tile)
+    int fm_dgemm_team(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
+                      const double *A, Py_ssize_t rsa, Py_ssize_t csa,
+                      const double *B, Py_ssize_t rsb, Py_ssize_t csb,
+                      double beta, double *C, Py_ssize_t ldc, double *work, int whole_rows, int id,
+                      int count, fm_tile *tile)
+
+cdef extern from "fm_team.h" nogil:
+    int fm_team_id()
+    int fm_team_size()
+    void fm_team_barrier()
 
 cdef extern from "fm_activations.h" nogil:
     void fm_sbias_activation(Py_ssize_t rows, Py_ssize_t cols, float *Z, const float *b, int activation)
@@ -101,6 +119,20 @@ cdef inline int _gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
         return fm_sgemm(m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, work, nthreads)
     else:
         return fm_dgemm(m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, work, nthreads)
+
+
+cdef inline int _gemm_team(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
+                           const floating *A, Py_ssize_t rsa, Py_ssize_t csa,
+                           const floating *B, Py_ssize_t rsb, Py_ssize_t csb,
+                           floating beta, floating *C, Py_ssize_t ldc, floating *work, bint whole_rows,
+                           int id, int count, fm_tile *tile) noexcept nogil:
+    """This thread's tile of _gemm's product, in a team of count (see fm_gemm.h)."""
+    if floating is float:
+        return fm_sgemm_team(m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, work, whole_rows, id,
+                             count, tile)
+    else:
+        return fm_dgemm_team(m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, work, whole_rows, id,
+                             count, tile)
 
 
 cdef inline void _bias_activation(floating *Z, const floating *b, Py_ssize_t rows, Py_ssize_t cols,
@@ -304,6 +336,7 @@ cdef class Network:
     cdef char **masks
     cdef char **dels
     cdef char *work
+    cdef Py_ssize_t work_per_thread
     cdef char *Y_batch
     cdef char *sw_batch
     cdef char *X_data
@@ -382,8 +415,9 @@ cdef class Network:
         for l in range(n_layers):
             n_in, n_out = widths[l], widths[l + 1]
             for m, n, k in ((capacity, n_out, n_in), (n_in, n_out, capacity), (capacity, n_in, n_out)):
-                work_size = max(work_size, workspace_size(dtype, m, n, k, nthreads))
-        workspace = np.empty(work_size, dtype)
+                work_size = max(work_size, workspace_size(dtype, m, n, k, 1))
+        self.work_per_thread = work_size   # each thread of a team has its own workspace
+        workspace = np.empty(work_size * nthreads, dtype)
         y_batch = np.zeros((capacity, widths[-1]), dtype)
         sw_batch = np.zeros(capacity, dtype)
         self._buffers = [workspace, y_batch, sw_batch, raw, masks]
@@ -456,7 +490,8 @@ cdef class Network:
     def train_batch(self, Py_ssize_t start, Py_ssize_t stop, double learning_rate):
         """One optimizer step on rows ``order[start:stop]``; returns their summed (weighted) loss."""
         cdef Py_ssize_t rows = stop - start
-        cdef double total
+        cdef double total = 0
+        cdef int team
         cdef Step step
         if start < 0 or rows < 1 or rows > self.capacity or stop > self.n_samples:
             raise ValueError(f"train_batch: bad row range [{start}, {stop})")
@@ -467,29 +502,35 @@ cdef class Network:
         step.correction1 = 1 - self.beta1 ** self.step_count
         step.correction2 = 1 - self.beta2 ** self.step_count
         with nogil:
-            if self.is_double:
-                total = _train_step(self, start, rows, <double *> self.Y_batch, &step)
+            team = _team_size(self, rows)
+            if team > 1:
+                with parallel(num_threads=team):
+                    _train_team(self, start, rows, &step, &total)
             else:
-                total = _train_step(self, start, rows, <float *> self.Y_batch, &step)
+                _train_team(self, start, rows, &step, &total)
         return total
 
     def forward(self, cnp.ndarray X, cnp.ndarray out):
         """out := network output for every row of X, computed ``capacity`` rows at a time."""
         cdef Py_ssize_t start = 0, rows, n = X.shape[0]
+        cdef Py_ssize_t item = X.itemsize
         cdef char *x = _data(X)
         cdef char *o = _data(out)
+        cdef int team
         self._check_batch(X, out, n)
         if not out.flags.writeable:
             raise ValueError("forward: out must be writeable")
         with nogil:
             while start < n:
                 rows = min(self.capacity, n - start)
-                if self.is_double:
-                    _forward[double](self, <double *> x + start * self.sizes[0], rows,
-                                     <double *> o + start * self.sizes[self.n_layers], False)
+                team = _team_size(self, rows)
+                if team > 1:
+                    with parallel(num_threads=team):
+                        _forward_team(self, x + start * self.sizes[0] * item, rows,
+                                      o + start * self.sizes[self.n_layers] * item)
                 else:
-                    _forward[float](self, <float *> x + start * self.sizes[0], rows,
-                                    <float *> o + start * self.sizes[self.n_layers], False)
+                    _forward_team(self, x + start * self.sizes[0] * item, rows,
+                                  o + start * self.sizes[self.n_layers] * item)
                 start += rows
 
     def backprop(self, cnp.ndarray X, cnp.ndarray Y, sample_weight=None):
@@ -500,10 +541,12 @@ cdef class Network:
         without the penalty terms). No dropout.
         """
         cdef Py_ssize_t rows = X.shape[0]
-        cdef double total
+        cdef double total = 0
         cdef char *x = _data(X)
         cdef char *y = _data(Y)
         cdef char *w = NULL
+        cdef Py_ssize_t item = X.itemsize
+        cdef int team
         self._check_batch(X, Y, self.capacity)
         if rows < 1:
             raise ValueError("backprop needs at least one row")
@@ -513,12 +556,13 @@ cdef class Network:
                 raise ValueError("backprop: sample_weight does not match X")
             w = _data(sample_weight)
         with nogil:
-            if self.is_double:
-                memcpy(self.acts[0], x, rows * self.sizes[0] * sizeof(double))
-                total = _forward_backward(self, rows, <double *> y, <double *> w, False)
+            memcpy(self.acts[0], x, rows * self.sizes[0] * item)
+            team = _team_size(self, rows)
+            if team > 1:
+                with parallel(num_threads=team):
+                    _backprop_team(self, rows, y, w, &total)
             else:
-                memcpy(self.acts[0], x, rows * self.sizes[0] * sizeof(float))
-                total = _forward_backward(self, rows, <float *> y, <float *> w, False)
+                _backprop_team(self, rows, y, w, &total)
         return total
 
     def _check_batch(self, cnp.ndarray X, cnp.ndarray Y, Py_ssize_t max_rows):
@@ -529,112 +573,227 @@ cdef class Network:
             raise ValueError("arrays do not match the network's shapes, dtype or capacity")
 
 
-cdef void _forward(Network net, const floating *X, Py_ssize_t rows, floating *out,
-                   bint training) noexcept nogil:
+cdef inline Py_ssize_t _share(Py_ssize_t size, Py_ssize_t unit, int id, int count,
+                              Py_ssize_t *start) noexcept nogil:
+    """Thread id's part of 0 .. size-1 among count threads: nearly equal parts cut at multiples of
+    unit. Sets start[0] and returns the part's length (0 for a thread with no share)."""
+    cdef Py_ssize_t units = (size + unit - 1) // unit
+    cdef Py_ssize_t first = min(units * id // count * unit, size)
+    start[0] = first
+    return min(units * (id + 1) // count * unit, size) - first
+
+
+cdef inline Py_ssize_t _segments(const fm_tile *tile, Py_ssize_t width, Py_ssize_t *stride) noexcept nogil:
+    """A tile of a row-major matrix ``width`` columns wide, as contiguous segments of
+    ``tile.cols``-wide rows: one segment of all its rows if it spans whole rows, else one per row.
+    Returns how many; segment s starts at element tile.row · width + tile.col + s · stride[0]."""
+    if tile.cols == width:
+        stride[0] = 0
+        return 1 if tile.rows > 0 else 0
+    stride[0] = width
+    return tile.rows
+
+
+cdef uint64_t _forward(Network net, const floating *X, Py_ssize_t rows, floating *out, bint training,
+                       int id, int count) noexcept nogil:
     """Forward pass of ``rows`` samples from X (not copied) to out: aˡ⁺¹ = σ(aˡ · Wˡ + bˡ).
 
-    In training with dropout, each hidden layer's σ(z) goes to raw[l] and aˡ = raw[l] ⊙ mask.
+    Run by every thread of a team (thread id of count): each computes its tile of a layer's
+    product, and adds the bias and applies σ to that tile while it is in cache; the team meets
+    after each layer. In training with dropout, each hidden layer's σ(z) goes to raw[l] and
+    aˡ = raw[l] ⊙ mask. Returns the dropout counter after this pass.
     """
-    cdef Py_ssize_t l, L = net.n_layers, size
+    cdef Py_ssize_t l, L = net.n_layers, s, segments, stride, at, size, width
     cdef const floating *a = X
     cdef floating *z
-    cdef floating *work = <floating *> net.work
+    cdef floating *act
+    cdef floating *mask
+    cdef floating *bias
+    cdef floating *work = <floating *> net.work + id * net.work_per_thread
     cdef Py_ssize_t *n = net.sizes
+    cdef uint64_t counter = net.dropout_counter
+    cdef fm_tile tile
     cdef bint dropped
     for l in range(L):
         dropped = training and l < L - 1 and net.masks[l + 1] != NULL
-        if l == L - 1:
-            z = out
-        elif dropped:
-            z = <floating *> net.raw[l + 1]
-        else:
-            z = <floating *> net.acts[l + 1]
-        _gemm(rows, n[l + 1], n[l], <floating> 1, a, n[l], 1, <floating *> net.W[l], n[l + 1], 1,
-              <floating> 0, z, n[l + 1], work, net.nthreads)
-        _bias_activation(z, <floating *> net.b[l] if net.use_bias else NULL, rows, n[l + 1], net.codes[l])
+        width = n[l + 1]
+        act = out if l == L - 1 else <floating *> net.acts[l + 1]
+        z = <floating *> net.raw[l + 1] if dropped else act
+        mask = <floating *> net.masks[l + 1]
+        _gemm_team(rows, width, n[l], <floating> 1, a, n[l], 1, <floating *> net.W[l], width, 1,
+                   <floating> 0, z, width, work, net.codes[l] == FM_SOFTMAX, id, count, &tile)
+        segments = _segments(&tile, width, &stride)
+        for s in range(segments):
+            at = tile.row * width + tile.col + s * stride
+            size = tile.rows * tile.cols // segments
+            bias = <floating *> net.b[l] + tile.col if net.use_bias else NULL
+            _bias_activation(z + at, bias, size // tile.cols, tile.cols, net.codes[l])
+            if dropped:
+                _dropout_mask(mask + at, size, net.dropout_key, counter + <uint64_t> at, 1 - net.dropout)
+                memcpy(act + at, z + at, size * sizeof(floating))
+                _multiply(act + at, mask + at, size)
         if dropped:
-            size = rows * n[l + 1]
-            _dropout_mask(<floating *> net.masks[l + 1], size, net.dropout_key, net.dropout_counter,
-                          1 - net.dropout)
-            net.dropout_counter += size
-            memcpy(net.acts[l + 1], z, size * sizeof(floating))
-            _multiply(<floating *> net.acts[l + 1], <floating *> net.masks[l + 1], size)
-        a = <floating *> net.acts[l + 1]
+            counter += rows * width
+        fm_team_barrier()
+        a = act
+    return counter
 
 
 cdef double _forward_backward(Network net, Py_ssize_t rows, const floating *Y,
-                              const floating *sample_weight, bint training) noexcept nogil:
+                              const floating *sample_weight, bint training, int id,
+                              int count) noexcept nogil:
     """Forward pass from acts[0], then backpropagation into the gradient buffers.
 
-    Returns the loss summed over the rows (weighted by sample_weight when it is not NULL).
+    Run by every thread of a team, which shares each product by tiles as in _forward and meets
+    once per layer. Returns (on thread 0) the loss summed over the rows, weighted by
+    sample_weight when it is not NULL.
     """
-    cdef Py_ssize_t l, L = net.n_layers
+    cdef Py_ssize_t l, L = net.n_layers, i, s, segments, stride, at, size
     cdef Py_ssize_t *n = net.sizes
-    cdef floating *work = <floating *> net.work
+    cdef floating *work = <floating *> net.work + id * net.work_per_thread
     cdef floating total_weight = rows
     cdef floating *a
     cdef floating *delta
-    cdef double loss_total
+    cdef floating *previous
+    cdef double loss_total = 0
+    cdef uint64_t counter
+    cdef fm_tile tile
     if sample_weight != NULL:
         total_weight = 0
-        for l in range(rows):
-            total_weight += sample_weight[l]
-    _forward(net, <floating *> net.acts[0], rows, <floating *> net.acts[L], training)
-    # Output error: δᴸ = ∇ₐC ⊙ σ'(zᴸ)
-    loss_total = _output_delta(<floating *> net.acts[L], Y, <floating *> net.dels[L - 1], sample_weight,
-                               rows, n[L], net.codes[L - 1], net.loss)
+        for i in range(rows):
+            total_weight += sample_weight[i]
+    counter = _forward(net, <floating *> net.acts[0], rows, <floating *> net.acts[L], training, id, count)
+    if id == 0:
+        net.dropout_counter = counter   # every thread has read the old value by now
+        # Output error: δᴸ = ∇ₐC ⊙ σ'(zᴸ)
+        loss_total = _output_delta(<floating *> net.acts[L], Y, <floating *> net.dels[L - 1],
+                                   sample_weight, rows, n[L], net.codes[L - 1], net.loss)
+    fm_team_barrier()
     for l in range(L - 1, -1, -1):
         a = <floating *> net.acts[l]
         delta = <floating *> net.dels[l]
         # ∂C/∂weights[l] = weighted mean over the batch of a δᵀ = Aᵀ Δ / Σw, with A = activations[l]
-        # (this layer's input, read transposed through strides) and Δ = deltas[l] (its error)
-        _gemm(n[l], n[l + 1], rows, 1 / total_weight, a, 1, n[l], delta, n[l + 1], 1,
-              <floating> 0, <floating *> net.gW[l], n[l + 1], work, net.nthreads)
-        # ∂C/∂biases[l] = weighted mean over the batch of δ
-        if net.use_bias:
+        # (this layer's input, read transposed through strides) and Δ = deltas[l] (its error),
+        # plus the penalty's gradient, added to each tile while it is in cache
+        _gemm_team(n[l], n[l + 1], rows, 1 / total_weight, a, 1, n[l], delta, n[l + 1], 1,
+                   <floating> 0, <floating *> net.gW[l], n[l + 1], work, False, id, count, &tile)
+        segments = _segments(&tile, n[l + 1], &stride)
+        for s in range(segments):
+            at = tile.row * n[l + 1] + tile.col + s * stride
+            _add_penalty(<floating *> net.gW[l] + at, <floating *> net.W[l] + at,
+                         tile.rows * tile.cols // segments, <floating> net.l2, <floating> net.l1)
+        # ∂C/∂biases[l] = weighted mean over the batch of δ (by the last thread, which has the
+        # smallest share of the products when they are not split)
+        if net.use_bias and id == count - 1:
             _column_sums(delta, <floating *> net.gb[l], rows, n[l + 1], 1 / total_weight)
-        _add_penalty(<floating *> net.gW[l], <floating *> net.W[l], n[l] * n[l + 1],
-                     <floating> net.l2, <floating> net.l1)
         if l > 0:
             # the error of this layer's input: deltas[l-1] = (deltas[l] · weights[l]ᵀ) ⊙ σ'(z)
-            # (weights read transposed through strides; times dropout's mask in training)
-            _gemm(rows, n[l], n[l + 1], <floating> 1, delta, n[l + 1], 1,
-                  <floating *> net.W[l], 1, n[l + 1], <floating> 0,
-                  <floating *> net.dels[l - 1], n[l], work, net.nthreads)
-            if training and net.masks[l] != NULL:
-                _multiply(<floating *> net.dels[l - 1], <floating *> net.masks[l], rows * n[l])
-            _activation_derivative(<floating *> (net.raw[l] if training else net.acts[l]),
-                                   <floating *> net.dels[l - 1], rows * n[l], net.codes[l - 1])
+            # (weights read transposed through strides; times dropout's mask in training),
+            # σ' applied to each tile while it is in cache
+            previous = <floating *> net.dels[l - 1]
+            _gemm_team(rows, n[l], n[l + 1], <floating> 1, delta, n[l + 1], 1,
+                       <floating *> net.W[l], 1, n[l + 1], <floating> 0, previous, n[l],
+                       work, False, id, count, &tile)
+            segments = _segments(&tile, n[l], &stride)
+            for s in range(segments):
+                at = tile.row * n[l] + tile.col + s * stride
+                size = tile.rows * tile.cols // segments
+                if training and net.masks[l] != NULL:
+                    _multiply(previous + at, <floating *> net.masks[l] + at, size)
+                _activation_derivative(<floating *> (net.raw[l] if training else net.acts[l]) + at,
+                                       previous + at, size, net.codes[l - 1])
+        fm_team_barrier()
     return loss_total
 
 
 cdef double _train_step(Network net, Py_ssize_t start, Py_ssize_t rows, floating *Y_batch,
-                        Step *step) noexcept nogil:
-    """Gather the mini-batch (targets into Y_batch), forward, backward, one optimizer step."""
-    cdef Py_ssize_t l
+                        Step *step, int id, int count) noexcept nogil:
+    """Gather the mini-batch (targets into Y_batch), forward, backward, one optimizer step.
+
+    Run by every thread of a team: each gathers a share of the rows and updates a share of every
+    parameter array. Returns (on thread 0) the batch's summed loss.
+    """
+    cdef Py_ssize_t l, first, size
     cdef double total
     cdef Py_ssize_t *n = net.sizes
     cdef const int64_t *index = net.order + start
-    cdef floating *sample_weight = NULL
-    _gather_rows(<floating *> net.X_data, index, rows, n[0], <floating *> net.acts[0])
-    _gather_rows(<floating *> net.Y_data, index, rows, n[net.n_layers], Y_batch)
-    if net.sw_data != NULL:
-        sample_weight = <floating *> net.sw_batch
-        _gather_rows(<floating *> net.sw_data, index, rows, 1, sample_weight)
-    total = _forward_backward(net, rows, Y_batch, sample_weight, True)
+    cdef floating *sample_weight = <floating *> net.sw_batch if net.sw_data != NULL else NULL
+    size = _share(rows, 1, id, count, &first)
+    _gather_rows(<floating *> net.X_data, index + first, size, n[0], <floating *> net.acts[0] + first * n[0])
+    if id == 0:
+        _gather_rows(<floating *> net.Y_data, index, rows, n[net.n_layers], Y_batch)
+        if sample_weight != NULL:
+            _gather_rows(<floating *> net.sw_data, index, rows, 1, sample_weight)
+    fm_team_barrier()
+    total = _forward_backward(net, rows, Y_batch, sample_weight, True, id, count)
     for l in range(net.n_layers):
-        _update_parameter(net, l, <floating *> net.W[l], <floating *> net.gW[l], n[l] * n[l + 1], step)
+        _update_share(net, l, <floating *> net.W[l], <floating *> net.gW[l], n[l] * n[l + 1], step,
+                      id, count)
         if net.use_bias:
-            _update_parameter(net, net.n_layers + l, <floating *> net.b[l], <floating *> net.gb[l],
-                              n[l + 1], step)
+            _update_share(net, net.n_layers + l, <floating *> net.b[l], <floating *> net.gb[l],
+                          n[l + 1], step, id, count)
     return total
 
 
-cdef inline void _update_parameter(Network net, Py_ssize_t index, floating *P, const floating *G,
-                                   Py_ssize_t size, Step *step) noexcept nogil:
-    """The optimizer step for parameter ``index`` (weights first, then biases) with its state."""
-    _update(P, G, <floating *> net.S1[index] if net.S1 != NULL else NULL,
-            <floating *> net.S2[index] if net.S2 != NULL else NULL, size, step)
+cdef inline void _update_share(Network net, Py_ssize_t index, floating *P, const floating *G,
+                               Py_ssize_t size, Step *step, int id, int count) noexcept nogil:
+    """Thread id's share of the optimizer step for parameter ``index`` (weights first, then biases),
+    cut at whole cache lines."""
+    cdef Py_ssize_t first
+    cdef floating *S1 = <floating *> net.S1[index] if net.S1 != NULL else NULL
+    cdef floating *S2 = <floating *> net.S2[index] if net.S2 != NULL else NULL
+    size = _share(size, 64 // sizeof(floating), id, count, &first)
+    if size > 0:
+        _update(P + first, G + first, S1 + first if S1 != NULL else NULL,
+                S2 + first if S2 != NULL else NULL, size, step)
+
+
+cdef int _team_size(Network net, Py_ssize_t rows) noexcept nogil:
+    """Threads for a batch of ``rows``: all nthreads when its forward products have at least 100k
+    multiply-adds for each time the team meets (once per layer and pass, about 1 µs each), so
+    that sharing the work saves several times what the meetings cost; else one."""
+    cdef Py_ssize_t l
+    cdef double multiply_adds = 0
+    for l in range(net.n_layers):
+        multiply_adds += <double> rows * net.sizes[l] * net.sizes[l + 1]
+    return net.nthreads if multiply_adds >= 100000.0 * (2 * net.n_layers + 2) else 1
+
+
+cdef void _train_team(Network net, Py_ssize_t start, Py_ssize_t rows, Step *step,
+                      double *loss) noexcept nogil:
+    """This thread's part of _train_step (in a parallel region, or alone); thread 0 sets loss[0]."""
+    cdef int id = fm_team_id(), count = fm_team_size()
+    cdef double total
+    if net.is_double:
+        total = _train_step(net, start, rows, <double *> net.Y_batch, step, id, count)
+    else:
+        total = _train_step(net, start, rows, <float *> net.Y_batch, step, id, count)
+    if id == 0:
+        loss[0] = total
+
+
+cdef void _forward_team(Network net, const char *X, Py_ssize_t rows, char *out) noexcept nogil:
+    """This thread's part of _forward, not training (in a parallel region, or alone)."""
+    cdef int id = fm_team_id(), count = fm_team_size()
+    if net.is_double:
+        _forward(net, <const double *> X, rows, <double *> out, False, id, count)
+    else:
+        _forward(net, <const float *> X, rows, <float *> out, False, id, count)
+
+
+cdef void _backprop_team(Network net, Py_ssize_t rows, const char *Y, const char *sample_weight,
+                         double *loss) noexcept nogil:
+    """This thread's part of _forward_backward, not training; thread 0 sets loss[0]."""
+    cdef int id = fm_team_id(), count = fm_team_size()
+    cdef double total
+    if net.is_double:
+        total = _forward_backward(net, rows, <const double *> Y, <const double *> sample_weight, False,
+                                  id, count)
+    else:
+        total = _forward_backward(net, rows, <const float *> Y, <const float *> sample_weight, False,
+                                  id, count)
+    if id == 0:
+        loss[0] = total
 
 
 # ---------------------------------------------------------------------------------------------

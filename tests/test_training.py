@@ -35,6 +35,43 @@ def networks(optimizer="sgd", dtype=np.float64, **options):
     return built
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("optimizer, options", [
+    ("sgd", {"momentum": 0.9, "l2": 1e-3}), ("adam", {"dropout": 0.3, "l1": 1e-4}),
+    ("nesterov", {"momentum": 0.5, "use_bias": False}),
+])
+def test_teams_of_any_size_train_bit_identically(dtype, optimizer, options):
+    """Batches big enough for a team of threads; a hidden layer wider than the batch, so that the
+    products are split by columns as well as rows (tiles narrower than a row, softmax kept whole)."""
+    rng = np.random.default_rng(4)
+    sizes = (60, 300, 24, 7)
+    weights = [(rng.standard_normal((a, b)) / np.sqrt(a)).astype(dtype) for a, b in zip(sizes, sizes[1:])]
+    biases = [(rng.standard_normal(b) * 0.1).astype(dtype) for b in sizes[1:]]
+    X = rng.standard_normal((117, 60)).astype(dtype)
+    Y = np.eye(7, dtype=dtype)[rng.integers(0, 7, 117)]
+    sample_weight = rng.uniform(0.5, 2, 117).astype(dtype)
+    order = rng.permutation(117).astype(np.int64)
+    results = []
+    for nthreads in (1, 2, 3):
+        network = _kernels.Network([w.copy() for w in weights], [b.copy() for b in biases],
+                                   ["sigmoid", "relu", "softmax"], "log_loss", 40, nthreads=nthreads,
+                                   optimizer=optimizer, seed=7, **options)
+        network.bind(X, Y, order, sample_weight)
+        losses = [network.train_batch(start, min(start + 40, 117), 0.05) for start in (0, 40, 80, 0)]
+        out = np.empty((117, 7), dtype)
+        network.forward(X, out)
+        backprop_loss = network.backprop(X[:37], Y[:37])
+        results.append((losses, backprop_loss, network.dropout_counter, out,
+                        network.weights + network.biases + network.state,
+                        network.weight_grads + network.bias_grads + network.deltas))
+    for other in results[1:]:
+        assert other[:3] == results[0][:3]
+        np.testing.assert_array_equal(other[3], results[0][3])
+        for got, want in zip(other[4] + other[5], results[0][4] + results[0][5]):
+            np.testing.assert_array_equal(got, want)
+    assert np.all(np.isfinite(results[0][3])) and not np.array_equal(results[0][4][0], weights[0])
+
+
 @pytest.mark.parametrize("optimizer, options", [
     ("sgd", {}), ("sgd", {"momentum": 0.9}), ("nesterov", {"momentum": 0.9}),
     ("adam", {}), ("adam", {"beta1": 0.8, "beta2": 0.99, "epsilon": 1e-6}),
