@@ -317,11 +317,17 @@ def load_data(dtype, samples=None):
     return scaled[0], y_train, scaled[1], y_test, source
 
 
+# Idle time before each epoch: a contender's worker threads keep spinning for a while after its
+# last call (OpenBLAS's for about 0.1 s), and would otherwise compete for the cores with the next
+# contender's threads; at 2 threads this slowed fastmlp's C1 epochs by up to 2x.
+PAUSE_SECONDS = 0.3
+
+
 def time_config(config, peers, data, dtype, warmup, epochs, log=None, threads=None):
     """Train ``config`` with fastmlp and each of ``peers``, taking turns epoch by epoch.
 
     The order of the contenders rotates every epoch, so that noise from the rest of the machine
-    hits all of them alike. ``data`` is what `load_data` returns; ``log(text)``, when given, hears
+    hits all of them alike, and each epoch starts after a pause of PAUSE_SECONDS. ``data`` is what `load_data` returns; ``log(text)``, when given, hears
     one line per contender and epoch. Returns one dict per contender: ``config``, ``threads``,
     ``contender``, ``seconds`` (each measured epoch's) and the test ``accuracy`` after all epochs.
     """
@@ -331,6 +337,7 @@ def time_config(config, peers, data, dtype, warmup, epochs, log=None, threads=No
     for epoch in range(warmup + epochs):
         shift = epoch % len(contenders)
         for contender in contenders[shift:] + contenders[:shift]:
+            time.sleep(PAUSE_SECONDS)
             elapsed = contender.train_epoch()
             if epoch >= warmup:
                 seconds[contender.name].append(elapsed)
