@@ -279,11 +279,23 @@ cdef void _multiply(floating *out, const floating *x, Py_ssize_t size) noexcept 
         out[i] *= x[i]
 
 
+cdef extern from *:
+    void __builtin_prefetch(const void *address) nogil
+
+
 cdef void _gather_rows(const floating *X, const int64_t *index, Py_ssize_t count, Py_ssize_t cols,
                        floating *out) noexcept nogil:
-    """out[r, :] := X[index[r], :]   (a shuffled mini-batch, without copying the data set)."""
-    cdef Py_ssize_t r
+    """out[r, :] := X[index[r], :]   (a shuffled mini-batch, without copying the data set).
+
+    The rows are scattered over memory, so each row's cache lines are requested (prefetched)
+    while the row before is copied."""
+    cdef Py_ssize_t r, line
+    cdef const char *upcoming
     for r in range(count):
+        if r + 1 < count:
+            upcoming = <const char *> (X + index[r + 1] * cols)
+            for line in range(0, cols * sizeof(floating), 64):
+                __builtin_prefetch(upcoming + line)
         memcpy(out + r * cols, X + index[r] * cols, cols * sizeof(floating))
 
 
