@@ -294,7 +294,7 @@ cdef void _gather_rows(const floating *X, const int64_t *index, Py_ssize_t count
     for r in range(count):
         if r + 1 < count:
             upcoming = <const char *> (X + index[r + 1] * cols)
-            for line in range(0, cols * sizeof(floating), 64):
+            for line in range(0, cols * <Py_ssize_t> sizeof(floating), 64):
                 __builtin_prefetch(upcoming + line)
         memcpy(out + r * cols, X + index[r] * cols, cols * sizeof(floating))
 
