@@ -233,7 +233,7 @@ cdef struct Step:
 
 
 cdef void _update(floating *P, const floating *G, floating *S1, floating *S2, Py_ssize_t size,
-                  Step *step) noexcept nogil:
+                  const Step *step) noexcept nogil:
     """One optimizer step on the parameters P with gradient G and state S1 (and S2).
 
     sgd        S1 is NULL: P −= η G;  else (momentum μ): S1 := μ S1 − η G,  P += S1
@@ -652,13 +652,15 @@ cdef uint64_t _forward(Network net, const floating *X, Py_ssize_t rows, floating
 
 
 cdef double _forward_backward(Network net, Py_ssize_t rows, const floating *Y,
-                              const floating *sample_weight, bint training, int id,
-                              int count) noexcept nogil:
+                              const floating *sample_weight, bint training, const Step *sgd_step,
+                              int id, int count) noexcept nogil:
     """Forward pass from acts[0], then backpropagation into the gradient buffers.
 
     Run by every thread of a team, which shares each product by tiles as in _forward and meets
-    once per layer. Returns (on thread 0) the loss summed over the rows, weighted by
-    sample_weight when it is not NULL.
+    once per layer. With ``sgd_step`` (plain SGD, no momentum, no L1) each layer's gradient is
+    applied inside its product instead of being stored: weights[l] := (1 − η·l2) weights[l] −
+    η Aᵀ Δ / Σw, one pass over the weights instead of three. Returns (on thread 0) the loss summed
+    over the rows, weighted by sample_weight when it is not NULL.
     """
     cdef Py_ssize_t l, L = net.n_layers, i, s, segments, stride, at, size
     cdef Py_ssize_t *n = net.sizes
@@ -667,6 +669,7 @@ cdef double _forward_backward(Network net, Py_ssize_t rows, const floating *Y,
     cdef floating *a
     cdef floating *delta
     cdef floating *previous
+    cdef floating rate = sgd_step.learning_rate if sgd_step != NULL else 0
     cdef double loss_total = 0
     cdef uint64_t counter
     cdef fm_tile tile
@@ -684,20 +687,6 @@ cdef double _forward_backward(Network net, Py_ssize_t rows, const floating *Y,
     for l in range(L - 1, -1, -1):
         a = <floating *> net.acts[l]
         delta = <floating *> net.dels[l]
-        # ∂C/∂weights[l] = weighted mean over the batch of a δᵀ = Aᵀ Δ / Σw, with A = activations[l]
-        # (this layer's input, read transposed through strides) and Δ = deltas[l] (its error),
-        # plus the penalty's gradient, added to each tile while it is in cache
-        _gemm_team(n[l], n[l + 1], rows, 1 / total_weight, a, 1, n[l], delta, n[l + 1], 1,
-                   <floating> 0, <floating *> net.gW[l], n[l + 1], work, False, id, count, &tile)
-        segments = _segments(&tile, n[l + 1], &stride)
-        for s in range(segments):
-            at = tile.row * n[l + 1] + tile.col + s * stride
-            _add_penalty(<floating *> net.gW[l] + at, <floating *> net.W[l] + at,
-                         tile.rows * tile.cols // segments, <floating> net.l2, <floating> net.l1)
-        # ∂C/∂biases[l] = weighted mean over the batch of δ (by the last thread, which has the
-        # smallest share of the products when they are not split)
-        if net.use_bias and id == count - 1:
-            _column_sums(delta, <floating *> net.gb[l], rows, n[l + 1], 1 / total_weight)
         if l > 0:
             # the error of this layer's input: deltas[l-1] = (deltas[l] · weights[l]ᵀ) ⊙ σ'(z)
             # (weights read transposed through strides; times dropout's mask in training),
@@ -714,7 +703,29 @@ cdef double _forward_backward(Network net, Py_ssize_t rows, const floating *Y,
                     _multiply(previous + at, <floating *> net.masks[l] + at, size)
                 _activation_derivative(<floating *> (net.raw[l] if training else net.acts[l]) + at,
                                        previous + at, size, net.codes[l - 1])
-        fm_team_barrier()
+            fm_team_barrier()   # deltas[l-1] is complete, and weights[l] is read no more
+        if sgd_step != NULL:
+            # plain SGD inside the product: weights[l] := (1 − η·l2) weights[l] − η Aᵀ Δ / Σw
+            _gemm_team(n[l], n[l + 1], rows, -rate / total_weight, a, 1, n[l], delta, n[l + 1], 1,
+                       1 - rate * <floating> net.l2, <floating *> net.W[l], n[l + 1], work, False,
+                       id, count, &tile)
+        else:
+            # ∂C/∂weights[l] = weighted mean over the batch of a δᵀ = Aᵀ Δ / Σw, with A =
+            # activations[l] (this layer's input, read transposed through strides) and Δ =
+            # deltas[l] (its error), plus the penalty's gradient, added to each tile in cache
+            _gemm_team(n[l], n[l + 1], rows, 1 / total_weight, a, 1, n[l], delta, n[l + 1], 1,
+                       <floating> 0, <floating *> net.gW[l], n[l + 1], work, False, id, count, &tile)
+            segments = _segments(&tile, n[l + 1], &stride)
+            for s in range(segments):
+                at = tile.row * n[l + 1] + tile.col + s * stride
+                _add_penalty(<floating *> net.gW[l] + at, <floating *> net.W[l] + at,
+                             tile.rows * tile.cols // segments, <floating> net.l2, <floating> net.l1)
+        # ∂C/∂biases[l] = weighted mean over the batch of δ (by the last thread, which has the
+        # smallest share of the products when they are not split)
+        if net.use_bias and id == count - 1:
+            _column_sums(delta, <floating *> net.gb[l], rows, n[l + 1], 1 / total_weight)
+            if sgd_step != NULL:
+                _update(<floating *> net.b[l], <floating *> net.gb[l], NULL, NULL, n[l + 1], sgd_step)
     return loss_total
 
 
@@ -722,14 +733,16 @@ cdef double _train_step(Network net, Py_ssize_t start, Py_ssize_t rows, floating
                         Step *step, int id, int count) noexcept nogil:
     """Gather the mini-batch (targets into Y_batch), forward, backward, one optimizer step.
 
-    Run by every thread of a team: each gathers a share of the rows and updates a share of every
-    parameter array. Returns (on thread 0) the batch's summed loss.
+    Run by every thread of a team: each gathers a share of the rows and (unless plain SGD was
+    applied inside the products) updates a share of every parameter array. Returns (on thread 0)
+    the batch's summed loss.
     """
     cdef Py_ssize_t l, first, size
     cdef double total
     cdef Py_ssize_t *n = net.sizes
     cdef const int64_t *index = net.order + start
     cdef floating *sample_weight = <floating *> net.sw_batch if net.sw_data != NULL else NULL
+    cdef bint plain_sgd = step.optimizer == SGD and net.S1 == NULL and net.l1 == 0
     size = _share(rows, 1, id, count, &first)
     _gather_rows(<floating *> net.X_data, index + first, size, n[0], <floating *> net.acts[0] + first * n[0])
     if id == 0:
@@ -737,7 +750,11 @@ cdef double _train_step(Network net, Py_ssize_t start, Py_ssize_t rows, floating
         if sample_weight != NULL:
             _gather_rows(<floating *> net.sw_data, index, rows, 1, sample_weight)
     fm_team_barrier()
-    total = _forward_backward(net, rows, Y_batch, sample_weight, True, id, count)
+    total = _forward_backward(net, rows, Y_batch, sample_weight, True, step if plain_sgd else NULL,
+                              id, count)
+    if plain_sgd:
+        return total
+    fm_team_barrier()   # every gradient is complete
     for l in range(net.n_layers):
         _update_share(net, l, <floating *> net.W[l], <floating *> net.gW[l], n[l] * n[l + 1], step,
                       id, count)
@@ -748,7 +765,7 @@ cdef double _train_step(Network net, Py_ssize_t start, Py_ssize_t rows, floating
 
 
 cdef inline void _update_share(Network net, Py_ssize_t index, floating *P, const floating *G,
-                               Py_ssize_t size, Step *step, int id, int count) noexcept nogil:
+                               Py_ssize_t size, const Step *step, int id, int count) noexcept nogil:
     """Thread id's share of the optimizer step for parameter ``index`` (weights first, then biases),
     cut at whole cache lines."""
     cdef Py_ssize_t first
@@ -800,10 +817,10 @@ cdef void _backprop_team(Network net, Py_ssize_t rows, const char *Y, const char
     cdef double total
     if net.is_double:
         total = _forward_backward(net, rows, <const double *> Y, <const double *> sample_weight, False,
-                                  id, count)
+                                  NULL, id, count)
     else:
         total = _forward_backward(net, rows, <const float *> Y, <const float *> sample_weight, False,
-                                  id, count)
+                                  NULL, id, count)
     if id == 0:
         loss[0] = total
 

@@ -38,7 +38,7 @@ def networks(optimizer="sgd", dtype=np.float64, **options):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("optimizer, options", [
     ("sgd", {"momentum": 0.9, "l2": 1e-3}), ("adam", {"dropout": 0.3, "l1": 1e-4}),
-    ("nesterov", {"momentum": 0.5, "use_bias": False}),
+    ("nesterov", {"momentum": 0.5, "use_bias": False}), ("sgd", {"l2": 1e-3, "dropout": 0.2}),
 ])
 def test_teams_of_any_size_train_bit_identically(dtype, optimizer, options):
     """Batches big enough for a team of threads; a hidden layer wider than the batch, so that the
@@ -75,7 +75,7 @@ def test_teams_of_any_size_train_bit_identically(dtype, optimizer, options):
 @pytest.mark.parametrize("optimizer, options", [
     ("sgd", {}), ("sgd", {"momentum": 0.9}), ("nesterov", {"momentum": 0.9}),
     ("adam", {}), ("adam", {"beta1": 0.8, "beta2": 0.99, "epsilon": 1e-6}),
-    ("sgd", {"l1": 0.01, "l2": 0.02}), ("sgd", {"use_bias": False}),
+    ("sgd", {"l1": 0.01, "l2": 0.02}), ("sgd", {"l2": 0.02}), ("sgd", {"use_bias": False}),
     ("sgd", {"dropout": 0.3, "seed": 7}), ("adam", {"dropout": 0.5, "seed": 3, "momentum": 0.5}),
 ])
 def test_compiled_steps_match_the_numpy_update_rules(optimizer, options):
