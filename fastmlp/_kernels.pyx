@@ -322,7 +322,9 @@ cdef class Network:
 
     ``weights`` and ``biases`` are updated in place by ``train_batch``; every other buffer
     (activations, deltas, gradients, optimizer state, dropout masks, GEMM workspace) is allocated
-    here, once, for mini-batches of up to ``capacity`` rows.
+    here, once, for mini-batches of up to ``capacity`` rows. ``weight_grads`` and ``bias_grads``
+    hold the gradients after ``backprop``; ``train_batch`` with plain SGD applies the weight
+    gradient inside its GEMM and leaves ``weight_grads`` alone.
     """
     cdef readonly int n_layers, nthreads
     cdef readonly Py_ssize_t capacity
