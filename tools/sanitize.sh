@@ -13,7 +13,8 @@
 # environment must already hold what building needs (setuptools, Cython, NumPy) and pytest.
 #
 # Steps, each of which must pass:
-#   1. pytest tests/test_kernels.py tests/test_gradients.py tests/test_fit.py, run from outside
+#   1. pytest tests/test_kernels.py tests/test_gradients.py tests/test_fit.py tests/test_training.py
+#      (teams of 1-3 threads among them), run from outside
 #      the source tree under LD_PRELOAD=libasan (Python itself is not built with ASan, and the
 #      ASan runtime must be the first library loaded);
 #   2. make -C csrc test, the C-only tests, with the same sanitizers (and leak checking).
@@ -58,7 +59,7 @@ case "$tested" in
 esac
 PYTHONPATH="$SCRATCH/site" LD_PRELOAD="$LIBASAN" "$PYTHON" -m pytest -q -p no:cacheprovider \
     -p no:benchmark "$SCRATCH/src/tests/test_kernels.py" "$SCRATCH/src/tests/test_gradients.py" \
-    "$SCRATCH/src/tests/test_fit.py"
+    "$SCRATCH/src/tests/test_fit.py" "$SCRATCH/src/tests/test_training.py"
 
 echo "sanitize: make -C csrc test under ASan + UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 make --no-print-directory -C "$SCRATCH/src/csrc" test \
