@@ -18,12 +18,12 @@
 #define FM_CAT_(a, b) a##b
 #define FM_CAT(a, b) FM_CAT_(a, b)
 
-// Products with fewer multiply-adds m*n*k than this run on one thread. Waking a second thread and
-// meeting it at the barrier costs a few microseconds on a quiet machine, and can cost a time slice
-// (milliseconds) on a busy one, where the spinning threads compete for the cores; 2M multiply-adds
-// are 50-100 microseconds of one core's work, so below that a second thread saves too little to risk
-// it. The layers of C1 (batch 100 through 784-16: 1.25M) and C2 stay on one thread; those of C3
-// (4M and more) split.
+// fm_?gemm called on its own (one parallel region per product) splits only products with at least
+// this many multiply-adds m*n*k. Waking a second thread and meeting it at the barrier costs a few
+// microseconds on a quiet machine, and can cost a time slice (milliseconds) on a busy one, where the
+// spinning threads compete for the cores; 2M multiply-adds are 50-100 microseconds of one core's
+// work, so below that a second thread saves too little to risk it. (Training does not go through
+// here: fastmlp/_kernels.pyx opens one region per mini-batch and calls fm_?gemm_team.)
 #define FM_GEMM_PARALLEL_MIN_MNK 2000000.0
 // In a team (fm_?gemm_team) the threads are already running and meet at the caller's barrier after
 // the product whether or not it was split, so splitting costs only a second packing of the shared
