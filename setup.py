@@ -46,6 +46,7 @@ extension = Extension(
     "fastmlp._kernels",
     sources=["fastmlp/_kernels.pyx"] + c_sources,
     include_dirs=["csrc", numpy.get_include()],
+    depends=sorted(glob.glob("csrc/*.h")),   # an edited header rebuilds the extension
     define_macros=[
         ("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION"),
         # Built against NumPy 2, the module also loads under NumPy >= 1.25.
