@@ -498,7 +498,8 @@ def parser():
     timing.add_argument("--warmup", type=int, default=1, help="unmeasured epochs first")
     timing.add_argument("--threads", type=int, metavar="N", help="threads for every contender (default: fastmlp's)")
     timing.add_argument("--peers", default="numpy,torch,sklearn", metavar="PEERS",
-                        help="besides fastmlp, from numpy (the twin and plain NumPy),torch,sklearn (missing ones are skipped)")
+                        help="besides fastmlp, from numpy (the twin and plain NumPy),torch,sklearn "
+                             "(missing ones are skipped)")
     timing.add_argument("--dtype", default="float32", choices=["float32", "float64"],
                         help="for every contender")
     timing.add_argument("--samples", type=int, metavar="N", help="train on the first N images only: a quick check, "
