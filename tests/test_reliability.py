@@ -145,6 +145,31 @@ def test_fits_in_threads_give_bit_identical_results(threads, backend_threads):
         assert model.history["loss"] == reference.history["loss"]
 
 
+def team_job(seed):
+    """Batches big enough that train_batch runs in a team of two OpenMP threads."""
+    rng = np.random.default_rng(seed)
+    sizes = (300, 64, 32, 5)
+    X = rng.random((1000, 300), dtype=np.float32)
+    Y = np.eye(5, dtype=np.float32)[rng.integers(0, 5, 1000)]
+    weights = [(rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32) for a, b in zip(sizes, sizes[1:])]
+    network = _kernels.Network(weights, [np.zeros(b, np.float32) for b in sizes[1:]],
+                               ["sigmoid", "relu", "softmax"], "log_loss", 128, nthreads=2, momentum=0.5)
+    network.bind(X, Y, rng.permutation(1000).astype(np.int64))
+    losses = [network.train_batch(start, min(start + 128, 1000), 0.1) for _ in range(2)
+              for start in range(0, 1000, 128)]
+    return losses, weights
+
+
+def test_teams_started_from_several_python_threads_do_not_mix():
+    alone = [team_job(seed) for seed in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(team_job, range(4)))
+    for (losses, weights), (expected_losses, expected_weights) in zip(together, alone):
+        assert losses == expected_losses
+        for got, want in zip(weights, expected_weights):
+            np.testing.assert_array_equal(got, want)
+
+
 def test_predict_from_many_threads_on_one_model():
     model = fit_job(0)
     X, _ = classification_data(5, n_samples=3000, n_features=50)   # several 1024-row blocks
