@@ -211,8 +211,8 @@ class PlainNumPy:
     mini-batch the forward pass, δᴸ, backpropagation and an SGD (momentum) step, all in place.
 
     The leanest NumPy peer (no options, no checks), so that fastmlp's lead is not measured against
-    the overheads of its own, more general NumPy twin. Same initial weights and shuffles as
-    ``fastmlp.fit`` are not needed here: only the speed, and an accuracy that shows it learns.
+    the overheads of its own, more general NumPy twin. It draws its own initial weights and
+    shuffles (not fastmlp's): only its speed is compared, and its accuracy shows that it learns.
     """
 
     name = "numpy plain"
