@@ -16,7 +16,7 @@ def fit_lbfgs(model, X, Y, sample_weight, max_iter, tol, backend, verbose):
         from scipy.optimize import minimize
     except ImportError:
         raise ImportError("optimizer='lbfgs' needs SciPy: pip install scipy") from None
-    from .model import BACKENDS
+    from .model import BACKENDS, _Checkpoint
 
     parameters = model.weights + (model.biases if model.use_bias else [])
     shapes = [p.shape for p in parameters]
@@ -34,6 +34,7 @@ def fit_lbfgs(model, X, Y, sample_weight, max_iter, tol, backend, verbose):
         return loss, np.concatenate([g.ravel() for g in gradients]).astype(np.float64)
 
     started = [time.perf_counter()]
+    checkpoint = [_Checkpoint(parameters, history)]   # after the last completed iteration, for Ctrl-C
 
     def record(vector):
         loss = cost_and_gradient(vector)[0]
@@ -43,12 +44,20 @@ def fit_lbfgs(model, X, Y, sample_weight, max_iter, tol, backend, verbose):
         started[0] = now
         if verbose:
             print(f"iteration {len(history['loss'])}: loss {loss:.6f}", flush=True)
+        checkpoint[0] = _Checkpoint(parameters, history)
 
     x0 = np.concatenate([p.ravel() for p in parameters]).astype(np.float64)
-    result = minimize(cost_and_gradient, x0, jac=True, method="L-BFGS-B", callback=record,
-                      options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-10})
+    model.optimizer_state = None
+    try:
+        result = minimize(cost_and_gradient, x0, jac=True, method="L-BFGS-B", callback=record,
+                          options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-10})
+    except KeyboardInterrupt:
+        checkpoint[0].restore(parameters, history)
+        history["interrupted"] = len(history.get("loss", ())) + 1
+        if verbose:
+            print(f"iteration {history['interrupted']}: interrupted; keeping the last completed iteration", flush=True)
+        return model
     cost_and_gradient(result.x)    # leave the best parameters in the model
     if not all(np.isfinite(p).all() for p in parameters):
         raise FloatingPointError("L-BFGS diverged: the weights stopped being finite")
-    model.optimizer_state = None
     return model

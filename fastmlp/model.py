@@ -299,8 +299,8 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     Notes
     -----
     Ctrl-C (KeyboardInterrupt) during training stops after the current mini-batch and returns the
-    model with the weights of the last completed epoch; ``history["interrupted"]`` holds the epoch
-    that was cut short.
+    model as it was after the last completed epoch (L-BFGS: iteration): weights, optimizer state
+    and history; ``history["interrupted"]`` holds the epoch that was cut short.
 
     Examples
     --------
@@ -407,76 +407,76 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
 
     history = model.history
     parameters = model.weights + model.biases
-    last_good = [p.copy() for p in parameters]   # the parameters after the last completed epoch
     best = {"value": np.inf, "epoch": 0, "parameters": None, "waited": 0}
     plateau_waited = 0
     samples_seen = 0
     rate = learning_rate
     first_epoch = len(history.get("loss", [])) + 1
     progress = Progress(verbose, first_epoch + epochs - 1, n_samples)
-    for epoch in range(first_epoch, first_epoch + epochs):
-        started = time.perf_counter()
-        if shuffle:
-            rng.shuffle(order)
-        total = 0.0
-        try:
+    # An epoch is complete when all its bookkeeping is done; Ctrl-C anywhere before that (a
+    # KeyboardInterrupt can be raised between any two Python statements) goes back to the last one.
+    checkpoint = _Checkpoint(parameters, history, network, best)
+    try:
+        for epoch in range(first_epoch, first_epoch + epochs):
+            started = time.perf_counter()
+            if shuffle:
+                rng.shuffle(order)
+            total = 0.0
             for start in range(0, n_samples, capacity):
                 total += network.train_batch(start, min(start + capacity, n_samples), rate)
                 if progress.live:   # a terminal: redraw the progress line now and then
                     progress.batch(epoch, start + capacity, started)
-        except KeyboardInterrupt:
-            # Ctrl-C: keep the last completed epoch's parameters and say so in the history.
-            _copy_into(parameters, last_good)
-            history["interrupted"] = epoch
-            progress.message(f"epoch {epoch}: interrupted; keeping the weights of the last completed epoch")
-            break
-        seconds = time.perf_counter() - started
-        samples_seen += n_samples
-        epoch_loss = total / total_weight
-        if not np.isfinite(epoch_loss) or not all(np.isfinite(p).all() for p in parameters):
-            message = (f"training diverged in epoch {epoch}: the cost became {epoch_loss} or the weights "
-                       f"stopped being finite; try a smaller learning_rate (now {rate})")
-            if on_divergence == "raise":
-                raise FloatingPointError(message)
-            _copy_into(parameters, last_good)
-            history["diverged"] = epoch
-            warnings.warn(message + "; keeping the weights of the last finite epoch", RuntimeWarning, stacklevel=2)
-            break
-        _copy_into(last_good, parameters)
+            seconds = time.perf_counter() - started
+            samples_seen += n_samples
+            epoch_loss = total / total_weight
+            if not np.isfinite(epoch_loss) or not all(np.isfinite(p).all() for p in parameters):
+                message = (f"training diverged in epoch {epoch}: the cost became {epoch_loss} or the weights "
+                           f"stopped being finite; try a smaller learning_rate (now {rate})")
+                if on_divergence == "raise":
+                    raise FloatingPointError(message)
+                best = checkpoint.restore(parameters, history, network)
+                history["diverged"] = epoch
+                warnings.warn(message + "; keeping the weights of the last finite epoch", RuntimeWarning, stacklevel=2)
+                break
 
-        metrics = {"epoch": epoch, "loss": epoch_loss + model.penalty(), "learning_rate": rate, "seconds": seconds}
-        if validation_data is not None:
-            output = model.output(X_val)
-            metrics["val_loss"] = reference.loss_sum(output, Y_val, model.loss) / len(X_val)
-            metrics["val_accuracy" if model.task != "regression" else "val_r2"] = model._score(output, Y_val)
-        for key, value in metrics.items():
-            if key != "epoch":
-                history.setdefault(key, []).append(value)
-        progress.epoch(metrics)
+            metrics = {"epoch": epoch, "loss": epoch_loss + model.penalty(), "learning_rate": rate, "seconds": seconds}
+            if validation_data is not None:
+                output = model.output(X_val)
+                metrics["val_loss"] = reference.loss_sum(output, Y_val, model.loss) / len(X_val)
+                metrics["val_accuracy" if model.task != "regression" else "val_r2"] = model._score(output, Y_val)
+            for key, value in metrics.items():
+                if key != "epoch":
+                    history.setdefault(key, []).append(value)
+            progress.epoch(metrics)
 
-        # The monitored metric, as a value to minimise.
-        value = metrics[monitor] if monitor != "val_score" else -metrics.get("val_accuracy", metrics.get("val_r2"))
-        improved = value < best["value"] - tol
-        if improved:
-            best.update(value=value, epoch=epoch, waited=0)
-            if early_stopping and restore_best:
-                best["parameters"] = [p.copy() for p in parameters]
-        else:
-            best["waited"] += 1
-        if early_stopping and best["waited"] >= n_iter_no_change:
-            history["stopped_early"] = epoch
-            break
-        if lr_schedule == "invscaling":
-            rate = learning_rate / (samples_seen + 1) ** power_t
-        elif lr_schedule == "step" and (epoch - first_epoch + 1) % lr_step == 0:
-            rate *= lr_decay
-        elif lr_schedule == "plateau":
-            plateau_waited = 0 if improved else plateau_waited + 1
-            if plateau_waited >= lr_patience:
-                rate, plateau_waited = rate * lr_decay, 0
-        if callback is not None and callback(dict(metrics)):
-            history["stopped_by_callback"] = epoch
-            break
+            # The monitored metric, as a value to minimise.
+            value = metrics[monitor] if monitor != "val_score" else -metrics.get("val_accuracy", metrics.get("val_r2"))
+            improved = value < best["value"] - tol
+            if improved:
+                best.update(value=value, epoch=epoch, waited=0)
+                if early_stopping and restore_best:
+                    best["parameters"] = [p.copy() for p in parameters]
+            else:
+                best["waited"] += 1
+            if early_stopping and best["waited"] >= n_iter_no_change:
+                history["stopped_early"] = epoch
+                break
+            if lr_schedule == "invscaling":
+                rate = learning_rate / (samples_seen + 1) ** power_t
+            elif lr_schedule == "step" and (epoch - first_epoch + 1) % lr_step == 0:
+                rate *= lr_decay
+            elif lr_schedule == "plateau":
+                plateau_waited = 0 if improved else plateau_waited + 1
+                if plateau_waited >= lr_patience:
+                    rate, plateau_waited = rate * lr_decay, 0
+            if callback is not None and callback(dict(metrics)):
+                history["stopped_by_callback"] = epoch
+                break
+            checkpoint = _Checkpoint(parameters, history, network, best)
+    except KeyboardInterrupt:
+        best = checkpoint.restore(parameters, history, network)
+        history["interrupted"] = epoch = len(history.get("loss", ())) + 1
+        progress.message(f"epoch {epoch}: interrupted; keeping the weights of the last completed epoch")
     if early_stopping and restore_best and best["parameters"] is not None:
         _copy_into(parameters, best["parameters"])
         history["best_epoch"] = best["epoch"]
@@ -529,6 +529,35 @@ def _split(X, Y, sample_weight, fraction, task, rng):
 def _copy_into(targets, sources):
     for target, source in zip(targets, sources):
         target[...] = source
+
+
+class _Checkpoint:
+    """The training state after a completed epoch (or L-BFGS iteration), to go back to.
+
+    Holds copies of the parameters, the optimizer's state and the early-stopping record, and the
+    length of every list in ``history``; ``restore`` puts them back and returns the record.
+    """
+
+    def __init__(self, parameters, history, network=None, best=None):
+        self.parameters = [p.copy() for p in parameters]
+        self.history = {key: len(value) if isinstance(value, list) else value for key, value in history.items()}
+        self.best = None if best is None else dict(best)
+        if network is not None:
+            self.optimizer = ([s.copy() for s in network.state], network.step_count, network.dropout_counter)
+
+    def restore(self, parameters, history, network=None):
+        _copy_into(parameters, self.parameters)
+        for key in list(history):
+            if key not in self.history:
+                del history[key]
+            elif isinstance(history[key], list):
+                del history[key][self.history[key]:]
+            else:
+                history[key] = self.history[key]
+        if network is not None:
+            state, network.step_count, network.dropout_counter = self.optimizer
+            _copy_into(network.state, state)
+        return None if self.best is None else dict(self.best)
 
 
 def _check_fits_in_memory(layer_sizes, dtype, hidden):

@@ -85,9 +85,16 @@ class InterruptAfter:
         self.previous = signal.signal(signal.SIGALRM, interrupt)
         signal.setitimer(signal.ITIMER_REAL, self.seconds)
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, kind, value, traceback):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, self.previous)
+        absorbed(kind)
+
+
+def absorbed(kind):
+    """Fail the test, not the whole pytest session, when a KeyboardInterrupt escaped ``fit``."""
+    if kind is KeyboardInterrupt:
+        pytest.fail("the KeyboardInterrupt escaped fit")
 
 
 @pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer (POSIX)")
@@ -104,6 +111,80 @@ def test_interrupt_mid_epoch_keeps_the_last_completed_epoch():
         assert_same_parameters(model, start)
     else:
         assert_same_parameters(model, fastmlp.fit(X, y, epochs=epoch - 1, **options))
+
+
+def interrupt_in_epoch(epoch):
+    """A callback that raises KeyboardInterrupt in epoch ``epoch``'s bookkeeping, as a Ctrl-C there would."""
+    def callback(metrics):
+        if metrics["epoch"] == epoch:
+            raise KeyboardInterrupt
+    return callback
+
+
+@pytest.mark.parametrize("backend", ["compiled", "numpy"])
+@pytest.mark.parametrize("options", [dict(optimizer="sgd", momentum=0.9, validation_fraction=0.2),
+                                     dict(optimizer="adam", learning_rate=0.01, dropout=0.2),
+                                     dict(early_stopping=True, n_iter_no_change=50, validation_fraction=0.2)],
+                         ids=["momentum", "adam-dropout", "early-stopping"])
+def test_interrupt_after_an_epochs_batches_goes_back_to_the_epoch_before(backend, options):
+    # Between its last mini-batch and its end an epoch still checks, scores, records and schedules;
+    # an interrupt there leaves nothing of the epoch behind: parameters, optimizer state, history.
+    X, y = classification_data(2)
+    options = dict(hidden=(8,), batch_size=16, seed=0, backend=backend, **options)
+    try:
+        model = fastmlp.fit(X, y, epochs=10, callback=interrupt_in_epoch(4), **options)
+    except KeyboardInterrupt as error:
+        absorbed(type(error))
+    before = fastmlp.fit(X, y, epochs=3, **options)
+    assert model.history.pop("interrupted") == 4
+    assert model.history.keys() == before.history.keys()
+    for key, values in model.history.items():
+        if key != "seconds":
+            assert values == before.history[key], key
+    assert_same_parameters(model, before)
+    for ours, theirs in zip(model.optimizer_state["state"], before.optimizer_state["state"]):
+        np.testing.assert_array_equal(ours, theirs)
+    for key in ("step_count", "dropout_counter"):
+        assert model.optimizer_state[key] == before.optimizer_state[key]
+    # and training on from there is training on from epoch 3
+    assert_same_parameters(fastmlp.fit(X, y, epochs=2, warm_start=model, **options),
+                           fastmlp.fit(X, y, epochs=2, warm_start=before, **options))
+
+
+class InterruptingNetwork:
+    """The NumPy network, but its ``calls``-th backprop raises KeyboardInterrupt."""
+
+    calls = 0
+
+    def __init__(self, *args, **kwargs):
+        self.network = fastmlp.reference.Network(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.network, name)
+
+    def backprop(self, *args):
+        type(self).calls -= 1
+        if type(self).calls == 0:
+            raise KeyboardInterrupt
+        return self.network.backprop(*args)
+
+
+def test_interrupted_lbfgs_keeps_its_last_completed_iteration(monkeypatch):
+    pytest.importorskip("scipy")
+    X, y = classification_data(3)
+    options = dict(hidden=(8,), optimizer="lbfgs", backend="numpy", seed=0, tol=0.0)
+    monkeypatch.setattr(InterruptingNetwork, "calls", 12)
+    monkeypatch.setitem(fastmlp.model.BACKENDS, "numpy", InterruptingNetwork)
+    try:
+        model = fastmlp.fit(X, y, epochs=100, **options)
+    except KeyboardInterrupt as error:
+        absorbed(type(error))
+    monkeypatch.undo()
+    iteration = model.history["interrupted"]
+    assert 1 < iteration < 12 and len(model.history["loss"]) == iteration - 1
+    before = fastmlp.fit(X, y, epochs=iteration - 1, **options)
+    assert model.history["loss"] == before.history["loss"]
+    assert_same_parameters(model, before)
 
 
 def test_sigint_to_the_command_line_exits_130_and_writes_nothing(tmp_path):
