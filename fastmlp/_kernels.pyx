@@ -155,8 +155,10 @@ cdef inline void _activation_derivative(const floating *A, floating *D, Py_ssize
 
 
 cdef double _output_delta(const floating *A, const floating *Y, floating *D, const floating *weights,
-                          Py_ssize_t rows, Py_ssize_t cols, int activation, int loss) noexcept nogil:
-    """δᴸ := ∇ₐC ⊙ σ'(zᴸ) for every sample (row); returns the loss summed over the rows.
+                          Py_ssize_t rows, Py_ssize_t cols, int activation, int loss,
+                          double *row_losses) noexcept nogil:
+    """δᴸ := ∇ₐC ⊙ σ'(zᴸ) for every sample (row); returns the loss summed over the rows, and
+    writes each row's loss to row_losses unless it is NULL.
 
     quadratic      C = ½‖y − a‖²                   ∇ₐC = a − y
     cross_entropy  C = −Σ y ln a + (1−y) ln(1−a)    δᴸ = a − y   (sigmoid output: σ' cancels)
@@ -191,6 +193,8 @@ cdef double _output_delta(const floating *A, const floating *Y, floating *D, con
             for j in range(i * cols, (i + 1) * cols):
                 D[j] *= weights[i]
         total += row_loss
+        if row_losses != NULL:
+            row_losses[i] = row_loss
     if loss == QUADRATIC and activation != FM_SOFTMAX:
         _activation_derivative(A, D, size, activation)
     return total
@@ -325,6 +329,9 @@ cdef class Network:
     here, once, for mini-batches of up to ``capacity`` rows. ``weight_grads`` and ``bias_grads``
     hold the gradients after ``backprop``; ``train_batch`` with plain SGD applies the weight
     gradient inside its GEMM and leaves ``weight_grads`` alone.
+
+    A team of threads splits a batch by rows when ``split_rows`` (set when the weights are small)
+    or else each product by tiles; the results are the same bit for bit.
     """
     cdef readonly int n_layers, nthreads
     cdef readonly Py_ssize_t capacity
@@ -334,6 +341,7 @@ cdef class Network:
     cdef readonly bint use_bias
     cdef public long long step_count
     cdef public uint64_t dropout_counter
+    cdef public bint split_rows
     cdef list _buffers, _bound
     cdef int loss, is_double, optimizer_code
     cdef uint64_t dropout_key
@@ -353,6 +361,7 @@ cdef class Network:
     cdef Py_ssize_t work_per_thread
     cdef char *Y_batch
     cdef char *sw_batch
+    cdef double *row_losses
     cdef char *X_data
     cdef char *Y_data
     cdef char *sw_data
@@ -434,7 +443,11 @@ cdef class Network:
         workspace = np.empty(work_size * nthreads, dtype)
         y_batch = np.zeros((capacity, widths[-1]), dtype)
         sw_batch = np.zeros(capacity, dtype)
-        self._buffers = [workspace, y_batch, sw_batch, raw, masks]
+        row_losses = np.zeros(capacity, np.float64)
+        self._buffers = [workspace, y_batch, sw_batch, row_losses, raw, masks]
+        # Small weights (every x86-64 core's L2 cache holds 256 KiB): each thread of a team reads
+        # them all, so the team can split a batch by rows and meet once per batch, not per layer.
+        self.split_rows = sum(w.nbytes for w in weights) <= 256 * 1024
         self._bound = []
 
         self.sizes = <Py_ssize_t *> malloc((n_layers + 1) * sizeof(Py_ssize_t))
@@ -458,6 +471,7 @@ cdef class Network:
         self.work = _data(workspace)
         self.Y_batch = _data(y_batch)
         self.sw_batch = _data(sw_batch)
+        self.row_losses = <double *> _data(row_losses)
         self.sw_data = NULL
         self.n_samples = 0
 
@@ -608,22 +622,29 @@ cdef inline Py_ssize_t _segments(const fm_tile *tile, Py_ssize_t width, Py_ssize
     return tile.rows
 
 
-cdef uint64_t _forward(Network net, const floating *X, Py_ssize_t rows, floating *out, bint training,
-                       int id, int count) noexcept nogil:
-    """Forward pass of ``rows`` samples from X (not copied) to out: aˡ⁺¹ = σ(aˡ · Wˡ + bˡ).
+cdef inline bint _by_rows(Network net, int count) noexcept nogil:
+    """Whether a team of count splits the batch by rows (see Network.split_rows)."""
+    return count > 1 and net.split_rows
+
+
+cdef uint64_t _forward(Network net, const floating *X, Py_ssize_t first, Py_ssize_t rows,
+                       Py_ssize_t batch_rows, floating *out, bint training, int id, int count) noexcept nogil:
+    """Forward pass of rows first .. first+rows-1 of a batch of batch_rows, from X (not copied) to
+    out, both pointing at the batch's first row: aˡ⁺¹ = σ(aˡ · Wˡ + bˡ).
 
     Run by every thread of a team (thread id of count): each computes its tile of a layer's
     product, and adds the bias and applies σ to that tile while it is in cache; the team meets
-    after each layer. In training with dropout, each hidden layer's σ(z) goes to raw[l] and
-    aˡ = raw[l] ⊙ mask. Returns the dropout counter after this pass.
+    after each layer. A thread that takes its own rows through the pass calls it alone (id 0,
+    count 1). In training with dropout, each hidden layer's σ(z) goes to raw[l] and
+    aˡ = raw[l] ⊙ mask. Returns the dropout counter after the batch.
     """
     cdef Py_ssize_t l, L = net.n_layers, s, segments, stride, at, size, width
-    cdef const floating *a = X
+    cdef const floating *a = X + first * net.sizes[0]
     cdef floating *z
     cdef floating *act
-    cdef floating *mask
+    cdef floating *mask = NULL
     cdef floating *bias
-    cdef floating *work = <floating *> net.work + id * net.work_per_thread
+    cdef floating *work = <floating *> net.work + fm_team_id() * net.work_per_thread   # this thread's own
     cdef Py_ssize_t *n = net.sizes
     cdef uint64_t counter = net.dropout_counter
     cdef fm_tile tile
@@ -631,9 +652,11 @@ cdef uint64_t _forward(Network net, const floating *X, Py_ssize_t rows, floating
     for l in range(L):
         dropped = training and l < L - 1 and net.masks[l + 1] != NULL
         width = n[l + 1]
-        act = out if l == L - 1 else <floating *> net.acts[l + 1]
-        z = <floating *> net.raw[l + 1] if dropped else act
-        mask = <floating *> net.masks[l + 1]
+        act = (out if l == L - 1 else <floating *> net.acts[l + 1]) + first * width
+        z = act
+        if dropped:
+            z = <floating *> net.raw[l + 1] + first * width
+            mask = <floating *> net.masks[l + 1] + first * width
         _gemm_team(rows, width, n[l], <floating> 1, a, n[l], 1, <floating *> net.W[l], width, 1,
                    <floating> 0, z, width, work, net.codes[l] == FM_SOFTMAX, id, count, &tile)
         segments = _segments(&tile, width, &stride)
@@ -643,14 +666,75 @@ cdef uint64_t _forward(Network net, const floating *X, Py_ssize_t rows, floating
             bias = <floating *> net.b[l] + tile.col if net.use_bias else NULL
             _bias_activation(z + at, bias, size // tile.cols, tile.cols, net.codes[l])
             if dropped:
-                _dropout_mask(mask + at, size, net.dropout_key, counter + <uint64_t> at, 1 - net.dropout)
+                _dropout_mask(mask + at, size, net.dropout_key, counter + <uint64_t> (first * width + at),
+                              1 - net.dropout)
                 memcpy(act + at, z + at, size * sizeof(floating))
                 _multiply(act + at, mask + at, size)
         if dropped:
-            counter += rows * width
-        fm_team_barrier()
+            counter += batch_rows * width
+        if count > 1:
+            fm_team_barrier()
         a = act
     return counter
+
+
+cdef void _input_delta(Network net, Py_ssize_t l, Py_ssize_t first, Py_ssize_t rows, bint training,
+                       floating *work, int id, int count) noexcept nogil:
+    """The error of layer l's input, rows first .. first+rows-1 of the batch: deltas[l-1] =
+    (deltas[l] · weights[l]ᵀ) ⊙ σ'(z), this thread's tile of it (times dropout's mask in
+    training), σ' applied to the tile while it is in cache."""
+    cdef Py_ssize_t *n = net.sizes
+    cdef Py_ssize_t s, segments, stride, at, size
+    cdef floating *delta = <floating *> net.dels[l] + first * n[l + 1]
+    cdef floating *previous = <floating *> net.dels[l - 1] + first * n[l]
+    cdef floating *a = <floating *> (net.raw[l] if training else net.acts[l]) + first * n[l]
+    cdef fm_tile tile
+    # weights[l] read transposed through its strides
+    _gemm_team(rows, n[l], n[l + 1], <floating> 1, delta, n[l + 1], 1,
+               <floating *> net.W[l], 1, n[l + 1], <floating> 0, previous, n[l],
+               work, False, id, count, &tile)
+    segments = _segments(&tile, n[l], &stride)
+    for s in range(segments):
+        at = tile.row * n[l] + tile.col + s * stride
+        size = tile.rows * tile.cols // segments
+        if training and net.masks[l] != NULL:
+            _multiply(previous + at, <floating *> net.masks[l] + first * n[l] + at, size)
+        _activation_derivative(a + at, previous + at, size, net.codes[l - 1])
+
+
+cdef void _weight_gradient(Network net, Py_ssize_t l, Py_ssize_t rows, floating total_weight,
+                           const Step *sgd_step, floating *work, int id, int count) noexcept nogil:
+    """This thread's tile of layer l's weight gradient (and, on the last thread, the bias
+    gradient); with ``sgd_step`` applied to the weights and biases instead of stored."""
+    cdef Py_ssize_t *n = net.sizes
+    cdef Py_ssize_t s, segments, stride, at
+    cdef floating *a = <floating *> net.acts[l]
+    cdef floating *delta = <floating *> net.dels[l]
+    cdef floating rate
+    cdef fm_tile tile
+    if sgd_step != NULL:
+        # plain SGD inside the product: weights[l] := (1 − η·l2) weights[l] − η Aᵀ Δ / Σw
+        rate = sgd_step.learning_rate
+        _gemm_team(n[l], n[l + 1], rows, -rate / total_weight, a, 1, n[l], delta, n[l + 1], 1,
+                   1 - rate * <floating> net.l2, <floating *> net.W[l], n[l + 1], work, False,
+                   id, count, &tile)
+    else:
+        # ∂C/∂weights[l] = weighted mean over the batch of a δᵀ = Aᵀ Δ / Σw, with A =
+        # activations[l] (this layer's input, read transposed through strides) and Δ =
+        # deltas[l] (its error), plus the penalty's gradient, added to each tile in cache
+        _gemm_team(n[l], n[l + 1], rows, 1 / total_weight, a, 1, n[l], delta, n[l + 1], 1,
+                   <floating> 0, <floating *> net.gW[l], n[l + 1], work, False, id, count, &tile)
+        segments = _segments(&tile, n[l + 1], &stride)
+        for s in range(segments):
+            at = tile.row * n[l + 1] + tile.col + s * stride
+            _add_penalty(<floating *> net.gW[l] + at, <floating *> net.W[l] + at,
+                         tile.rows * tile.cols // segments, <floating> net.l2, <floating> net.l1)
+    # ∂C/∂biases[l] = weighted mean over the batch of δ (by the last thread, which has the
+    # smallest share of the products when they are not split)
+    if net.use_bias and id == count - 1:
+        _column_sums(delta, <floating *> net.gb[l], rows, n[l + 1], 1 / total_weight)
+        if sgd_step != NULL:
+            _update(<floating *> net.b[l], <floating *> net.gb[l], NULL, NULL, n[l + 1], sgd_step)
 
 
 cdef double _forward_backward(Network net, Py_ssize_t rows, const floating *Y,
@@ -658,76 +742,52 @@ cdef double _forward_backward(Network net, Py_ssize_t rows, const floating *Y,
                               int id, int count) noexcept nogil:
     """Forward pass from acts[0], then backpropagation into the gradient buffers.
 
-    Run by every thread of a team, which shares each product by tiles as in _forward and meets
-    once per layer. With ``sgd_step`` (plain SGD, no momentum, no L1) each layer's gradient is
-    applied inside its product instead of being stored: weights[l] := (1 − η·l2) weights[l] −
-    η Aᵀ Δ / Σw, one pass over the weights instead of three. Returns (on thread 0) the loss summed
-    over the rows, weighted by sample_weight when it is not NULL.
+    Run by every thread of a team. Split by rows (Network.split_rows), each thread takes its own
+    samples through the forward pass and the errors δ of every layer, and the team meets once,
+    before the weight gradients; split by tiles, the team shares each product as in _forward and
+    meets once per layer. Either way it then shares each weight gradient by tiles. With
+    ``sgd_step`` (plain SGD, no momentum, no L1) each layer's gradient is applied inside its
+    product instead of being stored: weights[l] := (1 − η·l2) weights[l] − η Aᵀ Δ / Σw, one pass
+    over the weights instead of three. Returns (on thread 0) the loss summed over the rows,
+    weighted by sample_weight when it is not NULL.
     """
-    cdef Py_ssize_t l, L = net.n_layers, i, s, segments, stride, at, size
+    cdef Py_ssize_t l, L = net.n_layers, i, first = 0, own = rows
     cdef Py_ssize_t *n = net.sizes
     cdef floating *work = <floating *> net.work + id * net.work_per_thread
     cdef floating total_weight = rows
-    cdef floating *a
-    cdef floating *delta
-    cdef floating *previous
-    cdef floating rate = sgd_step.learning_rate if sgd_step != NULL else 0
     cdef double loss_total = 0
     cdef uint64_t counter
-    cdef fm_tile tile
+    cdef bint by_rows = _by_rows(net, count)
+    if by_rows:
+        own = _share(rows, 1, id, count, &first)
+        counter = _forward(net, <floating *> net.acts[0], first, own, rows, <floating *> net.acts[L],
+                           training, 0, 1)
+    else:
+        counter = _forward(net, <floating *> net.acts[0], 0, rows, rows, <floating *> net.acts[L],
+                           training, id, count)
+    if by_rows or id == 0:
+        # Output error: δᴸ = ∇ₐC ⊙ σ'(zᴸ), each row's loss kept to be summed in order
+        _output_delta(<floating *> net.acts[L] + first * n[L], Y + first * n[L],
+                      <floating *> net.dels[L - 1] + first * n[L],
+                      sample_weight + first if sample_weight != NULL else NULL, own, n[L],
+                      net.codes[L - 1], net.loss, net.row_losses + first)
+    if by_rows:
+        for l in range(L - 1, 0, -1):
+            _input_delta(net, l, first, own, training, work, 0, 1)
+    fm_team_barrier()   # every row's output error (by rows: every error) is complete
+    if id == 0:
+        net.dropout_counter = counter   # every thread has read the old value by now
+        for i in range(rows):
+            loss_total += net.row_losses[i]
     if sample_weight != NULL:
         total_weight = 0
         for i in range(rows):
             total_weight += sample_weight[i]
-    counter = _forward(net, <floating *> net.acts[0], rows, <floating *> net.acts[L], training, id, count)
-    if id == 0:
-        net.dropout_counter = counter   # every thread has read the old value by now
-        # Output error: δᴸ = ∇ₐC ⊙ σ'(zᴸ)
-        loss_total = _output_delta(<floating *> net.acts[L], Y, <floating *> net.dels[L - 1],
-                                   sample_weight, rows, n[L], net.codes[L - 1], net.loss)
-    fm_team_barrier()
     for l in range(L - 1, -1, -1):
-        a = <floating *> net.acts[l]
-        delta = <floating *> net.dels[l]
-        if l > 0:
-            # the error of this layer's input: deltas[l-1] = (deltas[l] · weights[l]ᵀ) ⊙ σ'(z)
-            # (weights read transposed through strides; times dropout's mask in training),
-            # σ' applied to each tile while it is in cache
-            previous = <floating *> net.dels[l - 1]
-            _gemm_team(rows, n[l], n[l + 1], <floating> 1, delta, n[l + 1], 1,
-                       <floating *> net.W[l], 1, n[l + 1], <floating> 0, previous, n[l],
-                       work, False, id, count, &tile)
-            segments = _segments(&tile, n[l], &stride)
-            for s in range(segments):
-                at = tile.row * n[l] + tile.col + s * stride
-                size = tile.rows * tile.cols // segments
-                if training and net.masks[l] != NULL:
-                    _multiply(previous + at, <floating *> net.masks[l] + at, size)
-                _activation_derivative(<floating *> (net.raw[l] if training else net.acts[l]) + at,
-                                       previous + at, size, net.codes[l - 1])
+        if l > 0 and not by_rows:
+            _input_delta(net, l, 0, rows, training, work, id, count)
             fm_team_barrier()   # deltas[l-1] is complete, and weights[l] is read no more
-        if sgd_step != NULL:
-            # plain SGD inside the product: weights[l] := (1 − η·l2) weights[l] − η Aᵀ Δ / Σw
-            _gemm_team(n[l], n[l + 1], rows, -rate / total_weight, a, 1, n[l], delta, n[l + 1], 1,
-                       1 - rate * <floating> net.l2, <floating *> net.W[l], n[l + 1], work, False,
-                       id, count, &tile)
-        else:
-            # ∂C/∂weights[l] = weighted mean over the batch of a δᵀ = Aᵀ Δ / Σw, with A =
-            # activations[l] (this layer's input, read transposed through strides) and Δ =
-            # deltas[l] (its error), plus the penalty's gradient, added to each tile in cache
-            _gemm_team(n[l], n[l + 1], rows, 1 / total_weight, a, 1, n[l], delta, n[l + 1], 1,
-                       <floating> 0, <floating *> net.gW[l], n[l + 1], work, False, id, count, &tile)
-            segments = _segments(&tile, n[l + 1], &stride)
-            for s in range(segments):
-                at = tile.row * n[l + 1] + tile.col + s * stride
-                _add_penalty(<floating *> net.gW[l] + at, <floating *> net.W[l] + at,
-                             tile.rows * tile.cols // segments, <floating> net.l2, <floating> net.l1)
-        # ∂C/∂biases[l] = weighted mean over the batch of δ (by the last thread, which has the
-        # smallest share of the products when they are not split)
-        if net.use_bias and id == count - 1:
-            _column_sums(delta, <floating *> net.gb[l], rows, n[l + 1], 1 / total_weight)
-            if sgd_step != NULL:
-                _update(<floating *> net.b[l], <floating *> net.gb[l], NULL, NULL, n[l + 1], sgd_step)
+        _weight_gradient(net, l, rows, total_weight, sgd_step, work, id, count)
     return loss_total
 
 
@@ -745,13 +805,15 @@ cdef double _train_step(Network net, Py_ssize_t start, Py_ssize_t rows, floating
     cdef const int64_t *index = net.order + start
     cdef floating *sample_weight = <floating *> net.sw_batch if net.sw_data != NULL else NULL
     cdef bint plain_sgd = step.optimizer == SGD and net.S1 == NULL and net.l1 == 0
+    # the same share of the rows as _forward_backward's when it splits by rows
     size = _share(rows, 1, id, count, &first)
     _gather_rows(<floating *> net.X_data, index + first, size, n[0], <floating *> net.acts[0] + first * n[0])
-    if id == 0:
-        _gather_rows(<floating *> net.Y_data, index, rows, n[net.n_layers], Y_batch)
-        if sample_weight != NULL:
-            _gather_rows(<floating *> net.sw_data, index, rows, 1, sample_weight)
-    fm_team_barrier()
+    _gather_rows(<floating *> net.Y_data, index + first, size, n[net.n_layers],
+                 Y_batch + first * n[net.n_layers])
+    if sample_weight != NULL:
+        _gather_rows(<floating *> net.sw_data, index + first, size, 1, sample_weight + first)
+    if not _by_rows(net, count):
+        fm_team_barrier()
     total = _forward_backward(net, rows, Y_batch, sample_weight, True, step if plain_sgd else NULL,
                               id, count)
     if plain_sgd:
@@ -781,13 +843,15 @@ cdef inline void _update_share(Network net, Py_ssize_t index, floating *P, const
 
 cdef int _team_size(Network net, Py_ssize_t rows) noexcept nogil:
     """Threads for a batch of ``rows``: all nthreads when its forward products have at least 100k
-    multiply-adds for each time the team meets (once per layer and pass, about 1 µs each), so
-    that sharing the work saves several times what the meetings cost; else one."""
+    multiply-adds for each time the team meets (about 1 µs each), so that sharing the work saves
+    several times what the meetings cost; else one. Split by tiles, a team meets once per layer
+    and pass and at its start and end; split by rows, at its start, once, and at its end."""
     cdef Py_ssize_t l
     cdef double multiply_adds = 0
+    cdef int meetings = 3 if net.split_rows else 2 * net.n_layers + 2
     for l in range(net.n_layers):
         multiply_adds += <double> rows * net.sizes[l] * net.sizes[l + 1]
-    return net.nthreads if multiply_adds >= 100000.0 * (2 * net.n_layers + 2) else 1
+    return net.nthreads if multiply_adds >= 100000.0 * meetings else 1
 
 
 cdef void _train_team(Network net, Py_ssize_t start, Py_ssize_t rows, Step *step,
@@ -806,10 +870,14 @@ cdef void _train_team(Network net, Py_ssize_t start, Py_ssize_t rows, Step *step
 cdef void _forward_team(Network net, const char *X, Py_ssize_t rows, char *out) noexcept nogil:
     """This thread's part of _forward, not training (in a parallel region, or alone)."""
     cdef int id = fm_team_id(), count = fm_team_size()
+    cdef Py_ssize_t first = 0, own = rows
+    if _by_rows(net, count):
+        own = _share(rows, 1, id, count, &first)
+        id, count = 0, 1   # this thread's rows alone
     if net.is_double:
-        _forward(net, <const double *> X, rows, <double *> out, False, id, count)
+        _forward(net, <const double *> X, first, own, rows, <double *> out, False, id, count)
     else:
-        _forward(net, <const float *> X, rows, <float *> out, False, id, count)
+        _forward(net, <const float *> X, first, own, rows, <float *> out, False, id, count)
 
 
 cdef void _backprop_team(Network net, Py_ssize_t rows, const char *Y, const char *sample_weight,
@@ -886,7 +954,7 @@ def output_delta(floating[:, ::1] A, floating[:, ::1] Y, floating[:, ::1] delta,
         w = &weights[0] if weights.shape[0] else NULL
     if A.shape[0] and A.shape[1]:
         with nogil:
-            total = _output_delta(&A[0, 0], &Y[0, 0], &delta[0, 0], w, A.shape[0], A.shape[1], act, code)
+            total = _output_delta(&A[0, 0], &Y[0, 0], &delta[0, 0], w, A.shape[0], A.shape[1], act, code, NULL)
     return total
 
 

@@ -35,14 +35,17 @@ def networks(optimizer="sgd", dtype=np.float64, **options):
     return built
 
 
+@pytest.mark.parametrize("split_rows", [True, False], ids=["by-rows", "by-tiles"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("optimizer, options", [
     ("sgd", {"momentum": 0.9, "l2": 1e-3}), ("adam", {"dropout": 0.3, "l1": 1e-4}),
     ("nesterov", {"momentum": 0.5, "use_bias": False}), ("sgd", {"l2": 1e-3, "dropout": 0.2}),
+    ("sgd", {}),
 ])
-def test_teams_of_any_size_train_bit_identically(dtype, optimizer, options):
-    """Batches big enough for a team of threads; a hidden layer wider than the batch, so that the
-    products are split by columns as well as rows (tiles narrower than a row, softmax kept whole)."""
+def test_teams_of_any_size_train_bit_identically(split_rows, dtype, optimizer, options):
+    """Batches big enough for a team of threads, split by rows or by tiles of each product; a
+    hidden layer wider than the batch, so that tiles are cut by columns as well as rows (tiles
+    narrower than a row, softmax kept whole). Plain SGD is applied inside the products."""
     rng = np.random.default_rng(4)
     sizes = (60, 300, 24, 7)
     weights = [(rng.standard_normal((a, b)) / np.sqrt(a)).astype(dtype) for a, b in zip(sizes, sizes[1:])]
@@ -56,6 +59,7 @@ def test_teams_of_any_size_train_bit_identically(dtype, optimizer, options):
         network = _kernels.Network([w.copy() for w in weights], [b.copy() for b in biases],
                                    ["sigmoid", "relu", "softmax"], "log_loss", 40, nthreads=nthreads,
                                    optimizer=optimizer, seed=7, **options)
+        network.split_rows = split_rows
         network.bind(X, Y, order, sample_weight)
         losses = [network.train_batch(start, min(start + 40, 117), 0.05) for start in (0, 40, 80, 0)]
         out = np.empty((117, 7), dtype)
