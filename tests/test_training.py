@@ -76,6 +76,31 @@ def test_teams_of_any_size_train_bit_identically(split_rows, dtype, optimizer, o
     assert np.all(np.isfinite(results[0][3])) and not np.array_equal(results[0][4][0], weights[0])
 
 
+@pytest.mark.parametrize("split_rows", [True, False], ids=["by-rows", "by-tiles"])
+def test_a_team_with_more_threads_than_rows_trains_bit_identically(split_rows):
+    """Batches of 5 rows, big enough for a team, shared by 8 threads: some have no rows (or tiles)."""
+    rng = np.random.default_rng(5)
+    sizes = (400, 300, 7)
+    weights = [(rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32) for a, b in zip(sizes, sizes[1:])]
+    X = rng.standard_normal((23, 400)).astype(np.float32)
+    Y = np.eye(7, dtype=np.float32)[rng.integers(0, 7, 23)]
+    order = rng.permutation(23).astype(np.int64)
+    results = []
+    for nthreads in (1, 8):
+        network = _kernels.Network([w.copy() for w in weights], [np.zeros(n, np.float32) for n in sizes[1:]],
+                                   ["tanh", "softmax"], "log_loss", 5, nthreads=nthreads, dropout=0.1, seed=3)
+        network.split_rows = split_rows
+        network.bind(X, Y, order)
+        losses = [network.train_batch(start, min(start + 5, 23), 0.1) for start in range(0, 23, 5)]
+        out = np.empty((23, 7), np.float32)
+        network.forward(X, out)
+        results.append((losses, out, network.weights + network.biases))
+    assert results[1][0] == results[0][0]
+    np.testing.assert_array_equal(results[1][1], results[0][1])
+    for got, want in zip(results[1][2], results[0][2]):
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("optimizer, options", [
     ("sgd", {}), ("sgd", {"momentum": 0.9}), ("nesterov", {"momentum": 0.9}),
     ("adam", {}), ("adam", {"beta1": 0.8, "beta2": 0.99, "epsilon": 1e-6}),
