@@ -109,7 +109,7 @@ def check_targets(y, n_samples, task, dtype, name="y"):
     return task, Y, None
 
 
-def check_sample_weight(sample_weight, class_weight, y_encoded, classes, dtype):
+def check_sample_weight(sample_weight, class_weight, y_encoded, classes, dtype, name="sample_weight"):
     """Per-sample weights (or None) from ``sample_weight`` and ``class_weight``.
 
     ``class_weight`` is a dict {label: weight} or "balanced" (n_samples / (n_classes · count)),
@@ -118,11 +118,11 @@ def check_sample_weight(sample_weight, class_weight, y_encoded, classes, dtype):
     n_samples = len(y_encoded)
     weights = None
     if sample_weight is not None:
-        weights = check_array(np.asarray(sample_weight).reshape(1, -1), np.float64, "sample_weight").ravel()
+        weights = check_array(np.asarray(sample_weight).reshape(1, -1), np.float64, name).ravel()
         if len(weights) != n_samples:
-            raise ValueError(f"sample_weight has {len(weights)} values for {n_samples} samples")
+            raise ValueError(f"{name} has {len(weights)} values for {n_samples} samples")
         if (weights < 0).any() or weights.sum() <= 0:
-            raise ValueError("sample_weight must be >= 0 with a positive sum")
+            raise ValueError(f"{name} must be >= 0 with a positive sum")
     if class_weight is not None:
         if classes is None or y_encoded.shape[1] != len(classes) or not np.all(y_encoded.sum(axis=1) == 1):
             raise ValueError("class_weight is only for single-label classification")

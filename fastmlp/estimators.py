@@ -27,7 +27,7 @@ from inspect import signature
 import numpy as np
 
 from ._validation import check_array, check_dtype, check_float, check_int, check_sample_weight
-from .model import fit
+from .model import fit, r2_score
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -89,12 +89,7 @@ if BaseEstimator is None:
     class RegressorMixin:
         def score(self, X, y, sample_weight=None):
             """R² of ``predict(X)``, averaged over the outputs."""
-            predicted, y = _as_rows(self.predict(X)).astype(np.float64), _as_rows(np.asarray(y, np.float64))
-            weights = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
-            residual = weights @ (y - predicted) ** 2
-            total = weights @ (y - np.average(y, axis=0, weights=weights)) ** 2
-            r2 = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1), residual == 0)
-            return float(np.mean(r2))
+            return r2_score(_as_rows(np.asarray(y, np.float64)), _as_rows(self.predict(X)), sample_weight)
 
 
 def _as_rows(array):
@@ -390,7 +385,7 @@ class _BaseMLP(BaseEstimator):
         validation_data = None
         if self.early_stopping:
             train, held = _split_indices(len(X), self.validation_fraction, strata, rng)
-            validation_data = (X[held], targets[held])
+            validation_data = (X[held], targets[held], None if weights is None else weights[held])
             X, targets = X[train], targets[train]
             weights = None if weights is None else weights[train]
         n_train = len(X)

@@ -20,6 +20,16 @@ OPTIMIZERS = ("sgd", "nesterov", "adam", "lbfgs")
 SCHEDULES = ("constant", "invscaling", "step", "plateau")
 
 
+def r2_score(Y, predicted, sample_weight=None):
+    """R² = 1 − Σ w (y − ŷ)² / Σ w (y − ȳ)² of each column (ȳ its weighted mean), averaged over
+    the columns; a constant column scores 1 if it is predicted exactly, else 0."""
+    Y, predicted = np.asarray(Y, np.float64), np.asarray(predicted, np.float64)
+    weights = np.ones(len(Y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    residual = weights @ (Y - predicted) ** 2
+    total = weights @ (Y - np.average(Y, axis=0, weights=weights)) ** 2
+    return float(np.mean(np.where(total > 0, 1 - residual / np.where(total > 0, total, 1), residual == 0)))
+
+
 def init_parameters(layer_sizes, activations, rng, dtype=np.float32, init="fan_in"):
     """Random weights and biases for the given layer sizes.
 
@@ -129,19 +139,22 @@ class MLP:
         total = out.sum(axis=1, keepdims=True)
         return np.divide(out, total, out=np.full_like(out, 1 / out.shape[1]), where=total > 0)
 
-    def score(self, X, y):
-        """Accuracy (classification; exact-match for multi-label), or R² (regression)."""
-        return self._score(*self._output_and_targets(X, y))
+    def score(self, X, y, sample_weight=None):
+        """Accuracy (classification; exact-match for multi-label), or R² (regression); weighted by
+        ``sample_weight`` when given."""
+        out, Y = self._output_and_targets(X, y)
+        if sample_weight is not None:
+            sample_weight = check_sample_weight(sample_weight, None, Y, None, np.float64)
+        return self._score(out, Y, sample_weight)
 
-    def _score(self, out, Y):
+    def _score(self, out, Y, sample_weight=None):
         if self.task == "classification":
-            return float(np.mean(np.argmax(out, axis=1) == np.argmax(Y, axis=1)))
-        if self.task == "multilabel":
-            return float(np.mean(np.all((out > 0.5) == (Y > 0.5), axis=1)))
-        residual = ((Y - out.astype(np.float64)) ** 2).sum(axis=0)
-        total = ((Y - Y.mean(axis=0, dtype=np.float64)) ** 2).sum(axis=0)
-        r2 = 1 - residual / np.where(total > 0, total, 1)
-        return float(np.mean(np.where(total > 0, r2, residual == 0)))
+            correct = np.argmax(out, axis=1) == np.argmax(Y, axis=1)
+        elif self.task == "multilabel":
+            correct = np.all((out > 0.5) == (Y > 0.5), axis=1)
+        else:
+            return r2_score(Y, out, sample_weight)
+        return float(np.average(correct, weights=sample_weight))
 
     def targets(self, y, n_samples=None, name="y"):
         """The target matrix Y the cost compares with the output (one-hot rows for labels).
@@ -260,11 +273,12 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         Weights of the samples' costs; a mini-batch's gradient is the weighted mean.
     class_weight : dict or "balanced", optional
         Weights per class (classification), multiplied into ``sample_weight``.
-    validation_data : tuple (X_val, y_val), optional
-        Evaluated after every epoch into ``history``.
+    validation_data : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
+        Evaluated after every epoch into ``history`` (the loss and the score as weighted means
+        when sample weights are given).
     validation_fraction : float in (0, 1), optional
-        Hold out this fraction of the training data (stratified for classification) as
-        validation data instead.
+        Hold out this fraction of the training data (stratified for classification), with its
+        sample weights, as validation data instead.
     early_stopping : bool
         Stop when ``monitor`` has not improved by ``tol`` for ``n_iter_no_change`` epochs and,
         with ``restore_best``, go back to the best epoch's weights.
@@ -376,12 +390,19 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         validation_fraction = check_float(validation_fraction, "validation_fraction", 0.0, inclusive=False, maximum=1.0)
         X, Y, sample_weight, validation_data = _split(X, Y, sample_weight, validation_fraction, model.task,
                                                       np.random.default_rng(seed))
-        X_val, Y_val = validation_data
+        X_val, Y_val, W_val = validation_data
+        if W_val is not None and not W_val.sum() > 0:
+            raise ValueError("the validation rows held out all have sample_weight 0; use another seed or "
+                             "validation_fraction")
     elif validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError("validation_data must be a tuple (X_val, y_val)")
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError("validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)")
         X_val = check_array(validation_data[0], dtype, "validation_data X", X.shape[1])
         Y_val = model.targets(validation_data[1], len(X_val), "validation_data y")
+        W_val = None
+        if len(validation_data) == 3 and validation_data[2] is not None:
+            W_val = check_sample_weight(validation_data[2], None, Y_val, None, np.float64,
+                                        "validation_data sample_weight")
     monitor = monitor or ("val_loss" if validation_data is not None else "loss")
     if monitor.startswith("val") and validation_data is None:
         raise ValueError(f"monitor={monitor!r} needs validation_data or validation_fraction")
@@ -442,8 +463,10 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
             metrics = {"epoch": epoch, "loss": epoch_loss + model.penalty(), "learning_rate": rate, "seconds": seconds}
             if validation_data is not None:
                 output = model.output(X_val)
-                metrics["val_loss"] = reference.loss_sum(output, Y_val, model.loss) / len(X_val)
-                metrics["val_accuracy" if model.task != "regression" else "val_r2"] = model._score(output, Y_val)
+                total_val = len(X_val) if W_val is None else W_val.sum()
+                metrics["val_loss"] = reference.loss_sum(output, Y_val, model.loss, W_val) / total_val
+                metrics["val_accuracy" if model.task != "regression" else "val_r2"] = model._score(output, Y_val,
+                                                                                                   W_val)
             for key, value in metrics.items():
                 if key != "epoch":
                     history.setdefault(key, []).append(value)
@@ -510,7 +533,8 @@ def _restore_state(network, optimizer_state, optimizer):
 
 
 def _split(X, Y, sample_weight, fraction, task, rng):
-    """Hold out ``fraction`` of the rows as validation data, stratified by class for classification."""
+    """Hold out ``fraction`` of the rows as validation data (X, Y and the sample weights),
+    stratified by class for classification."""
     n_samples = len(X)
     if task == "classification":
         labels = np.argmax(Y, axis=1)
@@ -522,8 +546,10 @@ def _split(X, Y, sample_weight, fraction, task, rng):
     keep = np.setdiff1d(np.arange(n_samples), held)
     if len(keep) == 0 or len(held) == 0:
         raise ValueError(f"validation_fraction={fraction} leaves no training or no validation samples")
-    weights = None if sample_weight is None else np.ascontiguousarray(sample_weight[keep])
-    return np.ascontiguousarray(X[keep]), np.ascontiguousarray(Y[keep]), weights, (X[held], Y[held])
+    weights = held_weights = None
+    if sample_weight is not None:
+        weights, held_weights = np.ascontiguousarray(sample_weight[keep]), sample_weight[held].astype(np.float64)
+    return np.ascontiguousarray(X[keep]), np.ascontiguousarray(Y[keep]), weights, (X[held], Y[held], held_weights)
 
 
 def _copy_into(targets, sources):

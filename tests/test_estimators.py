@@ -92,6 +92,27 @@ def test_accuracy_close_to_sklearns_mlp():
 
 
 @needs_sklearn
+def test_early_stopping_scores_the_held_out_rows_with_their_sample_weights(blobs, monkeypatch):
+    # As scikit-learn does: the validation score is weighted by the held-out rows' sample weights.
+    import fastmlp.estimators
+    X, y = blobs
+    weights = np.arange(1.0, 151.0)
+    seen = []
+
+    def recording_fit(*args, validation_data=None, **kwargs):
+        seen.append(validation_data)
+        return real_fit(*args, validation_data=validation_data, **kwargs)
+
+    real_fit = fastmlp.estimators.fit
+    monkeypatch.setattr(fastmlp.estimators, "fit", recording_fit)
+    model = quietly(MLPClassifier(early_stopping=True, **SMALL), X, y, sample_weight=weights)
+    X_val, Y_val, W_val = seen[0]
+    held = [int(np.flatnonzero((X == row).all(axis=1))[0]) for row in X_val]
+    assert_array_equal(W_val, weights[held])
+    best = model.model_.history["best_epoch"]
+    assert model.validation_scores_[best - 1] == pytest.approx(model.score(X[held], y[held], sample_weight=weights[held]))
+
+
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_stopping_rule_is_sklearns(blobs, early_stopping):
     # With tol this large no epoch counts as an improvement: both stop after n_iter_no_change + 2 epochs.

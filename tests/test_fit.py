@@ -250,6 +250,49 @@ def test_history_of_regression_with_validation_data(rng):
     assert model.history["val_r2"][-1] == pytest.approx(model.score(X[100:], y[100:]))
 
 
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_validation_metrics_are_weighted_by_the_validation_sample_weights(rng, task):
+    X, y = classification_data(rng) if task == "classification" else regression_data(rng)
+    weights = rng.uniform(0, 3, len(X))
+    weights[::4] = 0                                   # rows that must not count at all
+    model = fastmlp.fit(X[:100], y[:100], hidden=(8,), epochs=2, batch_size=10, seed=0, dtype="float64",
+                        validation_data=(X[100:], y[100:], weights[100:]))
+    out, Y, w = model.output(X[100:]), model.targets(y[100:]), weights[100:]
+    expected_loss = np.sum(0.5 * ((out - Y) ** 2).sum(axis=1) * w) / w.sum()
+    assert model.history["val_loss"][-1] == pytest.approx(expected_loss, rel=1e-12)
+    score = "val_accuracy" if task == "classification" else "val_r2"
+    assert model.history[score][-1] == pytest.approx(model.score(X[100:], y[100:], sample_weight=w), rel=1e-12)
+    kept = w > 0                                       # zero weights: the same as leaving the rows out
+    assert model.score(X[100:], y[100:], sample_weight=w) == pytest.approx(
+        model.score(X[100:][kept], y[100:][kept], sample_weight=w[kept]), rel=1e-12)
+    assert model.score(X[100:], y[100:], sample_weight=np.full(len(w), 2.0)) == pytest.approx(
+        model.score(X[100:], y[100:]), rel=1e-12)
+
+
+def test_validation_fraction_holds_out_the_sample_weights_with_the_rows(rng):
+    X, y = classification_data(rng)
+    weights = np.where(y == 0, 5.0, 1.0)
+    options = dict(hidden=(8,), epochs=2, batch_size=10, seed=3, dtype="float64", validation_fraction=0.3)
+    model = fastmlp.fit(X, y, sample_weight=weights, **options)
+    _, _, _, (X_val, Y_val, W_val) = fastmlp.model._split(X, model.targets(y), weights, 0.3, "classification",
+                                                           np.random.default_rng(3))
+    row_losses = 0.5 * ((model.output(X_val) - Y_val) ** 2).sum(axis=1)
+    assert model.history["val_loss"][-1] == pytest.approx(np.average(row_losses, weights=W_val), rel=1e-12)
+    assert model.history["val_loss"][-1] != pytest.approx(np.mean(row_losses), rel=1e-3)
+    assert model.history["val_accuracy"][-1] == pytest.approx(
+        np.average(np.argmax(model.output(X_val), axis=1) == np.argmax(Y_val, axis=1), weights=W_val))
+
+
+def test_bad_validation_sample_weights_are_named(rng):
+    X, y = classification_data(rng)
+    with pytest.raises(ValueError, match="validation_data sample_weight has 3 values for 53 samples"):
+        fastmlp.fit(X[:150], y[:150], epochs=1, validation_data=(X[150:], y[150:], [1, 2, 3]))
+    with pytest.raises(ValueError, match="validation_data sample_weight must be >= 0 with a positive sum"):
+        fastmlp.fit(X[:150], y[:150], epochs=1, validation_data=(X[150:], y[150:], np.zeros(53)))
+    with pytest.raises(ValueError, match=r"validation_data must be a tuple \(X_val, y_val\)"):
+        fastmlp.fit(X[:150], y[:150], epochs=1, validation_data=(X[150:],))
+
+
 def test_history_without_validation_data(rng):
     X, y = classification_data(rng)
     model = fastmlp.fit(X, y, hidden=(8,), epochs=3, seed=0)

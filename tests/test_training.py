@@ -200,7 +200,7 @@ def test_validation_fraction_is_stratified():
     y = np.repeat([0, 1, 2], [50, 30, 20])
     Y = np.eye(3)[y]
     X = np.arange(100.0)[:, None]
-    X_train, Y_train, _, (X_val, Y_val) = _split(X, Y, None, 0.2, "classification", np.random.default_rng(0))
+    X_train, Y_train, _, (X_val, Y_val, _) = _split(X, Y, None, 0.2, "classification", np.random.default_rng(0))
     assert Y_val.sum(axis=0).tolist() == [10, 6, 4]
     assert len(X_train) == 80 and not set(X_train.ravel()) & set(X_val.ravel())
 
