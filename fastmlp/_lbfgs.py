@@ -10,8 +10,11 @@ import numpy as np
 from ._config import get_num_threads
 
 
-def fit_lbfgs(model, X, Y, sample_weight, max_iter, tol, backend, verbose):
-    """Minimise the model's cost over all of (X, Y) with L-BFGS-B; the model is updated and returned."""
+def fit_lbfgs(model, X, Y, sample_weight, max_iter, max_fun, tol, backend, verbose):
+    """Minimise the model's cost over all of (X, Y) with L-BFGS-B; the model is updated and returned.
+
+    Stops after ``max_iter`` iterations or ``max_fun`` evaluations of the cost at the latest,
+    recorded as ``history["limit_reached"]``."""
     try:
         from scipy.optimize import minimize
     except ImportError:
@@ -50,7 +53,7 @@ def fit_lbfgs(model, X, Y, sample_weight, max_iter, tol, backend, verbose):
     model.optimizer_state = None
     try:
         result = minimize(cost_and_gradient, x0, jac=True, method="L-BFGS-B", callback=record,
-                          options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-10})
+                          options={"maxiter": max_iter, "maxfun": max_fun, "ftol": tol, "gtol": 1e-10})
     except KeyboardInterrupt:
         checkpoint[0].restore(parameters, history)
         history["interrupted"] = len(history.get("loss", ())) + 1
@@ -58,6 +61,8 @@ def fit_lbfgs(model, X, Y, sample_weight, max_iter, tol, backend, verbose):
             print(f"iteration {history['interrupted']}: interrupted; keeping the last completed iteration", flush=True)
         return model
     cost_and_gradient(result.x)    # leave the best parameters in the model
+    if result.status == 1:         # SciPy: too many iterations or cost evaluations
+        history["limit_reached"] = len(history.get("loss", ()))
     if not all(np.isfinite(p).all() for p in parameters):
         raise FloatingPointError("L-BFGS diverged: the weights stopped being finite")
     return model

@@ -199,6 +199,8 @@ _PARAMETERS = """
         algorithm); scikit-learn adds it before the correction.
     n_iter_no_change : int, default=10
         Epochs without improvement by ``tol`` that the stopping rule allows.
+    max_fun : int, default=15000
+        ``solver="lbfgs"`` only: the maximum number of evaluations of the loss and its gradient.
     dtype : {None, "float32", "float64"}, default=None
         What the network computes in: None keeps float32 input in float32 and computes everything
         else (float64, integers, ...) in float64.
@@ -243,7 +245,8 @@ class _BaseMLP(BaseEstimator):
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, dtype=None, dropout=0.0, l1=0.0):
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=None,
+                 dropout=0.0, l1=0.0):
         self.hidden_layer_sizes, self.activation, self.solver = hidden_layer_sizes, activation, solver
         self.alpha, self.batch_size, self.learning_rate = alpha, batch_size, learning_rate
         self.learning_rate_init, self.power_t, self.max_iter = learning_rate_init, power_t, max_iter
@@ -252,6 +255,7 @@ class _BaseMLP(BaseEstimator):
         self.early_stopping, self.validation_fraction = early_stopping, validation_fraction
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
         self.n_iter_no_change, self.dtype, self.dropout, self.l1 = n_iter_no_change, dtype, dropout, l1
+        self.max_fun = max_fun
 
     # -- checks -----------------------------------------------------------------------------------
 
@@ -266,6 +270,7 @@ class _BaseMLP(BaseEstimator):
                                                   ("beta_2", 0.0, True, 1.0), ("validation_fraction", 0.0, True, 1.0)):
             check_float(getattr(self, name), name, minimum, inclusive, maximum)
         check_int(self.max_iter, "max_iter")
+        check_int(self.max_fun, "max_fun")
         if self.batch_size != "auto":
             check_int(self.batch_size, "batch_size")
         if self.n_iter_no_change != np.inf:
@@ -365,14 +370,14 @@ class _BaseMLP(BaseEstimator):
 
     def _fit_lbfgs(self, X, targets, weights, options):
         total_weight = len(X) if weights is None else float(np.sum(weights))
-        model = fit(X, targets, optimizer="lbfgs", epochs=self.max_iter, tol=self.tol,
+        model = fit(X, targets, optimizer="lbfgs", epochs=self.max_iter, max_fun=self.max_fun, tol=self.tol,
                     l2=self.alpha / total_weight, sample_weight=weights, **options)
         self.loss_curve_ = list(model.history.get("loss", []))
         self.n_iter_ = max(1, len(self.loss_curve_))
         self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else np.nan
-        if len(self.loss_curve_) >= self.max_iter:
-            warnings.warn(f"lbfgs failed to converge after {self.max_iter} iterations: increase max_iter or "
-                          "scale the data", ConvergenceWarning, stacklevel=4)
+        if "limit_reached" in model.history:
+            warnings.warn(f"lbfgs failed to converge after {self.n_iter_} iterations: increase max_iter or "
+                          "max_fun, or scale the data", ConvergenceWarning, stacklevel=4)
         self.model_ = model
 
     def _fit_stochastic(self, X, targets, strata, weights, options, rng, incremental):
@@ -535,7 +540,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, dtype=None, dropout=0.0, l1=0.0,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=None,
+                 dropout=0.0, l1=0.0,
                  class_weight=None):
         parameters = dict(locals())   # every parameter, with self and the __class__ cell of super()
         del parameters["self"], parameters["class_weight"], parameters["__class__"]
@@ -623,6 +629,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     Identity output and the squared error ``1/(2n) Σ‖y − a‖²`` (scikit-learn's "squared_error").
 {_PARAMETERS}
+    loss : {{"squared_error"}}, default="squared_error"
+        The only loss: scikit-learn's "poisson" is not supported. (Keyword-only here; scikit-learn
+        1.7 made it the first positional parameter.)
 {_ATTRIBUTES}
 
     Examples
@@ -635,7 +644,20 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     True
     """
 
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, loss="squared_error", solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=None,
+                 dropout=0.0, l1=0.0):
+        parameters = dict(locals())   # every parameter, with self and the __class__ cell of super()
+        del parameters["self"], parameters["loss"], parameters["__class__"]
+        super().__init__(**parameters)
+        self.loss = loss
+
     def _encode(self, y, sample_weight, dtype, first, incremental, classes):
+        if self.loss != "squared_error":
+            raise ValueError(f"loss must be 'squared_error' (fastmlp has no {self.loss!r} loss), got {self.loss!r}")
         targets = np.ascontiguousarray(_as_rows(y), dtype=dtype)
         return targets, None, check_sample_weight(sample_weight, None, targets, None, dtype), "regression"
 

@@ -68,8 +68,8 @@ class MLP:
     history : dict of lists
         Per epoch: ``loss`` (mean training cost), ``learning_rate``, ``seconds``, and with
         validation data ``val_loss`` and ``val_accuracy`` (classification) or ``val_r2``
-        (regression). ``interrupted``, ``diverged``, ``stopped_early`` and ``best_epoch``
-        record how training ended.
+        (regression). ``interrupted``, ``diverged``, ``stopped_early``, ``best_epoch`` and
+        ``limit_reached`` (L-BFGS stopped by ``epochs`` or ``max_fun``) record how training ended.
     optimizer_state : dict or None
         What continuing training needs (see ``fit(warm_start=...)``): the optimizer's name,
         its state arrays (velocity or Adam's moments), the step count and the dropout counter.
@@ -208,7 +208,7 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         task=None, init="fan_in", seed=None, dtype="float32", weights=None, biases=None,
         warm_start=None, classes_=None, shuffle=True, sample_weight=None, class_weight=None,
         validation_data=None, validation_fraction=None, early_stopping=False,
-        n_iter_no_change=10, tol=1e-4, monitor=None, restore_best=True, callback=None,
+        n_iter_no_change=10, tol=1e-4, max_fun=15000, monitor=None, restore_best=True, callback=None,
         on_divergence="raise", backend="compiled", verbose=0):
     """Train a dense network by mini-batch gradient descent with backpropagation.
 
@@ -236,6 +236,8 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     epochs, batch_size : int
         A last mini-batch smaller than ``batch_size`` is kept. For L-BFGS ``epochs`` is the
         maximum number of iterations.
+    max_fun : int
+        L-BFGS only: the maximum number of evaluations of the cost and its gradient.
     learning_rate : float
         Step size η (the initial one when a schedule changes it).
     optimizer : {"sgd", "nesterov", "adam", "lbfgs"}
@@ -330,6 +332,7 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     dtype = check_dtype(dtype if warm_start is None else warm_start.dtype)
     epochs = check_int(epochs, "epochs")
     batch_size = check_int(batch_size, "batch_size")
+    max_fun = check_int(max_fun, "max_fun")
     learning_rate = check_float(learning_rate, "learning_rate", 0.0, inclusive=False)
     momentum = check_float(momentum, "momentum", 0.0, maximum=1.0)
     beta1 = check_float(beta1, "beta1", 0.0, maximum=1.0)
@@ -412,7 +415,7 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     model.l2, model.l1 = l2, l1
     if optimizer == "lbfgs":
         from ._lbfgs import fit_lbfgs
-        return fit_lbfgs(model, X, Y, sample_weight, epochs, tol, backend, verbose)
+        return fit_lbfgs(model, X, Y, sample_weight, epochs, max_fun, tol, backend, verbose)
 
     n_samples = X.shape[0]
     capacity = min(batch_size, n_samples)

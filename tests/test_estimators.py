@@ -248,6 +248,33 @@ def test_lbfgs_is_full_batch_and_has_no_partial_fit(blobs):
     assert not hasattr(reg, "partial_fit") and hasattr(MLPRegressor(), "partial_fit")
 
 
+@pytest.mark.parametrize("estimator", [MLPClassifier, MLPRegressor])
+def test_every_scikit_learn_parameter_is_accepted(estimator):
+    theirs = getattr(neural_network, estimator.__name__)().get_params()
+    ours = estimator().get_params()
+    assert set(theirs) <= set(ours)
+    assert {name: ours[name] for name in theirs} == theirs    # with scikit-learn's defaults
+
+
+def test_the_regressor_has_only_the_squared_error_loss(blobs):
+    X, _ = blobs
+    with pytest.raises(ValueError, match="no 'poisson' loss"):
+        MLPRegressor(loss="poisson", **SMALL).fit(X, np.abs(X[:, 0]))
+
+
+def test_lbfgs_stops_at_max_fun_evaluations_and_says_so(blobs):
+    pytest.importorskip("scipy")
+    X, y = blobs
+    options = dict(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=200, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="increase max_iter or max_fun"):
+        cut = MLPClassifier(max_fun=6, **options).fit(X, y)
+    whole = quietly(MLPClassifier(**options), X, y)
+    assert cut.n_iter_ <= 6 < whole.n_iter_
+    assert cut.model_.history["limit_reached"] == cut.n_iter_
+    with pytest.raises(ValueError, match="max_fun"):
+        MLPClassifier(max_fun=0, **options).fit(X, y)
+
+
 def test_fastmlp_extras_reach_fit(blobs):
     X, y = blobs
     plain, regularised = (quietly(MLPClassifier(**SMALL, **extra), X, y) for extra in ({}, {"l1": 0.01, "dropout": 0.3}))
