@@ -248,6 +248,7 @@ def test_lbfgs_is_full_batch_and_has_no_partial_fit(blobs):
     assert not hasattr(reg, "partial_fit") and hasattr(MLPRegressor(), "partial_fit")
 
 
+@needs_sklearn
 @pytest.mark.parametrize("estimator", [MLPClassifier, MLPRegressor])
 def test_every_scikit_learn_parameter_is_accepted(estimator):
     theirs = getattr(neural_network, estimator.__name__)().get_params()
@@ -262,6 +263,7 @@ def test_the_regressor_has_only_the_squared_error_loss(blobs):
         MLPRegressor(loss="poisson", **SMALL).fit(X, np.abs(X[:, 0]))
 
 
+@needs_sklearn
 def test_lbfgs_stops_at_max_fun_evaluations_and_says_so(blobs):
     pytest.importorskip("scipy")
     X, y = blobs
