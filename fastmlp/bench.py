@@ -397,9 +397,10 @@ def time_config(config, peers, data, dtype, warmup, epochs, log=None, threads=No
     """Train ``config`` with fastmlp and each of ``peers``, taking turns epoch by epoch.
 
     The order of the contenders rotates every epoch, so that noise from the rest of the machine
-    hits all of them alike, and each epoch starts after a pause of PAUSE_SECONDS. ``data`` is what `load_data` returns; ``log(text)``, when given, hears
-    one line per contender and epoch. Returns one dict per contender: ``config``, ``threads``,
-    ``contender``, ``seconds`` (each measured epoch's) and the test ``accuracy`` after all epochs.
+    hits all of them alike, and each epoch starts after a pause of PAUSE_SECONDS. ``data`` is
+    what `load_data` returns; ``log(text)``, when given, hears one line per contender and epoch.
+    Returns one dict per contender: ``config``, ``threads``, ``contender``, ``seconds`` (each
+    measured epoch's) and the test ``accuracy`` after all epochs.
     """
     X_train, y_train, X_test, y_test = data[:4]
     contenders = make_contenders(config, peers, X_train, y_train, dtype)
