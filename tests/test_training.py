@@ -80,7 +80,7 @@ def test_teams_of_any_size_train_bit_identically(split_rows, dtype, optimizer, o
 def test_a_team_with_more_threads_than_rows_trains_bit_identically(split_rows):
     """Batches of 5 rows, big enough for a team, shared by 8 threads: some have no rows (or tiles)."""
     rng = np.random.default_rng(5)
-    sizes = (400, 300, 7)
+    sizes = (400, 300, 7)   # 5 rows x 122,100 multiply-adds: over _team_size's bar for either split
     weights = [(rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32) for a, b in zip(sizes, sizes[1:])]
     X = rng.standard_normal((23, 400)).astype(np.float32)
     Y = np.eye(7, dtype=np.float32)[rng.integers(0, 7, 23)]
