@@ -4,7 +4,6 @@ Environment switches (never on by default):
   FASTMLP_NATIVE=1        add -march=native (fastest on the build machine, not portable: for a
                           source build you run where you build, never for a wheel you share)
   FASTMLP_CYTHON_DEBUG=1  Cython bounds checking and -O0 -g, for hunting a segfault
-  FASTMLP_NO_OPENMP=1     build without OpenMP (single-threaded kernels)
 
 The flags are recorded in the module (FASTMLP_BUILD_FLAGS, FASTMLP_BUILT_WITH), so that
 fastmlp.show_config() reports how it was built; nothing is written into the source tree.
@@ -30,12 +29,8 @@ def c_string(text):
 debug = flag("FASTMLP_CYTHON_DEBUG")
 compile_args = ["-O0", "-g"] if debug else ["-O3", "-g0"]   # -g0: no debug info in wheels
 compile_args += ["-std=gnu11", "-fno-strict-aliasing"]
-link_args = []
 if flag("FASTMLP_NATIVE"):
     compile_args.append("-march=native")
-if not flag("FASTMLP_NO_OPENMP"):
-    compile_args.append("-fopenmp")
-    link_args.append("-fopenmp")
 
 c_sources = sorted(
     path for path in glob.glob("csrc/*.c")
@@ -55,7 +50,6 @@ extension = Extension(
         ("FASTMLP_BUILT_WITH", c_string(f"NumPy {numpy.__version__}, Cython {Cython.__version__}")),
     ],
     extra_compile_args=compile_args,
-    extra_link_args=link_args,
 )
 
 setup(

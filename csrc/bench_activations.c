@@ -1,6 +1,6 @@
 // bench_activations.c: nanoseconds per element of Z := σ(Z + b) at every level this CPU runs, against a
 // plain scalar loop over libm (expf/tanhf, exp/tanh: what fastmlp/_kernels.pyx does today).
-//   gcc -O3 -std=gnu11 -fopenmp -Wall -Wextra -o /tmp/bench_activations csrc/bench_activations.c
+//   gcc -O3 -std=gnu11 -pthread -Wall -Wextra -o /tmp/bench_activations csrc/bench_activations.c
 //       csrc/fm_activations*.c -lm && /tmp/bench_activations
 // Shape: a batch of 100 rows of 16 units (1,600 values, in L1), as in a small MLP's hidden layer. Each
 // call works on a fresh copy of the same pre-activations; the time of the copy alone is taken off.

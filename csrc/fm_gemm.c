@@ -1,6 +1,6 @@
 // fm_gemm.c: the blocked GEMM, organised as in BLIS (Van Zee and van de Geijn, TOMS 2015).
 //
-//   fm_?gemm                     split C into thread tiles (OpenMP), one tile per thread
+//   fm_?gemm                     split C into thread tiles, one tile per thread (fm_team.c)
 //     fm_?gemm_tile              loop over n by NC, k by KC (pack B), m by MC
 //       fm_?macro_kernel         pack A (if it pays), loop over NR-wide and MR-tall micro-panels
 //         micro-kernel           one MR x NR tile of C, in registers (fm_microkernel*.c)
@@ -9,21 +9,19 @@
 // fm_microkernel*.c. The driver is written once, in fm_gemm_impl.h, and included here for float and
 // double.
 #include <stdint.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "fm_gemm.h"
+#include "fm_team.h"
 
 #define FM_CAT_(a, b) a##b
 #define FM_CAT(a, b) FM_CAT_(a, b)
 
-// fm_?gemm called on its own (one parallel region per product) splits only products with at least
-// this many multiply-adds m*n*k. Waking a second thread and meeting it at the barrier costs a few
-// microseconds on a quiet machine, and can cost a time slice (milliseconds) on a busy one, where the
-// spinning threads compete for the cores; 2M multiply-adds are 50-100 microseconds of one core's
-// work, so below that a second thread saves too little to risk it. (Training does not go through
-// here: fastmlp/_kernels.pyx opens one region per mini-batch and calls fm_?gemm_team.)
+// fm_?gemm called on its own (one team per product) splits only products with at least this many
+// multiply-adds m*n*k. Waking a second thread and waiting for it costs a few microseconds on a quiet
+// machine, and can cost much more on a busy one, where the threads compete for the cores; 2M
+// multiply-adds are 50-100 microseconds of one core's work, so below that a second thread saves too
+// little to risk it. (Training does not go through here: fastmlp/_kernels.pyx runs one team per
+// mini-batch and calls fm_?gemm_team.)
 #define FM_GEMM_PARALLEL_MIN_MNK 2000000.0
 // In a team (fm_?gemm_team) the threads are already running and meet at the caller's barrier after
 // the product whether or not it was split, so splitting costs only a second packing of the shared
@@ -101,14 +99,6 @@ static fm_range fm_grid_part(ptrdiff_t n, ptrdiff_t unit, int parts, int part)
     if (end > n) end = n;
     return (fm_range){start, end - start};
 }
-
-#ifdef _OPENMP
-static int fm_thread_id(void) { return omp_get_thread_num(); }
-static int fm_thread_count(void) { return omp_get_num_threads(); }
-#else
-static int fm_thread_id(void) { return 0; }
-static int fm_thread_count(void) { return 1; }
-#endif
 
 #define FM_REAL float
 #define FM_X s

@@ -28,8 +28,8 @@ int fm_dgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
              const double *B, ptrdiff_t rsb, ptrdiff_t csb,
              double beta, double *C, ptrdiff_t ldc, double *work, int nthreads);
 
-// fm_sgemm_team / fm_dgemm_team: fm_?gemm shared by the `count` threads of a team (an OpenMP parallel
-//   region, say), every thread making the same call with its own id, 0 <= id < count. Thread id computes
+// fm_sgemm_team / fm_dgemm_team: fm_?gemm shared by the `count` threads of a team (fm_team.h),
+//   every thread making the same call with its own id, 0 <= id < count. Thread id computes
 //   one tile of C, given in *tile (empty, rows == 0, when it has no share), and returns without waiting
 //   for the others: the caller synchronises (a barrier) before C is read. Products too small to pay for
 //   splitting go to thread 0 alone; whole_rows != 0 keeps every tile as wide as C (for a row softmax).

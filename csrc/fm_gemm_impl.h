@@ -132,6 +132,32 @@ static fm_tile FM_FN(gemm_part)(const FM_UKR_T *u, fm_grid grid, int t, ptrdiff_
     return (fm_tile){rows.start, rows.size, cols.start, cols.size};
 }
 
+// A product split into thread tiles: the arguments of fm_?gemm_part, for fm_?gemm_task.
+typedef struct {
+    const FM_UKR_T *u;
+    fm_grid grid;
+    ptrdiff_t m, n, k;
+    FM_REAL alpha;
+    const FM_REAL *A;
+    ptrdiff_t rsa, csa;
+    const FM_REAL *B;
+    ptrdiff_t rsb, csb;
+    FM_REAL beta;
+    FM_REAL *C;
+    ptrdiff_t ldc;
+    FM_REAL *work;
+    size_t per_thread;
+} FM_FN(gemm_job);
+
+// fm_?gemm_task: thread id of a team of count computes tiles id, id + count, ... of a gemm_job.
+static void FM_FN(gemm_task)(void *arg, int id, int count)
+{
+    const FM_FN(gemm_job) *j = arg;
+    for (int t = id; t < j->grid.tm * j->grid.tn; t += count)
+        FM_FN(gemm_part)(j->u, j->grid, t, j->m, j->n, j->k, j->alpha, j->A, j->rsa, j->csa, j->B, j->rsb,
+                         j->csb, j->beta, j->C, j->ldc, j->work + (size_t)id * j->per_thread);
+}
+
 // fm_?gemm_at_level: fm_?gemm with the micro-kernel of the given level (contract in fm_gemm.h).
 int FM_FN(gemm_at_level)(const fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                          FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
@@ -149,14 +175,10 @@ int FM_FN(gemm_at_level)(const fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n, p
         return FM_OK;
     }
     // Each thread computes whole tiles of C, so no two threads write the same element and no sum
-    // over k is split. A thread that OpenMP did not start has its tile taken by another.
-#pragma omp parallel num_threads(grid.tm * grid.tn)
-    {
-        const int id = fm_thread_id(), count = fm_thread_count();
-        for (int t = id; t < grid.tm * grid.tn; t += count)
-            FM_FN(gemm_part)(u, grid, t, m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc,
-                             aligned + (size_t)id * per_thread);
-    }
+    // over k is split. A tile whose thread the pool could not start is taken by another.
+    const FM_FN(gemm_job) job = {u, grid, m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc,
+                                 aligned, per_thread};
+    fm_team_run(grid.tm * grid.tn, FM_FN(gemm_task), (void *)&job);
     return FM_OK;
 }
 

@@ -1,5 +1,5 @@
 // test_activations.c: every activation level this CPU runs, float and double, against libm in long double.
-//   gcc -O3 -std=gnu11 -fopenmp -Wall -Wextra -o /tmp/test_activations csrc/test_activations.c
+//   gcc -O3 -std=gnu11 -pthread -Wall -Wextra -o /tmp/test_activations csrc/test_activations.c
 //       csrc/fm_activations*.c -lm && /tmp/test_activations
 // Inputs: a grid, random values, and the awkward ones (0, ±tiny, ±88, ±100, ±1e30, ...), in rows of
 // 1, 3, 16, 17 and 257 values so that every vector tail is covered, with and without a bias.

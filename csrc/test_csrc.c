@@ -5,15 +5,19 @@
 // NR±1, 17, 257 = KC+1, ...), with A and B plain or transposed, beta 0 on a C full of NaN, beta 0.5,
 // ldc > n, and a misaligned workspace of exactly the advertised size. Each product also runs with
 // nthreads = 1 and 2, which must agree bit for bit, and the team product (fm_sgemm_team) is checked
-// against it tile by tile. The choice of level (fm_isa_choose, shared with the
+// against it tile by tile. The team pool (fm_team.c) runs tasks whose threads meet at barriers, alone
+// and from two callers at once. The choice of level (fm_isa_choose, shared with the
 // activations) is checked under every FASTMLP_ISA. Prints "N passed, N failed"; exits 1 on a failure.
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fm_gemm.h"
 #include "fm_isa.h"
+#include "fm_team.h"
 
 static int n_passed, n_failed;
 
@@ -183,6 +187,87 @@ static void check_team(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
     free(A), free(B), free(want), free(C), free(covered), free(w);
 }
 
+// The team pool's threads, started as the C tests start threads.
+typedef struct { void (*body)(void *); void *arg; } start_args;
+
+static void *start_thread_body(void *p)
+{
+    start_args args = *(start_args *)p;
+    free(p);
+    args.body(args.arg);
+    return NULL;
+}
+
+static int start_thread(void (*body)(void *), void *arg)
+{
+    pthread_t thread;
+    start_args *args = malloc(sizeof *args);
+    if (args == NULL) return -1;
+    *args = (start_args){body, arg};
+    if (pthread_create(&thread, NULL, start_thread_body, args) != 0) {
+        free(args);
+        return -1;
+    }
+    pthread_detach(thread);
+    return 0;
+}
+
+// A task of ROUNDS rounds: in each, every thread writes its slot, meets the others at the barrier,
+// and checks every slot holds this round's value; a second barrier ends the round.
+enum { ROUNDS = 200 };
+typedef struct { int slots[FM_TEAM_MAX]; atomic_int errors, ran, largest_id; } team_job;
+
+static void team_task(void *p, int id, int count)
+{
+    team_job *job = p;
+    atomic_fetch_add(&job->ran, 1);
+    if (id > atomic_load(&job->largest_id)) atomic_store(&job->largest_id, id);
+    for (int round = 1; round <= ROUNDS; round++) {
+        job->slots[id] = round * 1000 + id;
+        fm_team_barrier(count);
+        for (int other = 0; other < count; other++)
+            if (job->slots[other] != round * 1000 + other) atomic_fetch_add(&job->errors, 1);
+        fm_team_barrier(count);
+    }
+}
+
+// Runs a team of `count` and reports (through check) whether it ran on `want` threads, error-free.
+static int run_team(int count, int want)
+{
+    team_job job = {0};
+    const int used = fm_team_run(count, team_task, &job);
+    return used == want && job.ran == want && job.largest_id == want - 1 && job.errors == 0;
+}
+
+static void *run_team_thread(void *ok)
+{
+    team_job job = {0};
+    const int used = fm_team_run(2, team_task, &job);
+    *(int *)ok = (used == 1 || used == 2) && job.ran == used && job.errors == 0;
+    return NULL;
+}
+
+static void check_team_pool(void)
+{
+    check(run_team(2, 1), "without a starter, a team is its caller alone", "", "", 0, 0, 0, 2);
+    fm_team_set_starter(start_thread);
+    const unsigned runs = fm_team_runs();
+    for (int count = 1; count <= 8; count++)
+        check(run_team(count, count), "a team of count threads meets at barriers", "", "", 0, 0, 0, count);
+    check(run_team(FM_TEAM_MAX + 5, FM_TEAM_MAX), "a team of more than FM_TEAM_MAX", "", "", 0, 0, 0, 0);
+    check(fm_team_runs() == runs + 8 && fm_team_workers() == FM_TEAM_MAX - 1, "fm_team_runs, fm_team_workers",
+          "", "", 0, 0, 0, 0);
+    // Two callers at once: one holds the pool, the other runs alone; both finish with correct results.
+    pthread_t other;
+    int ok_other = 0, ok_here = 0;
+    for (int i = 0; i < 20; i++) {
+        pthread_create(&other, NULL, run_team_thread, &ok_other);
+        run_team_thread(&ok_here);
+        pthread_join(other, NULL);
+        check(ok_other && ok_here, "two callers of fm_team_run at once", "", "", 0, 0, 0, i);
+    }
+}
+
 // fm_isa_choose under each FASTMLP_ISA, for the GEMM's four names, the activations' three and a table
 // without the x86 levels, against the answer worked out here from fm_cpu_runs. FASTMLP_ISA is restored
 // afterwards (fm_gemm_level_current has already cached its choice by then).
@@ -228,6 +313,7 @@ int main(void)
     enum { n_mn = sizeof mn_values / sizeof *mn_values, n_k = sizeof k_values / sizeof *k_values };
     enum { n_big = sizeof big_shapes / sizeof *big_shapes };
 
+    check_team_pool();
     check_special_cases();
     check_isa_choice();
     for (int s = 0; s < n_big; s++) check_team(big_shapes[s][0], big_shapes[s][1], big_shapes[s][2]);

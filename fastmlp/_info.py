@@ -1,6 +1,6 @@
 """What this fastmlp is and how it runs: ``fastmlp.show_config()`` and ``fastmlp info``.
 
-The build half (compiler, flags, OpenMP) is recorded in the compiled module when it is built;
+The build half (compiler, flags) is recorded in the compiled module when it is built;
 the run half (instruction-set level, threads) is what this process uses now.
 """
 import os
@@ -33,7 +33,6 @@ def config():
             "compiler": build["compiler"],
             "flags": build["flags"],
             "built with": build["built_with"],
-            "openmp": "on" if build["openmp"] else "off (single-threaded kernels)",
         },
         "kernels": {
             "GEMM kernels": build["gemm_isa"],
@@ -43,6 +42,7 @@ def config():
         },
         "threads": {
             "count": str(_config.get_num_threads()),
+            "workers started": str(_kernels.team_stats()["workers"]),
             "FASTMLP_NUM_THREADS": threads or "unset",
             "change with": "fastmlp.set_num_threads(n) or FASTMLP_NUM_THREADS=n",
         },

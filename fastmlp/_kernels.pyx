@@ -14,7 +14,6 @@ the end expose single kernels to the tests, with the same names as their NumPy t
 ``fastmlp.reference``. Kernels trust their callers: the Python layer validates user input.
 """
 from cython cimport floating
-from cython.parallel cimport parallel
 from libc.math cimport log
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
@@ -51,9 +50,31 @@ cdef extern from "fm_gemm.h" nogil:
                       int count, fm_tile *tile)
 
 cdef extern from "fm_team.h" nogil:
-    int fm_team_id()
-    int fm_team_size()
-    void fm_team_barrier()
+    ctypedef void (*fm_team_task)(void *arg, int id, int count) noexcept nogil
+    ctypedef int (*fm_thread_starter)(void (*body)(void *) noexcept nogil, void *arg) noexcept nogil
+    void fm_team_set_starter(fm_thread_starter start)
+    int fm_team_run(int count, fm_team_task task, void *arg)
+    void fm_team_barrier(int count)
+    unsigned fm_team_runs()
+    int fm_team_workers()
+
+cdef extern from "pythread.h" nogil:
+    unsigned long PyThread_start_new_thread(void (*body)(void *) noexcept nogil, void *arg)
+
+
+cdef int _start_thread(void (*body)(void *) noexcept nogil, void *arg) noexcept nogil:
+    """The team pool's way to start a worker: CPython's own (it needs no GIL, and no newer glibc
+    than the interpreter's)."""
+    return 0 if PyThread_start_new_thread(body, arg) != <unsigned long> -1 else -1
+
+
+fm_team_set_starter(_start_thread)
+
+
+def team_stats():
+    """How many team tasks have run on more than one thread, and how many worker threads the
+    team pool has started (in this process)."""
+    return {"runs": fm_team_runs(), "workers": fm_team_workers()}
 
 cdef extern from "fm_activations.h" nogil:
     void fm_sbias_activation(Py_ssize_t rows, Py_ssize_t cols, float *Z, const float *b, int activation)
@@ -518,9 +539,8 @@ cdef class Network:
     def train_batch(self, Py_ssize_t start, Py_ssize_t stop, double learning_rate):
         """One optimizer step on rows ``order[start:stop]``; returns their summed (weighted) loss."""
         cdef Py_ssize_t rows = stop - start
-        cdef double total = 0
-        cdef int team
         cdef Step step
+        cdef Job job = _job(self, rows)
         if start < 0 or rows < 1 or rows > self.capacity or stop > self.n_samples:
             raise ValueError(f"train_batch: bad row range [{start}, {stop})")
         self.step_count += 1
@@ -529,14 +549,10 @@ cdef class Network:
         step.beta1, step.beta2, step.epsilon = self.beta1, self.beta2, self.epsilon
         step.correction1 = 1 - self.beta1 ** self.step_count
         step.correction2 = 1 - self.beta2 ** self.step_count
+        job.start, job.step = start, &step
         with nogil:
-            team = _team_size(self, rows)
-            if team > 1:
-                with parallel(num_threads=team):
-                    _train_team(self, start, rows, &step, &total)
-            else:
-                _train_team(self, start, rows, &step, &total)
-        return total
+            fm_team_run(_team_size(self, rows), _train_task, &job)
+        return job.loss
 
     def forward(self, cnp.ndarray X, cnp.ndarray out):
         """out := network output for every row of X, computed ``capacity`` rows at a time."""
@@ -544,22 +560,17 @@ cdef class Network:
         cdef Py_ssize_t item = X.itemsize
         cdef char *x = _data(X)
         cdef char *o = _data(out)
-        cdef int team
+        cdef Job job = _job(self, 0)
         self._check_batch(X, out, n)
         if not out.flags.writeable:
             raise ValueError("forward: out must be writeable")
         with nogil:
             while start < n:
-                rows = min(self.capacity, n - start)
-                team = _team_size(self, rows)
-                if team > 1:
-                    with parallel(num_threads=team):
-                        _forward_team(self, x + start * self.sizes[0] * item, rows,
-                                      o + start * self.sizes[self.n_layers] * item)
-                else:
-                    _forward_team(self, x + start * self.sizes[0] * item, rows,
-                                  o + start * self.sizes[self.n_layers] * item)
-                start += rows
+                job.rows = min(self.capacity, n - start)
+                job.X = x + start * self.sizes[0] * item
+                job.out = o + start * self.sizes[self.n_layers] * item
+                fm_team_run(_team_size(self, job.rows), _forward_task, &job)
+                start += job.rows
 
     def backprop(self, cnp.ndarray X, cnp.ndarray Y, sample_weight=None):
         """Gradients of the mean cost over the rows of X into ``weight_grads``/``bias_grads``.
@@ -569,12 +580,9 @@ cdef class Network:
         without the penalty terms). No dropout.
         """
         cdef Py_ssize_t rows = X.shape[0]
-        cdef double total = 0
         cdef char *x = _data(X)
-        cdef char *y = _data(Y)
-        cdef char *w = NULL
         cdef Py_ssize_t item = X.itemsize
-        cdef int team
+        cdef Job job = _job(self, rows)
         self._check_batch(X, Y, self.capacity)
         if rows < 1:
             raise ValueError("backprop needs at least one row")
@@ -582,16 +590,12 @@ cdef class Network:
             if (not isinstance(sample_weight, np.ndarray) or sample_weight.dtype != self.dtype
                     or sample_weight.shape != (rows,) or not sample_weight.flags.c_contiguous):
                 raise ValueError("backprop: sample_weight does not match X")
-            w = _data(sample_weight)
+            job.sample_weight = _data(sample_weight)
+        job.Y = _data(Y)
         with nogil:
             memcpy(self.acts[0], x, rows * self.sizes[0] * item)
-            team = _team_size(self, rows)
-            if team > 1:
-                with parallel(num_threads=team):
-                    _backprop_team(self, rows, y, w, &total)
-            else:
-                _backprop_team(self, rows, y, w, &total)
-        return total
+            fm_team_run(_team_size(self, rows), _backprop_task, &job)
+        return job.loss
 
     def _check_batch(self, cnp.ndarray X, cnp.ndarray Y, Py_ssize_t max_rows):
         if (X.dtype != self.dtype or Y.dtype != self.dtype or X.ndim != 2 or Y.ndim != 2
@@ -628,15 +632,16 @@ cdef inline bint _by_rows(Network net, int count) noexcept nogil:
 
 
 cdef uint64_t _forward(Network net, const floating *X, Py_ssize_t first, Py_ssize_t rows,
-                       Py_ssize_t batch_rows, floating *out, bint training, int id, int count) noexcept nogil:
+                       Py_ssize_t batch_rows, floating *out, bint training, floating *work, int id,
+                       int count) noexcept nogil:
     """Forward pass of rows first .. first+rows-1 of a batch of batch_rows, from X (not copied) to
     out, both pointing at the batch's first row: aˡ⁺¹ = σ(aˡ · Wˡ + bˡ).
 
     Run by every thread of a team (thread id of count): each computes its tile of a layer's
     product, and adds the bias and applies σ to that tile while it is in cache; the team meets
     after each layer. A thread that takes its own rows through the pass calls it alone (id 0,
-    count 1). In training with dropout, each hidden layer's σ(z) goes to raw[l] and
-    aˡ = raw[l] ⊙ mask. Returns the dropout counter after the batch.
+    count 1). work is the calling thread's own workspace. In training with dropout, each hidden
+    layer's σ(z) goes to raw[l] and aˡ = raw[l] ⊙ mask. Returns the dropout counter after the batch.
     """
     cdef Py_ssize_t l, L = net.n_layers, s, segments, stride, at, size, width
     cdef const floating *a = X + first * net.sizes[0]
@@ -644,7 +649,6 @@ cdef uint64_t _forward(Network net, const floating *X, Py_ssize_t first, Py_ssiz
     cdef floating *act
     cdef floating *mask = NULL
     cdef floating *bias
-    cdef floating *work = <floating *> net.work + fm_team_id() * net.work_per_thread   # this thread's own
     cdef Py_ssize_t *n = net.sizes
     cdef uint64_t counter = net.dropout_counter
     cdef fm_tile tile
@@ -673,7 +677,7 @@ cdef uint64_t _forward(Network net, const floating *X, Py_ssize_t first, Py_ssiz
         if dropped:
             counter += batch_rows * width
         if count > 1:
-            fm_team_barrier()
+            fm_team_barrier(count)
         a = act
     return counter
 
@@ -761,10 +765,10 @@ cdef double _forward_backward(Network net, Py_ssize_t rows, const floating *Y,
     if by_rows:
         own = _share(rows, 1, id, count, &first)
         counter = _forward(net, <floating *> net.acts[0], first, own, rows, <floating *> net.acts[L],
-                           training, 0, 1)
+                           training, work, 0, 1)
     else:
         counter = _forward(net, <floating *> net.acts[0], 0, rows, rows, <floating *> net.acts[L],
-                           training, id, count)
+                           training, work, id, count)
     if by_rows or id == 0:
         # Output error: δᴸ = ∇ₐC ⊙ σ'(zᴸ), each row's loss kept to be summed in order
         _output_delta(<floating *> net.acts[L] + first * n[L], Y + first * n[L],
@@ -774,7 +778,7 @@ cdef double _forward_backward(Network net, Py_ssize_t rows, const floating *Y,
     if by_rows:
         for l in range(L - 1, 0, -1):
             _input_delta(net, l, first, own, training, work, 0, 1)
-    fm_team_barrier()   # every row's output error (by rows: every error) is complete
+    fm_team_barrier(count)   # every row's output error (by rows: every error) is complete
     if id == 0:
         net.dropout_counter = counter   # every thread has read the old value by now
         for i in range(rows):
@@ -786,7 +790,7 @@ cdef double _forward_backward(Network net, Py_ssize_t rows, const floating *Y,
     for l in range(L - 1, -1, -1):
         if l > 0 and not by_rows:
             _input_delta(net, l, 0, rows, training, work, id, count)
-            fm_team_barrier()   # deltas[l-1] is complete, and weights[l] is read no more
+            fm_team_barrier(count)   # deltas[l-1] is complete, and weights[l] is read no more
         _weight_gradient(net, l, rows, total_weight, sgd_step, work, id, count)
     return loss_total
 
@@ -813,12 +817,12 @@ cdef double _train_step(Network net, Py_ssize_t start, Py_ssize_t rows, floating
     if sample_weight != NULL:
         _gather_rows(<floating *> net.sw_data, index + first, size, 1, sample_weight + first)
     if not _by_rows(net, count):
-        fm_team_barrier()
+        fm_team_barrier(count)
     total = _forward_backward(net, rows, Y_batch, sample_weight, True, step if plain_sgd else NULL,
                               id, count)
     if plain_sgd:
         return total
-    fm_team_barrier()   # every gradient is complete
+    fm_team_barrier(count)   # every gradient is complete
     for l in range(net.n_layers):
         _update_share(net, l, <floating *> net.W[l], <floating *> net.gW[l], n[l] * n[l + 1], step,
                       id, count)
@@ -854,45 +858,77 @@ cdef int _team_size(Network net, Py_ssize_t rows) noexcept nogil:
     return net.nthreads if multiply_adds >= 100000.0 * meetings else 1
 
 
-cdef void _train_team(Network net, Py_ssize_t start, Py_ssize_t rows, Step *step,
-                      double *loss) noexcept nogil:
-    """This thread's part of _train_step (in a parallel region, or alone); thread 0 sets loss[0]."""
-    cdef int id = fm_team_id(), count = fm_team_size()
+cdef struct Job:
+    # What a team works on: the Network (borrowed: the method that runs the team holds a reference)
+    # and the batch's rows; per method, its input rows, targets, sample weights, output rows and
+    # optimizer step. Thread 0 sets loss.
+    void *net
+    Py_ssize_t start, rows
+    const char *X
+    const char *Y
+    const char *sample_weight
+    char *out
+    Step *step
+    double loss
+
+
+cdef Job _job(Network net, Py_ssize_t rows):
+    cdef Job job
+    job.net, job.start, job.rows = <void *> net, 0, rows
+    job.X = job.Y = job.sample_weight = job.out = NULL
+    job.step, job.loss = NULL, 0
+    return job
+
+
+cdef void _train_task(void *job, int id, int count) noexcept nogil:
+    """Thread id's part of train_batch, run by fm_team_run: _train_step."""
+    _train_team(<Network> (<Job *> job).net, <Job *> job, id, count)
+
+
+cdef void _train_team(Network net, Job *job, int id, int count) noexcept nogil:
     cdef double total
     if net.is_double:
-        total = _train_step(net, start, rows, <double *> net.Y_batch, step, id, count)
+        total = _train_step(net, job.start, job.rows, <double *> net.Y_batch, job.step, id, count)
     else:
-        total = _train_step(net, start, rows, <float *> net.Y_batch, step, id, count)
+        total = _train_step(net, job.start, job.rows, <float *> net.Y_batch, job.step, id, count)
     if id == 0:
-        loss[0] = total
+        job.loss = total
 
 
-cdef void _forward_team(Network net, const char *X, Py_ssize_t rows, char *out) noexcept nogil:
-    """This thread's part of _forward, not training (in a parallel region, or alone)."""
-    cdef int id = fm_team_id(), count = fm_team_size()
-    cdef Py_ssize_t first = 0, own = rows
+cdef void _forward_task(void *job, int id, int count) noexcept nogil:
+    """Thread id's part of forward, run by fm_team_run: _forward, not training."""
+    _forward_team(<Network> (<Job *> job).net, <Job *> job, id, count)
+
+
+cdef void _forward_team(Network net, Job *job, int id, int count) noexcept nogil:
+    cdef Py_ssize_t first = 0, own = job.rows
+    cdef Py_ssize_t work = id * net.work_per_thread   # where this thread's own workspace starts
     if _by_rows(net, count):
-        own = _share(rows, 1, id, count, &first)
+        own = _share(job.rows, 1, id, count, &first)
         id, count = 0, 1   # this thread's rows alone
     if net.is_double:
-        _forward(net, <const double *> X, first, own, rows, <double *> out, False, id, count)
+        _forward(net, <const double *> job.X, first, own, job.rows, <double *> job.out, False,
+                 <double *> net.work + work, id, count)
     else:
-        _forward(net, <const float *> X, first, own, rows, <float *> out, False, id, count)
+        _forward(net, <const float *> job.X, first, own, job.rows, <float *> job.out, False,
+                 <float *> net.work + work, id, count)
 
 
-cdef void _backprop_team(Network net, Py_ssize_t rows, const char *Y, const char *sample_weight,
-                         double *loss) noexcept nogil:
-    """This thread's part of _forward_backward, not training; thread 0 sets loss[0]."""
-    cdef int id = fm_team_id(), count = fm_team_size()
+cdef void _backprop_task(void *job, int id, int count) noexcept nogil:
+    """Thread id's part of backprop, run by fm_team_run: _forward_backward, not training."""
+    _backprop_team(<Network> (<Job *> job).net, <Job *> job, id, count)
+
+
+cdef void _backprop_team(Network net, Job *job, int id, int count) noexcept nogil:
     cdef double total
     if net.is_double:
-        total = _forward_backward(net, rows, <const double *> Y, <const double *> sample_weight, False,
-                                  NULL, id, count)
+        total = _forward_backward(net, job.rows, <const double *> job.Y,
+                                  <const double *> job.sample_weight, False, NULL, id, count)
     else:
-        total = _forward_backward(net, rows, <const float *> Y, <const float *> sample_weight, False,
-                                  NULL, id, count)
+        total = _forward_backward(net, job.rows, <const float *> job.Y,
+                                  <const float *> job.sample_weight, False, NULL, id, count)
     if id == 0:
-        loss[0] = total
+        job.loss = total
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1040,11 +1076,6 @@ cdef extern from *:
     #ifndef FASTMLP_BUILT_WITH
     #define FASTMLP_BUILT_WITH "unknown"
     #endif
-    #ifdef _OPENMP
-    #define FASTMLP_OPENMP 1
-    #else
-    #define FASTMLP_OPENMP 0
-    #endif
     #if defined(__clang__)
     #define FASTMLP_COMPILER "clang " __clang_version__
     #elif defined(__GNUC__)
@@ -1056,7 +1087,6 @@ cdef extern from *:
     const char *FASTMLP_BUILD_FLAGS
     const char *FASTMLP_BUILT_WITH
     const char *FASTMLP_COMPILER
-    int FASTMLP_OPENMP
 
 cdef extern from "fm_isa.h" nogil:
     int _build_info_cpu_runs "fm_cpu_runs"(const char *level)
@@ -1066,12 +1096,11 @@ cdef extern from "fm_activations.h" nogil:
 
 
 def build_info():
-    """Compiler, flags and OpenMP of this build; kernel levels in use and the levels this CPU runs."""
+    """Compiler and flags of this build; kernel levels in use and the levels this CPU runs."""
     return {
         "compiler": FASTMLP_COMPILER.decode(),
         "flags": FASTMLP_BUILD_FLAGS.decode(),
         "built_with": FASTMLP_BUILT_WITH.decode(),
-        "openmp": bool(FASTMLP_OPENMP),
         "gemm_isa": fm_gemm_isa().decode(),
         "activation_isa": _build_info_activation_isa().decode(),
         "cpu_levels": [level for level in ("avx512", "avx2", "baseline")

@@ -227,7 +227,7 @@ def test_fits_in_threads_give_bit_identical_results(threads, backend_threads):
 
 
 def team_job(seed):
-    """Batches big enough that train_batch runs in a team of two OpenMP threads."""
+    """Batches big enough that train_batch runs in a team of two threads (when the pool is free)."""
     rng = np.random.default_rng(seed)
     sizes = (300, 64, 32, 5)
     X = rng.random((1000, 300), dtype=np.float32)
@@ -242,7 +242,10 @@ def team_job(seed):
 
 
 def test_teams_started_from_several_python_threads_do_not_mix():
+    """One caller's team holds the pool; the others' batches run alone meanwhile, with the same result."""
+    runs = _kernels.team_stats()["runs"]
     alone = [team_job(seed) for seed in range(4)]
+    assert _kernels.team_stats()["runs"] - runs == 4 * 16   # every batch ran as a team
     with ThreadPoolExecutor(max_workers=4) as pool:
         together = list(pool.map(team_job, range(4)))
     for (losses, weights), (expected_losses, expected_weights) in zip(together, alone):

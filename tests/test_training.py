@@ -18,6 +18,11 @@ def data():
     return X, y
 
 
+def team_runs():
+    """How many tasks the compiled kernels have run on more than one thread so far."""
+    return _kernels.team_stats()["runs"]
+
+
 def networks(optimizer="sgd", dtype=np.float64, **options):
     """A compiled and a NumPy network from the same weights, bound to the same data."""
     rng = np.random.default_rng(1)
@@ -61,10 +66,13 @@ def test_teams_of_any_size_train_bit_identically(split_rows, dtype, optimizer, o
                                    optimizer=optimizer, seed=7, **options)
         network.split_rows = split_rows
         network.bind(X, Y, order, sample_weight)
+        runs = team_runs()
         losses = [network.train_batch(start, min(start + 40, 117), 0.05) for start in (0, 40, 80, 0)]
         out = np.empty((117, 7), dtype)
         network.forward(X, out)
         backprop_loss = network.backprop(X[:37], Y[:37])
+        # each of the 8 calls (4 batches, 3 blocks of forward, backprop) ran as a team, or alone
+        assert team_runs() - runs == (0 if nthreads == 1 else 8)
         results.append((losses, backprop_loss, network.dropout_counter, out,
                         network.weights + network.biases + network.state,
                         network.weight_grads + network.bias_grads + network.deltas))
@@ -91,7 +99,10 @@ def test_a_team_with_more_threads_than_rows_trains_bit_identically(split_rows):
                                    ["tanh", "softmax"], "log_loss", 5, nthreads=nthreads, dropout=0.1, seed=3)
         network.split_rows = split_rows
         network.bind(X, Y, order)
+        runs = team_runs()
         losses = [network.train_batch(start, min(start + 5, 23), 0.1) for start in range(0, 23, 5)]
+        # the last batch, 3 rows x 122,100 multiply-adds, is over the bar by rows only
+        assert team_runs() - runs == (0 if nthreads == 1 else 5 if split_rows else 4)
         out = np.empty((23, 7), np.float32)
         network.forward(X, out)
         results.append((losses, out, network.weights + network.biases))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the kernel tests against a debug build: Cython bounds checking on (FASTMLP_CYTHON_DEBUG=1)
-# and every C file compiled with AddressSanitizer and UndefinedBehaviorSanitizer.
+# and every C file compiled with AddressSanitizer and UndefinedBehaviorSanitizer (the C tests also
+# with ThreadSanitizer).
 #
 #   tools/sanitize.sh              # from the repository root; uses $PYTHON or python3
 #   PYTHON=/tmp/venv/bin/python tools/sanitize.sh
@@ -17,7 +18,9 @@
 #      (teams of 1-3 threads among them), run from outside
 #      the source tree under LD_PRELOAD=libasan (Python itself is not built with ASan, and the
 #      ASan runtime must be the first library loaded);
-#   2. make -C csrc test, the C-only tests, with the same sanitizers (and leak checking).
+#   2. make -C csrc test, the C-only tests, with the same sanitizers (and leak checking);
+#   3. the same C tests under ThreadSanitizer: the team pool's atomics and barriers, with teams of
+#      up to 64 threads and two callers at once.
 # Any ASan or UBSan report aborts the run (-fno-sanitize-recover, halt_on_error).
 set -euo pipefail
 
@@ -63,6 +66,10 @@ PYTHONPATH="$SCRATCH/site" LD_PRELOAD="$LIBASAN" "$PYTHON" -m pytest -q -p no:ca
 
 echo "sanitize: make -C csrc test under ASan + UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 make --no-print-directory -C "$SCRATCH/src/csrc" test \
-    CFLAGS="-O1 -g -std=gnu11 -fopenmp -Wall -Wextra $SANITIZE"
+    CFLAGS="-O1 -g -std=gnu11 -pthread -Wall -Wextra $SANITIZE"
+
+echo "sanitize: make -C csrc test under ThreadSanitizer"
+make --no-print-directory -C "$SCRATCH/src/csrc" clean test \
+    CFLAGS="-O1 -g -std=gnu11 -pthread -Wall -Wextra -fsanitize=thread"
 
 echo "sanitize: all clean in $((SECONDS - started)) s"

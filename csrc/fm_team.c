@@ -1,0 +1,169 @@
+// fm_team.c: the pool of worker threads behind fm_team_run (contract in fm_team.h).
+//
+// All shared state is a few atomic counters. A generation counter tells the workers that a task is
+// waiting (task_gen) or that a barrier is complete (barrier_gen); whoever waits on one spins for up to
+// FM_TEAM_SPIN_NS and then sleeps on it with a futex (Linux) or yields (elsewhere). Every started worker
+// acknowledges every task through `pending`, the ones not in the team at once, so the description of
+// a task (task, arg, count) never changes while a worker may still read it.
+#include <limits.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
+
+#include "fm_team.h"
+
+// How long a waiting thread spins before it sleeps: long enough to span the Python code between two
+// mini-batches (a few microseconds) many times over, short enough that a pool whose other core is
+// busy with another program gives the core back within a fraction of a time slice.
+#define FM_TEAM_SPIN_NS 200000
+// Before that, a waiting thread first spins this many times without a system call (a few
+// microseconds: most waits at a barrier are shorter), then yields its core at each look.
+#define FM_TEAM_PAUSES 1000
+
+static struct {
+    _Alignas(64) atomic_uint task_gen;   // + 1 for each task handed to the workers
+    atomic_uint pending;                 // workers that have not yet finished the current task
+    atomic_uint sleepers;                // threads asleep (or about to be) on one of the counters
+    _Alignas(64) atomic_uint barrier_gen;   // + 1 each time all of a team have reached a barrier
+    atomic_uint arrived;                 // threads at the current barrier
+    _Alignas(64) atomic_flag busy;       // a team is running (one at a time)
+    fm_team_task task;                   // the current task, set while busy and no worker runs
+    void *arg;
+    int count;
+    atomic_int workers;                  // started, ids 1 .. workers
+    atomic_int pid;                      // of the process that started them
+    unsigned start_gen[FM_TEAM_MAX];     // task_gen when worker id was started
+    fm_thread_starter start;
+} pool = {.busy = ATOMIC_FLAG_INIT};
+
+static void fm_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static int64_t fm_now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+// fm_sleep_while: sleep until *word != value (or a spurious wake-up: callers loop).
+static void fm_sleep_while(atomic_uint *word, unsigned value)
+{
+    atomic_fetch_add(&pool.sleepers, 1);   // seq_cst: a waker that changes *word after this sees it
+    if (atomic_load(word) == value) {
+#ifdef __linux__
+        syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);
+#else
+        sched_yield();
+#endif
+    }
+    atomic_fetch_sub(&pool.sleepers, 1);
+}
+
+// fm_wake: after changing *word (with a seq_cst operation), wake the threads asleep on it.
+static void fm_wake(atomic_uint *word)
+{
+#ifdef __linux__
+    if (atomic_load(&pool.sleepers) > 0) syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+#else
+    (void)word;
+#endif
+}
+
+// fm_wait_while: return once *word != value; what was written before the change is then visible.
+static void fm_wait_while(atomic_uint *word, unsigned value)
+{
+    int64_t waited = 0, start = 0;
+    for (unsigned spins = 1; atomic_load_explicit(word, memory_order_acquire) == value; spins++) {
+        if (spins < FM_TEAM_PAUSES) {
+            fm_pause();
+            continue;
+        }
+        if (start == 0) start = fm_now_ns();
+        waited = fm_now_ns() - start;
+        if (waited > FM_TEAM_SPIN_NS) fm_sleep_while(word, value);
+        else sched_yield();   // let a thread of the team that lost its core run here
+    }
+}
+
+static void fm_worker(void *arg)
+{
+    const int id = (int)(intptr_t)arg;
+    unsigned seen = pool.start_gen[id];
+    for (;;) {
+        fm_wait_while(&pool.task_gen, seen);
+        seen = atomic_load_explicit(&pool.task_gen, memory_order_acquire);
+        if (id < pool.count) pool.task(pool.arg, id, pool.count);
+        if (atomic_fetch_sub(&pool.pending, 1) == 1) fm_wake(&pool.pending);
+    }
+}
+
+void fm_team_set_starter(fm_thread_starter start) { pool.start = start; }
+
+// fm_hire: start workers until there are `wanted` (called while busy). Returns how many there are.
+static int fm_hire(int wanted)
+{
+    if (pool.pid != getpid()) {   // a fork's child: its parent's workers do not exist here
+        pool.workers = 0;
+        pool.pid = getpid();
+        atomic_store(&pool.arrived, 0);
+        atomic_store(&pool.task_gen, 0);
+    }
+    while (pool.workers < wanted && pool.start != NULL) {
+        const int id = pool.workers + 1;
+        pool.start_gen[id] = atomic_load(&pool.task_gen);
+        if (pool.start(fm_worker, (void *)(intptr_t)id) != 0) break;
+        pool.workers = id;
+    }
+    return pool.workers;
+}
+
+int fm_team_run(int count, fm_team_task task, void *arg)
+{
+    if (count > FM_TEAM_MAX) count = FM_TEAM_MAX;
+    if (count > 1 && !atomic_flag_test_and_set_explicit(&pool.busy, memory_order_acquire)) {
+        const int workers = fm_hire(count - 1);
+        if (workers + 1 < count) count = workers + 1;
+        if (count > 1) {
+            pool.task = task, pool.arg = arg, pool.count = count;
+            atomic_store_explicit(&pool.pending, (unsigned)workers, memory_order_relaxed);
+            atomic_fetch_add(&pool.task_gen, 1);   // seq_cst: publishes the task
+            fm_wake(&pool.task_gen);
+            task(arg, 0, count);
+            for (unsigned left; (left = atomic_load_explicit(&pool.pending, memory_order_acquire)) != 0;)
+                fm_wait_while(&pool.pending, left);
+            atomic_flag_clear_explicit(&pool.busy, memory_order_release);
+            return count;
+        }
+        atomic_flag_clear_explicit(&pool.busy, memory_order_release);
+    }
+    task(arg, 0, 1);
+    return 1;
+}
+
+unsigned fm_team_runs(void) { return atomic_load(&pool.task_gen); }
+
+int fm_team_workers(void) { return pool.pid == getpid() ? pool.workers : 0; }
+
+void fm_team_barrier(int count)
+{
+    if (count <= 1) return;
+    const unsigned gen = atomic_load_explicit(&pool.barrier_gen, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&pool.arrived, 1, memory_order_acq_rel) == (unsigned)count - 1) {
+        atomic_store_explicit(&pool.arrived, 0, memory_order_relaxed);
+        atomic_fetch_add(&pool.barrier_gen, 1);   // seq_cst: releases the others
+        fm_wake(&pool.barrier_gen);
+    } else {
+        fm_wait_while(&pool.barrier_gen, gen);
+    }
+}
