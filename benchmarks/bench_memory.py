@@ -14,7 +14,7 @@ configuration then runs in a fresh subprocess (``--config C1 --data DIR``), whic
   child inherits its parent's value across fork and exec, so it starts at the parent's peak.
 - ``traced peak``: tracemalloc's peak over a second, identical fit: every allocation made through
   Python's and NumPy's allocators (NumPy reports its array buffers to tracemalloc), not the C
-  kernels' stack or OpenMP's thread stacks.
+  kernels' stack or the team pool's thread stacks.
 
 They are set against the data (X in float32, passed in; the one-hot targets Y and the shuffled
 row order, which fit makes and keeps for the whole fit) and ``batch buffers``: what ``_kernels.Network`` allocates once for

@@ -11,7 +11,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def run(name, *args):
-    # One thread: on a busy machine OpenMP threads that wait for each other make tiny runs slow.
+    # One thread: on a busy machine threads that wait for each other make tiny runs slow.
     env = dict(os.environ, FASTMLP_NUM_THREADS="1")
     result = subprocess.run([sys.executable, str(EXAMPLES / name), *map(str, args)], capture_output=True,
                             text=True, env=env, timeout=300)
