@@ -6,6 +6,7 @@
 //   backprop   m = b,    k = n_out, n = n_in    (B transposed: rsb = 1, csb = n_out)
 // Each is timed for every level this CPU runs, float and double, 1 and 2 threads; the best of several
 // runs of enough calls to last about 20 ms is reported. Optional arguments: "float" or "double".
+// First, what a team of two costs: an empty task (wake a worker, wait for it) and a barrier.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@
 
 #include "fm_gemm.h"
 #include "fm_isa.h"
+#include "fm_team.h"
+#include "fm_team_pthread.h"
 
 static double now(void)
 {
@@ -47,6 +50,27 @@ static double time_gemm(int single, const fm_gemm_level *level, int kind, ptrdif
     return flops / best * 1e-9;
 }
 
+enum { BARRIERS = 1000 };
+static void empty_task(void *arg, int id, int count) { (void)arg, (void)id, (void)count; }
+static void barrier_task(void *arg, int id, int count)
+{
+    (void)arg, (void)id;
+    for (int i = 0; i < BARRIERS; i++) fm_team_barrier(count);
+}
+
+// Microseconds per call of fm_team_run(2, task), the best of 5 runs of `calls` calls.
+static double time_team(fm_team_task task, int calls)
+{
+    double best = 1e30;
+    for (int run = 0; run < 5; run++) {
+        const double start = now();
+        for (int i = 0; i < calls; i++) fm_team_run(2, task, NULL);
+        const double seconds = (now() - start) / calls;
+        if (seconds < best) best = seconds;
+    }
+    return best * 1e6;
+}
+
 int main(int argc, char **argv)
 {
     static const ptrdiff_t layers[][3] = {   // b, n_in, n_out
@@ -60,6 +84,9 @@ int main(int argc, char **argv)
     void *work = malloc(fm_dgemm_workspace_size(1024, 1024, 1024, 2) * sizeof(double));
     for (size_t i = 0; i < max_values; i++) ((float *)A)[i] = ((float *)B)[i] = 0.5f;   // finite in both types
 
+    fm_team_set_starter(fm_start_pthread);
+    printf("team of 2: %.2f us per empty task, %.3f us per barrier\n\n", time_team(empty_task, 20000),
+           time_team(barrier_task, 20) / BARRIERS);
     int n_levels;
     const fm_gemm_level *levels = fm_gemm_levels(&n_levels);
     printf("GFLOP/s, fm_gemm_isa() = %s\n", fm_gemm_isa());

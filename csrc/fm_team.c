@@ -1,8 +1,9 @@
 // fm_team.c: the pool of worker threads behind fm_team_run (contract in fm_team.h).
 //
 // All shared state is a few atomic counters. A generation counter tells the workers that a task is
-// waiting (task_gen) or that a barrier is complete (barrier_gen); whoever waits on one spins for up to
-// FM_TEAM_SPIN_NS and then sleeps on it with a futex (Linux) or yields (elsewhere). Every started worker
+// waiting (task_gen) or that a barrier is complete (barrier_gen); whoever waits on one spins a little,
+// yields its core for up to FM_TEAM_SPIN_NS, and then sleeps on it: with a futex on Linux, elsewhere (or built with
+// -DFM_TEAM_NO_FUTEX, as the C tests also do) on a POSIX condition variable. Every started worker
 // acknowledges every task through `pending`, the ones not in the team at once, so the description of
 // a task (task, arg, count) never changes while a worker may still read it.
 #include <limits.h>
@@ -11,9 +12,14 @@
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __linux__
+#if defined(__linux__) && !defined(FM_TEAM_NO_FUTEX)
+#define FM_TEAM_FUTEX 1
 #include <linux/futex.h>
 #include <sys/syscall.h>
+#else
+#include <pthread.h>
+static pthread_mutex_t fm_sleep_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fm_sleep_cond = PTHREAD_COND_INITIALIZER;
 #endif
 
 #include "fm_team.h"
@@ -60,39 +66,44 @@ static int64_t fm_now_ns(void)
 static void fm_sleep_while(atomic_uint *word, unsigned value)
 {
     atomic_fetch_add(&pool.sleepers, 1);   // seq_cst: a waker that changes *word after this sees it
-    if (atomic_load(word) == value) {
-#ifdef __linux__
-        syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);
+#ifdef FM_TEAM_FUTEX
+    if (atomic_load(word) == value) syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);
 #else
-        sched_yield();
+    pthread_mutex_lock(&fm_sleep_lock);
+    if (atomic_load(word) == value) pthread_cond_wait(&fm_sleep_cond, &fm_sleep_lock);
+    pthread_mutex_unlock(&fm_sleep_lock);
 #endif
-    }
     atomic_fetch_sub(&pool.sleepers, 1);
 }
 
 // fm_wake: after changing *word (with a seq_cst operation), wake the threads asleep on it.
 static void fm_wake(atomic_uint *word)
 {
-#ifdef __linux__
-    if (atomic_load(&pool.sleepers) > 0) syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    if (atomic_load(&pool.sleepers) == 0) return;
+#ifdef FM_TEAM_FUTEX
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 #else
-    (void)word;
+    (void)word;   // one condition variable for all the counters: sleepers re-check theirs
+    pthread_mutex_lock(&fm_sleep_lock);
+    pthread_cond_broadcast(&fm_sleep_cond);
+    pthread_mutex_unlock(&fm_sleep_lock);
 #endif
 }
 
 // fm_wait_while: return once *word != value; what was written before the change is then visible.
 static void fm_wait_while(atomic_uint *word, unsigned value)
 {
-    int64_t waited = 0, start = 0;
+    int64_t start = 0;
     for (unsigned spins = 1; atomic_load_explicit(word, memory_order_acquire) == value; spins++) {
         if (spins < FM_TEAM_PAUSES) {
             fm_pause();
-            continue;
+        } else if (start == 0) {
+            start = fm_now_ns();
+        } else if (fm_now_ns() - start < FM_TEAM_SPIN_NS) {
+            sched_yield();   // let a thread of the team that lost its core run here
+        } else {
+            fm_sleep_while(word, value);
         }
-        if (start == 0) start = fm_now_ns();
-        waited = fm_now_ns() - start;
-        if (waited > FM_TEAM_SPIN_NS) fm_sleep_while(word, value);
-        else sched_yield();   // let a thread of the team that lost its core run here
     }
 }
 

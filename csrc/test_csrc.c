@@ -18,6 +18,7 @@
 #include "fm_gemm.h"
 #include "fm_isa.h"
 #include "fm_team.h"
+#include "fm_team_pthread.h"
 
 static int n_passed, n_failed;
 
@@ -187,31 +188,6 @@ static void check_team(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
     free(A), free(B), free(want), free(C), free(covered), free(w);
 }
 
-// The team pool's threads, started as the C tests start threads.
-typedef struct { void (*body)(void *); void *arg; } start_args;
-
-static void *start_thread_body(void *p)
-{
-    start_args args = *(start_args *)p;
-    free(p);
-    args.body(args.arg);
-    return NULL;
-}
-
-static int start_thread(void (*body)(void *), void *arg)
-{
-    pthread_t thread;
-    start_args *args = malloc(sizeof *args);
-    if (args == NULL) return -1;
-    *args = (start_args){body, arg};
-    if (pthread_create(&thread, NULL, start_thread_body, args) != 0) {
-        free(args);
-        return -1;
-    }
-    pthread_detach(thread);
-    return 0;
-}
-
 // A task of ROUNDS rounds: in each, every thread writes its slot, meets the others at the barrier,
 // and checks every slot holds this round's value; a second barrier ends the round.
 enum { ROUNDS = 200 };
@@ -250,7 +226,7 @@ static void *run_team_thread(void *ok)
 static void check_team_pool(void)
 {
     check(run_team(2, 1), "without a starter, a team is its caller alone", "", "", 0, 0, 0, 2);
-    fm_team_set_starter(start_thread);
+    fm_team_set_starter(fm_start_pthread);
     const unsigned runs = fm_team_runs();
     for (int count = 1; count <= 8; count++)
         check(run_team(count, count), "a team of count threads meets at barriers", "", "", 0, 0, 0, count);

@@ -14,7 +14,7 @@ the end expose single kernels to the tests, with the same names as their NumPy t
 ``fastmlp.reference``. Kernels trust their callers: the Python layer validates user input.
 """
 from cython cimport floating
-from libc.math cimport log
+from libc.math cimport log, sqrt
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
@@ -359,7 +359,7 @@ cdef class Network:
     cdef readonly object dtype, optimizer
     cdef readonly list weights, biases, activations, deltas, weight_grads, bias_grads, state
     cdef readonly double momentum, l2, l1, dropout, beta1, beta2, epsilon
-    cdef readonly bint use_bias
+    cdef readonly bint use_bias, epsilon_hat
     cdef public long long step_count
     cdef public uint64_t dropout_counter
     cdef public bint split_rows
@@ -398,11 +398,12 @@ cdef class Network:
     def __init__(self, list weights, list biases, activations, str loss, Py_ssize_t capacity,
                  double momentum=0.0, double l2=0.0, int nthreads=1, *, str optimizer="sgd",
                  double l1=0.0, double dropout=0.0, bint use_bias=True, double beta1=0.9,
-                 double beta2=0.999, double epsilon=1e-8, uint64_t seed=0):
+                 double beta2=0.999, double epsilon=1e-8, bint epsilon_hat=False, uint64_t seed=0):
         """Bind ``weights[l]`` (n_in, n_out) and ``biases[l]`` (n_out,), C-contiguous, one dtype.
 
         ``activations`` names each layer's activation, ``loss`` the cost function, ``optimizer``
-        the update rule ("sgd" with optional ``momentum``, "nesterov", "adam"). ``dropout`` is the
+        the update rule ("sgd" with optional ``momentum``, "nesterov", "adam"; ``epsilon_hat``:
+        Adam's ε is added before the bias correction, see ``fastmlp.fit``). ``dropout`` is the
         fraction of hidden units dropped in training (inverted dropout), drawn from ``seed``.
         """
         cdef Py_ssize_t l, work_size = 1
@@ -430,7 +431,7 @@ cdef class Network:
         self.loss = LOSSES[loss]
         self.capacity = capacity
         self.momentum, self.l2, self.l1, self.dropout = momentum, l2, l1, dropout
-        self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+        self.beta1, self.beta2, self.epsilon, self.epsilon_hat = beta1, beta2, epsilon, epsilon_hat
         self.optimizer, self.optimizer_code = optimizer, OPTIMIZERS[optimizer]
         self.use_bias = use_bias
         self.nthreads = nthreads
@@ -549,6 +550,8 @@ cdef class Network:
         step.beta1, step.beta2, step.epsilon = self.beta1, self.beta2, self.epsilon
         step.correction1 = 1 - self.beta1 ** self.step_count
         step.correction2 = 1 - self.beta2 ** self.step_count
+        if self.epsilon_hat:   # m̂ / (√v̂ + ε/√c₂) = (√c₂ / c₁) · m / (√v + ε)
+            step.epsilon = self.epsilon / sqrt(step.correction2)
         job.start, job.step = start, &step
         with nogil:
             fm_team_run(_team_size(self, rows), _train_task, &job)

@@ -13,8 +13,9 @@ from ._config import get_num_threads
 def fit_lbfgs(model, X, Y, sample_weight, max_iter, max_fun, tol, backend, verbose):
     """Minimise the model's cost over all of (X, Y) with L-BFGS-B; the model is updated and returned.
 
-    Stops after ``max_iter`` iterations or ``max_fun`` evaluations of the cost at the latest,
-    recorded as ``history["limit_reached"]``."""
+    Stops when no component of the gradient exceeds ``tol`` in size (SciPy's gtol, as in
+    scikit-learn), or after ``max_iter`` iterations or ``max_fun`` evaluations of the cost at the
+    latest, recorded as ``history["limit_reached"]``."""
     try:
         from scipy.optimize import minimize
     except ImportError:
@@ -53,7 +54,7 @@ def fit_lbfgs(model, X, Y, sample_weight, max_iter, max_fun, tol, backend, verbo
     model.optimizer_state = None
     try:
         result = minimize(cost_and_gradient, x0, jac=True, method="L-BFGS-B", callback=record,
-                          options={"maxiter": max_iter, "maxfun": max_fun, "ftol": tol, "gtol": 1e-10})
+                          options={"maxiter": max_iter, "maxfun": max_fun, "gtol": tol})
     except KeyboardInterrupt:
         checkpoint[0].restore(parameters, history)
         history["interrupted"] = len(history.get("loss", ())) + 1

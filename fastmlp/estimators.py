@@ -195,8 +195,8 @@ _PARAMETERS = """
     validation_fraction : float, default=0.1
         Share of the data held out with ``early_stopping``.
     beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
-        Adam's parameters. fastmlp adds ``epsilon`` to the bias-corrected √v̂ (the paper's
-        algorithm); scikit-learn adds it before the correction.
+        Adam's parameters; ``epsilon`` is added to √v before the bias correction, as
+        scikit-learn does (``fit(epsilon_hat=True)``).
     n_iter_no_change : int, default=10
         Epochs without improvement by ``tol`` that the stopping rule allows.
     max_fun : int, default=15000
@@ -410,7 +410,8 @@ class _BaseMLP(BaseEstimator):
         options.update(batch_size=batch_size, l2=self.alpha / (batch_size * mean_weight), shuffle=self.shuffle,
                        sample_weight=weights, validation_data=validation_data, momentum=self.momentum,
                        optimizer="adam" if not sgd else "nesterov" if self.nesterovs_momentum else "sgd",
-                       beta1=self.beta_1, beta2=self.beta_2, epsilon=self.epsilon, power_t=self.power_t,
+                       beta1=self.beta_1, beta2=self.beta_2, epsilon=self.epsilon, epsilon_hat=True,
+                       power_t=self.power_t,
                        lr_schedule="invscaling" if invscaling and not incremental else "constant",
                        # fit's own early stopping never stops (the callback does) but keeps the best
                        # epoch's weights: tol=0 makes "best" mean "higher score", as in scikit-learn.

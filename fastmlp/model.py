@@ -203,8 +203,8 @@ class MLP:
 
 def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, loss=None,
         epochs=10, batch_size=100, learning_rate=3.0, optimizer="sgd", momentum=0.0,
-        beta1=0.9, beta2=0.999, epsilon=1e-8, l2=0.0, l1=0.0, dropout=0.0, use_bias=True,
-        lr_schedule="constant", power_t=0.5, lr_decay=0.5, lr_step=10, lr_patience=2,
+        beta1=0.9, beta2=0.999, epsilon=1e-8, epsilon_hat=False, l2=0.0, l1=0.0, dropout=0.0,
+        use_bias=True, lr_schedule="constant", power_t=0.5, lr_decay=0.5, lr_step=10, lr_patience=2,
         task=None, init="fan_in", seed=None, dtype="float32", weights=None, biases=None,
         warm_start=None, classes_=None, shuffle=True, sample_weight=None, class_weight=None,
         validation_data=None, validation_fraction=None, early_stopping=False,
@@ -237,12 +237,17 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         A last mini-batch smaller than ``batch_size`` is kept. For L-BFGS ``epochs`` is the
         maximum number of iterations.
     max_fun : int
-        L-BFGS only: the maximum number of evaluations of the cost and its gradient.
+        L-BFGS only: the maximum number of evaluations of the cost and its gradient. L-BFGS
+        stops earlier when no component of the gradient exceeds ``tol`` in size (SciPy's gtol).
     learning_rate : float
         Step size η (the initial one when a schedule changes it).
     optimizer : {"sgd", "nesterov", "adam", "lbfgs"}
         SGD (with classical ``momentum``), Nesterov momentum, Adam (``beta1``, ``beta2``,
         ``epsilon``), or full-batch L-BFGS (needs SciPy; loss and gradient come from our kernels).
+    epsilon_hat : bool
+        Adam only. False: ε is added to the bias-corrected √v̂, as in the paper's Algorithm 1
+        (and PyTorch). True: it is added to √v before the correction, the paper's "ε̂" variant
+        (as in scikit-learn and Keras): ``η (√(1−β₂ᵗ) / (1−β₁ᵗ)) m / (√v + ε)``.
     l2, l1 : float
         Penalties on the weights (not biases): the cost is
         ``mean loss + (l2/2) Σ‖W‖² + l1 Σ|W|``. Nielsen's λ over n training samples is ``l2 = λ/n``.
@@ -411,7 +416,7 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         raise ValueError(f"monitor={monitor!r} needs validation_data or validation_fraction")
 
     config = dict(optimizer=optimizer, momentum=momentum, beta1=beta1, beta2=beta2, epsilon=epsilon,
-                  l2=l2, l1=l1, dropout=dropout)
+                  epsilon_hat=bool(epsilon_hat), l2=l2, l1=l1, dropout=dropout)
     model.l2, model.l1 = l2, l1
     if optimizer == "lbfgs":
         from ._lbfgs import fit_lbfgs
@@ -422,7 +427,7 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     network = BACKENDS[backend](model.weights, model.biases, model.layer_activations, model.loss, capacity,
                                 momentum=momentum, l2=l2, nthreads=get_num_threads(), optimizer=optimizer,
                                 l1=l1, dropout=dropout, use_bias=model.use_bias, beta1=beta1, beta2=beta2,
-                                epsilon=epsilon, seed=0 if seed is None else seed)
+                                epsilon=epsilon, epsilon_hat=bool(epsilon_hat), seed=0 if seed is None else seed)
     _restore_state(network, model.optimizer_state, optimizer)
     order = np.arange(n_samples, dtype=np.int64)
     network.bind(X, Y, order, sample_weight)

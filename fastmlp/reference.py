@@ -153,11 +153,12 @@ class Network:
 
     def __init__(self, weights, biases, activations, loss, capacity, momentum=0.0, l2=0.0, nthreads=1, *,
                  optimizer="sgd", l1=0.0, dropout=0.0, use_bias=True, beta1=0.9, beta2=0.999,
-                 epsilon=1e-8, seed=0):
+                 epsilon=1e-8, epsilon_hat=False, seed=0):
         self.weights, self.biases = list(weights), list(biases)
         self.layer_activations, self.loss = list(activations), loss
         self.capacity, self.momentum, self.l2, self.l1 = capacity, momentum, l2, l1
         self.optimizer, self.beta1, self.beta2, self.epsilon = optimizer, beta1, beta2, epsilon
+        self.epsilon_hat = epsilon_hat
         self.dropout, self.use_bias, self.seed = dropout, use_bias, seed
         self.dtype = self.weights[0].dtype
         self.n_layers = len(self.weights)
@@ -184,10 +185,13 @@ class Network:
         parameters = self.weights + (self.biases if self.use_bias else [])
         gradients = self.weight_grads + (self.bias_grads if self.use_bias else [])
         n = len(self.weights + self.biases)
+        epsilon = self.epsilon
+        if self.epsilon_hat:   # m̂ / (√v̂ + ε/√c₂) = (√c₂ / c₁) · m / (√v + ε)
+            epsilon /= np.sqrt(1 - self.beta2 ** self.step_count)
         for i, (params, grads) in enumerate(zip(parameters, gradients)):
             if self.optimizer == "adam":
                 adam_update_inplace(params, grads, self.state[i], self.state[n + i], learning_rate,
-                                    self.step_count, self.beta1, self.beta2, self.epsilon)
+                                    self.step_count, self.beta1, self.beta2, epsilon)
             else:
                 sgd_update_inplace(params, grads, self.state[i] if self.state else None, learning_rate,
                                    self.momentum, nesterov=self.optimizer == "nesterov")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from fastmlp import MLPClassifier, MLPRegressor
+from fastmlp import MLPClassifier, MLPRegressor, _kernels, reference
 
 try:
     import sklearn
@@ -77,6 +77,41 @@ def test_cost_and_gradients_are_sklearns(kind):
     assert ours.model_.cost(X, Y if kind != "multiclass" else y) == pytest.approx(loss, rel=1e-12)
     for ours_grad, their_grad in zip(weight_grads + bias_grads, coef_grads + intercept_grads):
         assert_allclose(ours_grad, their_grad, rtol=1e-10, atol=1e-13)
+
+
+@needs_sklearn
+@pytest.mark.parametrize("backend", [_kernels.Network, reference.Network], ids=["compiled", "numpy"])
+@pytest.mark.parametrize("epsilon_hat", [True, False])
+def test_adam_with_epsilon_hat_takes_sklearns_steps(backend, epsilon_hat):
+    """Fed the same gradients, scikit-learn's AdamOptimizer and our Adam with epsilon_hat (as the
+    estimators use it) take the same steps; without it they differ (ε large enough to matter)."""
+    from sklearn.neural_network._stochastic_optimizers import AdamOptimizer
+
+    rng = np.random.default_rng(0)
+    sizes, activations = (4, 6, 3), ["tanh", "softmax"]
+    weights = [rng.standard_normal((a, b)) * 0.5 for a, b in zip(sizes, sizes[1:])]
+    biases = [rng.standard_normal(b) * 0.1 for b in sizes[1:]]
+    X, Y = rng.standard_normal((10, 4)), np.eye(3)[rng.integers(0, 3, 10)]
+    network = backend([w.copy() for w in weights], [b.copy() for b in biases], activations, "log_loss", 10,
+                      optimizer="adam", beta1=0.8, beta2=0.95, epsilon=0.05, epsilon_hat=epsilon_hat)
+    network.bind(X, Y, np.arange(10, dtype=np.int64))
+    theirs = [w.copy() for w in weights] + [b.copy() for b in biases]
+    optimizer = AdamOptimizer(theirs, learning_rate_init=0.01, beta_1=0.8, beta_2=0.95, epsilon=0.05)
+    gradients_at_theirs = reference.Network(theirs[:2], theirs[2:], activations, "log_loss", 10)   # shares them
+    for _ in range(6):
+        gradients_at_theirs.backprop(X, Y)
+        optimizer.update_params(theirs, gradients_at_theirs.weight_grads + gradients_at_theirs.bias_grads)
+        network.train_batch(0, 10, 0.01)
+    same = all(np.allclose(mine, want, rtol=1e-10, atol=1e-13)
+               for mine, want in zip(network.weights + network.biases, theirs))
+    assert same == epsilon_hat
+
+
+@needs_sklearn
+def test_the_estimators_adam_is_sklearns(blobs):
+    X, y = blobs
+    clf = quietly(MLPClassifier(**SMALL), X, y)   # solver="adam" by default, as in scikit-learn
+    assert clf.model_.optimizer_state["config"]["epsilon_hat"] is True
 
 
 @needs_sklearn
@@ -357,7 +392,7 @@ def test_without_sklearn_the_fallback_base_class_works():
 import sys
 sys.modules["sklearn"] = None   # import sklearn raises ImportError
 import numpy as np
-from fastmlp import MLPClassifier, MLPRegressor
+from fastmlp import MLPClassifier, MLPRegressor, _kernels, reference
 X = np.random.default_rng(0).standard_normal((100, 3)).astype(np.float32)
 clf = MLPClassifier((8,), max_iter=50, learning_rate_init=0.05, random_state=0)
 assert repr(clf) == "MLPClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.05, max_iter=50, random_state=0)"

@@ -115,6 +115,7 @@ def test_a_team_with_more_threads_than_rows_trains_bit_identically(split_rows):
 @pytest.mark.parametrize("optimizer, options", [
     ("sgd", {}), ("sgd", {"momentum": 0.9}), ("nesterov", {"momentum": 0.9}),
     ("adam", {}), ("adam", {"beta1": 0.8, "beta2": 0.99, "epsilon": 1e-6}),
+    ("adam", {"epsilon": 1e-3, "epsilon_hat": True}),
     ("sgd", {"l1": 0.01, "l2": 0.02}), ("sgd", {"l2": 0.02}), ("sgd", {"use_bias": False}),
     ("sgd", {"dropout": 0.3, "seed": 7}), ("adam", {"dropout": 0.5, "seed": 3, "momentum": 0.5}),
 ])
@@ -332,6 +333,19 @@ def test_lbfgs_minimises_the_cost_in_the_models_dtype(dtype):
                         dtype=dtype, seed=0, tol=0)
     assert model.weights[0].dtype == np.dtype(dtype)
     assert model.history["loss"][-1] < 1e-4 < model.history["loss"][0]
+
+
+def test_lbfgs_stops_once_no_gradient_component_exceeds_tol():
+    pytest.importorskip("scipy")
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((60, 4))
+    y = np.tanh(X @ rng.standard_normal(4))
+    options = dict(hidden=(5,), activation="tanh", optimizer="lbfgs", epochs=1000, dtype="float64", seed=0)
+    loose = fastmlp.fit(X, y, tol=1e-2, **options)
+    tight = fastmlp.fit(X, y, tol=1e-4, **options)
+    largest = [max(np.abs(g).max() for grads in model.backprop(X, y) for g in grads) for model in (loose, tight)]
+    assert 1e-4 < largest[0] <= 1e-2 and largest[1] <= 1e-4   # the loose fit stopped when it got there
+    assert len(loose.history["loss"]) < len(tight.history["loss"]) < 1000
 
 
 def test_classes_may_be_given_when_a_chunk_lacks_some(data):
