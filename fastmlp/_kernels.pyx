@@ -849,16 +849,17 @@ cdef inline void _update_share(Network net, Py_ssize_t index, floating *P, const
 
 
 cdef int _team_size(Network net, Py_ssize_t rows) noexcept nogil:
-    """Threads for a batch of ``rows``: all nthreads when its forward products have at least 100k
-    multiply-adds for each time the team meets (about 1 µs each), so that sharing the work saves
-    several times what the meetings cost; else one. Split by tiles, a team meets once per layer
+    """Threads for a batch of ``rows``: all nthreads when its forward products have at least 30k
+    multiply-adds (about 1 µs of one core's work) for each time the team meets (starting a team
+    costs about 0.3 µs, a barrier less: `make -C csrc bench`), so that sharing the work saves
+    more than the meetings cost; else one. Split by tiles, a team meets once per layer
     and pass and at its start and end; split by rows, at its start, once, and at its end."""
     cdef Py_ssize_t l
     cdef double multiply_adds = 0
     cdef int meetings = 3 if net.split_rows else 2 * net.n_layers + 2
     for l in range(net.n_layers):
         multiply_adds += <double> rows * net.sizes[l] * net.sizes[l + 1]
-    return net.nthreads if multiply_adds >= 100000.0 * meetings else 1
+    return net.nthreads if multiply_adds >= 30000.0 * meetings else 1
 
 
 cdef struct Job:
