@@ -128,7 +128,6 @@ static int fm_hire(int wanted)
         pool.workers = 0;
         pool.pid = getpid();
         atomic_store(&pool.arrived, 0);
-        atomic_store(&pool.task_gen, 0);
     }
     while (pool.workers < wanted && pool.start != NULL) {
         const int id = pool.workers + 1;

@@ -26,8 +26,9 @@ void fm_team_set_starter(fm_thread_starter start);
 #define FM_TEAM_MAX 64
 int fm_team_run(int count, fm_team_task task, void *arg);
 
-// fm_team_runs: how many tasks have run on more than one thread since the process started (or
-//   forked); fm_team_workers: how many worker threads the pool has started. For tests and reports.
+// fm_team_runs: how many tasks have run on more than one thread in this process (a fork's child
+//   counts on from its parent's count); fm_team_workers: how many worker threads the pool has
+//   started in this process. For tests and reports.
 unsigned fm_team_runs(void);
 int fm_team_workers(void);
 

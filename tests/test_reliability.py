@@ -254,6 +254,29 @@ def test_teams_started_from_several_python_threads_do_not_mix():
             np.testing.assert_array_equal(got, want)
 
 
+def team_job_in_child(seed):
+    """team_job in a forked child, with how many of its batches ran as teams there."""
+    runs = _kernels.team_stats()["runs"]
+    losses, weights = team_job(seed)
+    return losses, weights, _kernels.team_stats()["runs"] - runs, _kernels.team_stats()["workers"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")   # Python 3.12+: fork of a threaded process
+def test_a_forked_child_starts_its_own_workers():
+    """The parent's workers do not exist in a fork's child (multiprocessing's default on Linux):
+    the child starts its own and trains as a team, with the parent's results."""
+    import multiprocessing
+
+    expected_losses, expected_weights = team_job(0)   # the parent's pool has its workers by now
+    assert _kernels.team_stats()["workers"] >= 1
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        losses, weights, runs, workers = pool.apply(team_job_in_child, (0,))
+    assert losses == expected_losses and runs == 16 and workers == 1
+    for got, want in zip(weights, expected_weights):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_predict_from_many_threads_on_one_model():
     model = fit_job(0)
     X, _ = classification_data(5, n_samples=3000, n_features=50)   # several 1024-row blocks
