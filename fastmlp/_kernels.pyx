@@ -559,7 +559,7 @@ cdef class Network:
 
     def forward(self, cnp.ndarray X, cnp.ndarray out):
         """out := network output for every row of X, computed ``capacity`` rows at a time."""
-        cdef Py_ssize_t start = 0, rows, n = X.shape[0]
+        cdef Py_ssize_t start = 0, n = X.shape[0]
         cdef Py_ssize_t item = X.itemsize
         cdef char *x = _data(X)
         cdef char *o = _data(out)
