@@ -191,13 +191,13 @@ static void check_team(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 // A task of ROUNDS rounds: in each, every thread writes its slot, meets the others at the barrier,
 // and checks every slot holds this round's value; a second barrier ends the round.
 enum { ROUNDS = 200 };
-typedef struct { int slots[FM_TEAM_MAX]; atomic_int errors, ran, largest_id; } team_job;
+typedef struct { int slots[FM_TEAM_MAX]; atomic_int errors, ran, runs_of_id[FM_TEAM_MAX]; } team_job;
 
 static void team_task(void *p, int id, int count)
 {
     team_job *job = p;
     atomic_fetch_add(&job->ran, 1);
-    if (id > atomic_load(&job->largest_id)) atomic_store(&job->largest_id, id);
+    atomic_fetch_add(&job->runs_of_id[id], 1);
     for (int round = 1; round <= ROUNDS; round++) {
         job->slots[id] = round * 1000 + id;
         fm_team_barrier(count);
@@ -212,7 +212,9 @@ static int run_team(int count, int want)
 {
     team_job job = {0};
     const int used = fm_team_run(count, team_task, &job);
-    return used == want && job.ran == want && job.largest_id == want - 1 && job.errors == 0;
+    int each_id_once = 1;   // ids 0 .. want-1 ran the task once each
+    for (int id = 0; id < want; id++) each_id_once &= job.runs_of_id[id] == 1;
+    return used == want && job.ran == want && each_id_once && job.errors == 0;
 }
 
 static void *run_team_thread(void *ok)
