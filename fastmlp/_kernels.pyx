@@ -679,8 +679,7 @@ cdef uint64_t _forward(Network net, const floating *X, Py_ssize_t first, Py_ssiz
                 _multiply(act + at, mask + at, size)
         if dropped:
             counter += batch_rows * width
-        if count > 1:
-            fm_team_barrier(count)
+        fm_team_barrier(count)   # returns at once for a thread alone (count 1)
         a = act
     return counter
 
