@@ -3,7 +3,8 @@
 // Forward, after the GEMM Z = A · W:    Z := σ(Z + b)        b added to every row of Z
 // Backward, before the next GEMM:       Δ := Δ ⊙ σ'(z)       σ'(z) written in terms of the stored a = σ(z)
 // Both are vectorised (SSE2, AVX2 + FMA or AVX-512, chosen at run time like the GEMM, see below) and
-// numerically safe: any finite z gives a finite σ(z), with no overflow inside.
+// numerically safe: any finite z gives a finite σ(z), with no overflow inside (but e^z, whose value
+// itself can overflow).
 #ifndef FM_ACTIVATIONS_H
 #define FM_ACTIVATIONS_H
 
@@ -18,6 +19,7 @@ enum {
     FM_TANH = 2,       // σ(z) = tanh z
     FM_RELU = 3,       // σ(z) = max(z, 0), with relu(NaN) = NaN so that divergence stays visible
     FM_SOFTMAX = 4,    // σ(z)ⱼ = e^(zⱼ − max z) / Σₖ e^(zₖ − max z), row by row
+    FM_EXP = 5,        // σ(z) = e^z (the output of a Poisson regression: a log link)
 };
 
 // fm_sbias_activation / fm_dbias_activation: Z := σ(Z + b)   (row-major)
@@ -25,6 +27,7 @@ enum {
 //   NULL for no bias. activation is one of the codes above; softmax normalises each row, the others
 //   act elementwise. For finite input the output is finite: sigmoid of a large |z| is exactly 0 or 1,
 //   tanh exactly ±1, and softmax is shifted by the row maximum (log-sum-exp), so e^x never overflows.
+//   exp gives +∞ where e^z exceeds the largest finite number (as exp() does, but raising no flag).
 //   A NaN input gives NaN (softmax: the whole row). An unknown code is treated as identity.
 //   Accuracy against the exact function: float within a relative 1e-6, double 1e-14 (results below
 //   the smallest normal number, about 1e-38 or 1e-308, may flush to 0).
@@ -33,7 +36,7 @@ void fm_dbias_activation(ptrdiff_t rows, ptrdiff_t cols, double *Z, const double
 
 // fm_sactivation_derivative / fm_dactivation_derivative: D := D ⊙ σ'(z), from the stored A = σ(z)
 //   A and D hold size values each, and may not overlap. The derivative is read off the output:
-//   sigmoid a(1 − a), tanh 1 − a², relu 1 where a > 0 and 0 elsewhere, identity 1. Softmax also leaves
+//   sigmoid a(1 − a), tanh 1 − a², relu 1 where a > 0 and 0 elsewhere, exp a, identity 1. Softmax also leaves
 //   D unchanged: it is only an output layer, whose delta comes from the loss with σ' already folded in.
 void fm_sactivation_derivative(ptrdiff_t size, const float *A, float *D, int activation);
 void fm_dactivation_derivative(ptrdiff_t size, const double *A, double *D, int activation);

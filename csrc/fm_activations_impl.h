@@ -15,8 +15,10 @@
 //   e^x = 2ⁿ·(1 + q),   q = e^r − 1 = r + r²/2! + … + r^N/N!   (Taylor, by Horner)
 // N = 7 for float, 13 for double: the first term left out, r^(N+1)/(N+1)!, is below 2^-26 (float) or
 // 2^-56 (double) of q. Keeping q apart from the 1 gives e^x − 1 = (2ⁿ − 1) + 2ⁿ·q accurately near 0
-// too, which tanh needs. Every e^x below has x ≤ 0 (sigmoid e^−|z|, tanh e^−2|z|, softmax e^(z − max z)),
-// so nothing overflows; x below ln(smallest normal number) gives 0 rather than a subnormal.
+// too, which tanh needs. Every e^x inside an activation has x ≤ 0 (sigmoid e^−|z|, tanh e^−2|z|, softmax
+// e^(z − max z)), so nothing overflows; x below ln(smallest normal number) gives 0 rather than a
+// subnormal. The exp activation itself takes any z: above half the largest exponent it is (e^(z/2))²,
+// so that 2ⁿ stays a normal number.
 //
 // The tail of a row (fewer than a vector's worth of values) goes through the same vector code, padded,
 // so an element's result does not depend on where it sits in the row.
@@ -39,6 +41,7 @@
 #define FM_LN2_HEAD 6.93145751953125e-1         // 15 significant bits: n·head is exact for |n| ≤ 1022
 #define FM_LN2_TAIL 1.42860682030941723212e-6   // ln2 − head
 #define FM_LOG_MIN (-708.39641853226408)        // ln(DBL_MIN) = −1022·ln2
+#define FM_LOG_MAX 709.782712893384             // the largest double whose e^x is below DBL_MAX
 #else
 #define FM_REAL float
 #define FM_INT int32_t
@@ -49,6 +52,7 @@
 #define FM_LN2_HEAD 0.693359375f                // 355/512: n·head is exact for |n| ≤ 126
 #define FM_LN2_TAIL (-2.12194440e-4f)           // ln2 − head
 #define FM_LOG_MIN (-87.3365447505531f)         // ln(FLT_MIN) = −126·ln2
+#define FM_LOG_MAX 88.7228317f                  // the largest float whose e^x is below FLT_MAX
 #endif
 #define FM_VL ((int)(FM_VBYTES / sizeof(FM_REAL)))   // values per vector
 
@@ -68,6 +72,7 @@
 #define exp_parts FM_T(exp_parts)
 #define exp_nonpositive FM_T(exp_nonpositive)
 #define expm1_nonpositive FM_T(expm1_nonpositive)
+#define exp_v FM_T(exp_v)
 #define identity_v FM_T(identity_v)
 #define sigmoid_v FM_T(sigmoid_v)
 #define tanh_v FM_T(tanh_v)
@@ -77,6 +82,7 @@
 #define sigmoid_grad FM_T(sigmoid_grad)
 #define tanh_grad FM_T(tanh_grad)
 #define relu_grad FM_T(relu_grad)
+#define exp_grad FM_T(exp_grad)
 #define map_grad FM_T(map_grad)
 
 #include "fm_vector_impl.h"
@@ -126,6 +132,18 @@ FM_INLINE vec expm1_nonpositive(vec x)
     const ivec underflow = x < FM_LOG_MIN;
     vec q, scale = exp_parts(select(underflow, splat(FM_LOG_MIN), x), &q);
     return select(underflow, splat(-1), (scale - 1) + scale * q);
+}
+
+// e^z for any z: +∞ above ln(largest finite number), 0 where it would be subnormal, NaN for NaN.
+// Above half of that, 2ⁿ alone would overflow, so e^z is (e^(z/2))² there (z/2 is exact).
+FM_INLINE vec exp_v(vec z)
+{
+    const ivec underflow = z < FM_LOG_MIN, overflow = z > FM_LOG_MAX, halve = z > FM_LOG_MAX / 2;
+    const vec x = select(underflow | overflow, splat(0), select(halve, z * (FM_REAL)0.5, z));
+    vec q, scale = exp_parts(x, &q);
+    vec e = scale + scale * q;
+    e = select(halve, e * e, e);
+    return select(overflow, splat(__builtin_inf()), select(underflow, splat(0), e));
 }
 
 FM_INLINE vec identity_v(vec z) { return z; }
@@ -201,6 +219,7 @@ void FM_PUBLIC(bias_activation)(ptrdiff_t rows, ptrdiff_t cols, FM_REAL *Z, cons
         case FM_SIGMOID: map_row(z, b, cols, sigmoid_v); break;
         case FM_TANH: map_row(z, b, cols, tanh_v); break;
         case FM_RELU: map_row(z, b, cols, relu_v); break;
+        case FM_EXP: map_row(z, b, cols, exp_v); break;
         case FM_SOFTMAX:
             if (b != NULL) map_row(z, b, cols, identity_v);
             softmax_row(z, cols);
@@ -215,6 +234,7 @@ void FM_PUBLIC(bias_activation)(ptrdiff_t rows, ptrdiff_t cols, FM_REAL *Z, cons
 FM_INLINE vec sigmoid_grad(vec a, vec delta) { return delta * (a * (1 - a)); }
 FM_INLINE vec tanh_grad(vec a, vec delta) { return delta * ((1 - a) * (1 + a)); }   // 1 − a², without cancelling near |a| = 1
 FM_INLINE vec relu_grad(vec a, vec delta) { return select(a > 0, delta, splat(0)); }
+FM_INLINE vec exp_grad(vec a, vec delta) { return delta * a; }
 
 // D := grad(A, D) over size values.
 FM_INLINE void map_grad(ptrdiff_t size, const FM_REAL *A, FM_REAL *D, vec (*grad)(vec, vec))
@@ -231,6 +251,7 @@ void FM_PUBLIC(activation_derivative)(ptrdiff_t size, const FM_REAL *A, FM_REAL 
     case FM_SIGMOID: map_grad(size, A, D, sigmoid_grad); break;
     case FM_TANH: map_grad(size, A, D, tanh_grad); break;
     case FM_RELU: map_grad(size, A, D, relu_grad); break;
+    case FM_EXP: map_grad(size, A, D, exp_grad); break;
     default: break;   // identity and softmax: σ' = 1
     }
 }
@@ -251,6 +272,7 @@ void FM_PUBLIC(activation_derivative)(ptrdiff_t size, const FM_REAL *A, FM_REAL 
 #undef exp_parts
 #undef exp_nonpositive
 #undef expm1_nonpositive
+#undef exp_v
 #undef identity_v
 #undef sigmoid_v
 #undef tanh_v
@@ -260,6 +282,7 @@ void FM_PUBLIC(activation_derivative)(ptrdiff_t size, const FM_REAL *A, FM_REAL 
 #undef sigmoid_grad
 #undef tanh_grad
 #undef relu_grad
+#undef exp_grad
 #undef map_grad
 #undef FM_T
 #undef FM_PUBLIC
@@ -273,5 +296,6 @@ void FM_PUBLIC(activation_derivative)(ptrdiff_t size, const FM_REAL *A, FM_REAL 
 #undef FM_LN2_HEAD
 #undef FM_LN2_TAIL
 #undef FM_LOG_MIN
+#undef FM_LOG_MAX
 #undef FM_INLINE
 #undef FM_DOUBLE

@@ -15,7 +15,7 @@
 #include "fm_isa.h"
 
 static int n_passed, n_failed;
-static long double worst_relative_error[FM_SOFTMAX + 1];   // of one level and type, for the summary
+static long double worst_relative_error[FM_EXP + 1];   // of one level and type, for the summary
 
 static void check(int ok, const char *what)
 {
@@ -94,6 +94,7 @@ static long double activation_exact(int activation, long double z)
     case FM_SIGMOID: return sigmoid_exact(z);
     case FM_TANH: return tanhl(z);
     case FM_RELU: return z < 0 ? 0 : z;
+    case FM_EXP: return expl(z);
     default: return z;
     }
 }
@@ -103,8 +104,8 @@ static ptrdiff_t make_inputs(const real_type *t, long double *values)
 {
     static const long double awkward[] = {
         0, 1e-320L, 1e-45L, 1e-38L, 1e-30L, 1e-8L, 1e-4L, 0.1L, 0.34L, 0.35L, 0.5L, 0.625L, 0.7L, 1, 2, 5,
-        9, 9.1L, 10, 17, 19, 20, 40, 44, 50, 87, 87.33L, 87.4L, 88, 89, 100, 700, 708.3L, 709, 710, 745,
-        1e4L, 1e30L, 1e300L};
+        9, 9.1L, 10, 17, 19, 20, 40, 44, 44.4L, 50, 87, 87.33L, 87.4L, 88, 88.7228L, 88.72284L, 89, 100,
+        700, 708.3L, 709, 709.78L, 709.7828L, 710, 745, 1e4L, 1e30L, 1e300L};
     ptrdiff_t n = 0;
     for (size_t i = 0; i < sizeof awkward / sizeof awkward[0]; i++)
         if (awkward[i] <= t->largest) {
@@ -163,7 +164,9 @@ static void check_forward(const fm_activation_level *level, const real_type *t, 
             const long double got = get(t, Z, i * cols + j);
             long double error = fabsl(got - exact) / (rel_tol * fabsl(exact) + t->tiny);
             if (!isfinite(got)) error = INFINITY;
-            if (fabsl(exact) > 1e6L * t->tiny)
+            if (exact > t->largest)   // e^z past the largest finite number: +∞, as exp() gives
+                error = got == INFINITY ? 0 : INFINITY;
+            if (fabsl(exact) > 1e6L * t->tiny && exact <= t->largest)
                 worst_relative_error[activation] = fmaxl(worst_relative_error[activation], fabsl(got / exact - 1));
             // Saturation must be exact: sigmoid 0 or 1, tanh ±1.
             if ((activation == FM_SIGMOID || activation == FM_TANH) && fabsl(zi[j]) > 1000 &&
@@ -186,7 +189,8 @@ static void check_derivative(const fm_activation_level *level, const real_type *
     char *A = malloc(size * t->size), *D = malloc(size * t->size), *D_in = malloc(size * t->size);
     for (ptrdiff_t i = 0; i < size; i++) {
         const long double u = uniform();
-        long double a = activation == FM_SIGMOID ? u : activation == FM_TANH ? 2 * u - 1 : 10 * u - 5;
+        long double a = activation == FM_SIGMOID ? u : activation == FM_TANH ? 2 * u - 1
+                        : activation == FM_EXP ? 10 * u : 10 * u - 5;
         if (i % 7 == 0) a = (activation == FM_SIGMOID ? 1 : -1) * (1 - t->eps * (i % 5));   // near ±1 or 0
         if (activation == FM_RELU && i % 11 == 0) a = 0;
         set(t, A, i, a);
@@ -202,6 +206,7 @@ static void check_derivative(const fm_activation_level *level, const real_type *
         if (activation == FM_SIGMOID) exact = d * a * (1 - a);
         if (activation == FM_TANH) exact = d * (1 - a * a);
         if (activation == FM_RELU) exact = a > 0 ? d : 0;
+        if (activation == FM_EXP) exact = d * a;
         const long double error = fabsl(get(t, D, i) - exact) / (t->rel_tol * fabsl(exact) + t->tiny);
         if (!(error <= worst)) worst = isnan(error) ? INFINITY : error;
     }
@@ -215,7 +220,7 @@ static void check_derivative(const fm_activation_level *level, const real_type *
 // NaN in, NaN out (relu included, so that a diverging network stays visible); softmax: the whole row.
 static void check_nan(const fm_activation_level *level, const real_type *t)
 {
-    for (int activation = FM_SIGMOID; activation <= FM_SOFTMAX; activation++) {
+    for (int activation = FM_SIGMOID; activation <= FM_EXP; activation++) {
         char Z[3 * sizeof(double)];
         set(t, Z, 0, 1), set(t, Z, 1, NAN), set(t, Z, 2, -1);
         bias_activation(level, t, 1, 3, Z, NULL, activation);
@@ -264,17 +269,17 @@ int main(void)
         for (int k = 0; k < 2; k++) {
             const ptrdiff_t n_inputs = make_inputs(types[k], inputs);
             memset(worst_relative_error, 0, sizeof worst_relative_error);
-            for (int activation = FM_IDENTITY; activation <= FM_SOFTMAX; activation++)
+            for (int activation = FM_IDENTITY; activation <= FM_EXP; activation++)
                 for (size_t c = 0; c < sizeof row_lengths / sizeof row_lengths[0]; c++)
                     for (int with_bias = 0; with_bias <= 1; with_bias++)
                         check_forward(&levels[l], types[k], activation, row_lengths[c], with_bias, inputs, n_inputs);
-            for (int activation = FM_IDENTITY; activation <= FM_SOFTMAX; activation++)
+            for (int activation = FM_IDENTITY; activation <= FM_EXP; activation++)
                 for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
                     check_derivative(&levels[l], types[k], activation, sizes[s]);
             check_nan(&levels[l], types[k]);
-            printf("%-8s %-6s worst relative error: sigmoid %.2Lg, tanh %.2Lg, relu %.2Lg, softmax %.2Lg\n",
-                   levels[l].name, types[k]->name, worst_relative_error[FM_SIGMOID],
-                   worst_relative_error[FM_TANH], worst_relative_error[FM_RELU], worst_relative_error[FM_SOFTMAX]);
+            printf("%-8s %-6s worst relative error: sigmoid %.2Lg, tanh %.2Lg, relu %.2Lg, softmax %.2Lg, exp %.2Lg\n",
+                   levels[l].name, types[k]->name, worst_relative_error[FM_SIGMOID], worst_relative_error[FM_TANH],
+                   worst_relative_error[FM_RELU], worst_relative_error[FM_SOFTMAX], worst_relative_error[FM_EXP]);
         }
     }
     check_dispatch();
