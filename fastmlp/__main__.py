@@ -238,7 +238,7 @@ def train(args):
     if args.threads is not None:
         fastmlp.set_num_threads(args.threads)
     data = load_dataset(args.dataset, args.task, args.download)
-    _, Y, _ = check_targets(data.y_train, len(data.y_train), args.task, np.float32)
+    _, Y, _ = check_targets(data.y_train, len(data.y_train), args.task, np.float32, loss=args.loss)
     fit_options = {"validation_data": (data.X_test, data.y_test)}   # per-epoch test scores
     validation = "the test set, for information"
     if args.validation_fraction is not None or (args.early_stopping and data.validation is None):
@@ -426,7 +426,7 @@ def parser():
         command.add_argument("--hidden", type=_sizes, default=hidden, metavar="SIZES",
                              help="comma-separated hidden layer sizes")
         command.add_argument("--activation", default="sigmoid", help="sigmoid, tanh, relu or identity")
-        command.add_argument("--loss", default="quadratic", help="quadratic, cross_entropy or log_loss")
+        command.add_argument("--loss", default="quadratic", help="quadratic, cross_entropy, log_loss or poisson")
         command.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the shuffles")
 
     def dataset_arguments(command):

@@ -83,7 +83,7 @@ cdef extern from "fm_activations.h" nogil:
     void fm_dactivation_derivative(Py_ssize_t size, const double *A, double *D, int activation)
 
     enum:   # activation codes
-        FM_IDENTITY, FM_SIGMOID, FM_TANH, FM_RELU, FM_SOFTMAX
+        FM_IDENTITY, FM_SIGMOID, FM_TANH, FM_RELU, FM_SOFTMAX, FM_EXP
 
 cdef extern from "fm_update.h" nogil:
     ctypedef struct fm_step:
@@ -104,11 +104,13 @@ cdef enum Loss:
     QUADRATIC = 0
     CROSS_ENTROPY = 1
     LOG_LOSS = 2
+    POISSON = 3
 
 # The codes the kernels take, by the names the Python layer uses.
 ACTIVATIONS = {"identity": FM_IDENTITY, "sigmoid": FM_SIGMOID, "tanh": FM_TANH, "relu": FM_RELU,
-               "softmax": FM_SOFTMAX}
-LOSSES = {"quadratic": QUADRATIC, "cross_entropy": CROSS_ENTROPY, "log_loss": LOG_LOSS}
+               "softmax": FM_SOFTMAX, "exp": FM_EXP}
+LOSSES = {"quadratic": QUADRATIC, "cross_entropy": CROSS_ENTROPY, "log_loss": LOG_LOSS,
+          "poisson": POISSON}
 
 # log(a) of an output that rounded to 0 is clipped here, so a reported loss is finite.
 cdef double LOG_FLOOR = 1e-300
@@ -184,6 +186,7 @@ cdef double _output_delta(const floating *A, const floating *Y, floating *D, con
     quadratic      C = ½‖y − a‖²                   ∇ₐC = a − y
     cross_entropy  C = −Σ y ln a + (1−y) ln(1−a)    δᴸ = a − y   (sigmoid output: σ' cancels)
     log_loss       C = −Σ y ln a                    δᴸ = a − y   (softmax output: Jacobian cancels)
+    poisson        C = Σ a − y ln a + y ln y − y    δᴸ = a − y   (exp output: σ' = a cancels)
     With sample weights (not NULL) row i of δᴸ and its loss are multiplied by weights[i].
     """
     cdef Py_ssize_t i, j, size = rows * cols
@@ -207,6 +210,10 @@ cdef double _output_delta(const floating *A, const floating *Y, floating *D, con
                 row_loss += 0.5 * (a - y) * (a - y)
             elif loss == CROSS_ENTROPY:
                 row_loss -= y * log(max(a, LOG_FLOOR)) + (1 - y) * log(max(1 - a, LOG_FLOOR))
+            elif loss == POISSON:   # half the Poisson deviance: 0 where a = y
+                row_loss += a - y
+                if y != 0:
+                    row_loss += y * (log(y) - log(max(a, LOG_FLOOR)))
             elif y != 0:
                 row_loss -= y * log(max(a, LOG_FLOOR))
         if weights != NULL:

@@ -14,6 +14,7 @@ OUTPUT_ACTIVATIONS = {
     "quadratic": ("identity", "sigmoid", "tanh", "relu", "softmax"),
     "cross_entropy": ("sigmoid",),
     "log_loss": ("softmax",),
+    "poisson": ("exp",),
 }
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -65,13 +66,14 @@ def _all_finite(array, block_bytes=1 << 22):
     return all(np.isfinite(array[start:start + rows]).all() for start in range(0, len(array), rows))
 
 
-def check_targets(y, n_samples, task, dtype, name="y"):
+def check_targets(y, n_samples, task, dtype, name="y", loss=None):
     """Decide the task and encode the targets.
 
     Returns ``(task, Y, classes)``: Y is a C-contiguous ``(n_samples, n_outputs)`` array of
     ``dtype`` and ``classes`` the labels (None for regression). Without ``task``: a 1-D y of
     integers, booleans or strings is classification (one-hot rows); a 2-D y of booleans or of
-    integers 0/1 is multi-label classification (one output per label); a float y is regression.
+    integers 0/1 is multi-label classification (one output per label); a float y is regression,
+    and so is any y for the Poisson loss (integer counts).
     """
     if y is None:
         raise TypeError(f"{name} is required")
@@ -80,6 +82,8 @@ def check_targets(y, n_samples, task, dtype, name="y"):
         raise ValueError(f"{name} must be 1-D (labels or targets) or 2-D (targets), got shape {labels.shape}")
     if labels.shape[0] != n_samples:
         raise ValueError(f"X and {name} have different numbers of samples: {n_samples} and {labels.shape[0]}")
+    if task is None and loss == "poisson":
+        task = "regression"
     if task is None:
         if labels.ndim == 2 and labels.shape[1] > 1 and labels.dtype.kind in "biu" and np.isin(labels, (0, 1)).all():
             task = "multilabel"
@@ -106,7 +110,14 @@ def check_targets(y, n_samples, task, dtype, name="y"):
             raise ValueError(f"{name} for multi-label classification must hold only 0 and 1")
         return task, Y, np.arange(Y.shape[1])
     Y = check_array(labels.reshape(n_samples, -1), dtype, name)
-    return task, Y, None
+    return task, check_targets_for_loss(Y, loss, name), None
+
+
+def check_targets_for_loss(Y, loss, name="y"):
+    """Y, if the loss is defined for it: the Poisson loss needs y ≥ 0 (counts or rates)."""
+    if loss == "poisson" and Y.size and Y.min() < 0:
+        raise ValueError(f"{name} must be >= 0 for loss 'poisson' (counts or rates), got a minimum of {Y.min():g}")
+    return Y
 
 
 def check_sample_weight(sample_weight, class_weight, y_encoded, classes, dtype, name="sample_weight"):
@@ -207,6 +218,8 @@ def check_activations(n_layers, activation, output_activation, loss, task):
     """
     if not isinstance(loss, str) or loss not in OUTPUT_ACTIVATIONS:
         raise ValueError(f"loss must be one of {sorted(OUTPUT_ACTIVATIONS)}, got {loss!r}")
+    if loss == "poisson" and task != "regression":
+        raise ValueError(f"loss 'poisson' is for regression (targets >= 0), not {task}")
     if isinstance(activation, str):
         hidden = [activation] * (n_layers - 1)
     elif isinstance(activation, (list, tuple)):

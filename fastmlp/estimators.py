@@ -26,7 +26,8 @@ from inspect import signature
 
 import numpy as np
 
-from ._validation import check_array, check_dtype, check_float, check_int, check_sample_weight
+from ._validation import (check_array, check_dtype, check_float, check_int, check_sample_weight,
+                          check_targets_for_loss)
 from .model import fit, r2_score
 
 try:
@@ -43,7 +44,7 @@ except ImportError:   # no scikit-learn, or one older than 1.6
 ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 SOLVERS = ("sgd", "adam", "lbfgs")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
-OUT_ACTIVATIONS = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity"}
+OUT_ACTIVATIONS = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity", "exp": "exp"}
 
 if BaseEstimator is None:
     class ConvergenceWarning(UserWarning):
@@ -358,7 +359,7 @@ class _BaseMLP(BaseEstimator):
             self.validation_scores_ = [] if self.early_stopping else None
             self.best_validation_score_ = -np.inf if self.early_stopping else None
         options = dict(task=task, hidden=hidden, activation=ACTIVATIONS[self.activation],
-                       loss={"regression": "quadratic", "multilabel": "cross_entropy"}.get(task, "log_loss"),
+                       loss=self._loss_for(task),
                        dtype=X.dtype, classes_=np.arange(len(self.classes_)) if task == "classification" else None,
                        l1=self.l1, dropout=self.dropout, verbose=0, **start)
         if self.solver == "lbfgs":
@@ -367,6 +368,10 @@ class _BaseMLP(BaseEstimator):
             self._fit_stochastic(X, targets, strata, weights, options, rng, incremental)
         self._set_model(self.model_)
         return self
+
+    def _loss_for(self, task):
+        """fastmlp's name of the loss this estimator trains with."""
+        return {"regression": "quadratic", "multilabel": "cross_entropy"}.get(task, "log_loss")
 
     def _fit_lbfgs(self, X, targets, weights, options):
         total_weight = len(X) if weights is None else float(np.sum(weights))
@@ -628,11 +633,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 class MLPRegressor(RegressorMixin, _BaseMLP):
     __doc__ = f"""Multi-layer perceptron regressor with scikit-learn's interface, trained by fastmlp.
 
-    Identity output and the squared error ``1/(2n) Σ‖y − a‖²`` (scikit-learn's "squared_error").
+    Identity output and the squared error ``1/(2n) Σ‖y − a‖²`` (scikit-learn's "squared_error"), or
+    an exp output and half the Poisson deviance (``loss="poisson"``, for counts and rates y ≥ 0).
 {_PARAMETERS}
-    loss : {{"squared_error"}}, default="squared_error"
-        The only loss: scikit-learn's "poisson" is not supported. (Keyword-only here; scikit-learn
-        1.7 made it the first positional parameter.)
+    loss : {{"squared_error", "poisson"}}, default="squared_error"
+        "poisson": ``1/n Σ a − y ln a + y ln y − y`` with ``a = exp(z)`` (a log link), as in
+        scikit-learn; y must be ≥ 0. (Keyword-only here; scikit-learn 1.7 made it the first
+        positional parameter.) With several outputs, ``loss_`` is the squared error summed over
+        them where scikit-learn reports the mean over the outputs; the gradients are the same.
 {_ATTRIBUTES}
 
     Examples
@@ -656,10 +664,16 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         super().__init__(**parameters)
         self.loss = loss
 
+    def _loss_for(self, task):
+        return "poisson" if self.loss == "poisson" else "quadratic"
+
     def _encode(self, y, sample_weight, dtype, first, incremental, classes):
-        if self.loss != "squared_error":
-            raise ValueError(f"loss must be 'squared_error' (fastmlp has no {self.loss!r} loss), got {self.loss!r}")
-        targets = np.ascontiguousarray(_as_rows(y), dtype=dtype)
+        if self.loss not in ("squared_error", "poisson"):
+            raise ValueError(f"loss must be 'squared_error' or 'poisson', got {self.loss!r}")
+        if not first and self.loss != ("poisson" if self.out_activation_ == "exp" else "squared_error"):
+            raise ValueError(f"loss={self.loss!r} does not match the fitted model's loss; fit anew "
+                             "(warm_start=False) to change it")
+        targets = check_targets_for_loss(np.ascontiguousarray(_as_rows(y), dtype=dtype), self._loss_for("regression"))
         return targets, None, check_sample_weight(sample_weight, None, targets, None, dtype), "regression"
 
     def predict(self, X):

@@ -36,7 +36,7 @@ def check_gradients(X, y, *, hidden=(3,), activation="sigmoid", output_activatio
     True
     """
     X = check_array(X, np.float64, "X")
-    task, Y, classes = check_targets(y, len(X), task, np.float64)
+    task, Y, classes = check_targets(y, len(X), task, np.float64, loss=loss)
     layer_sizes = (X.shape[1],) + check_hidden(hidden) + (Y.shape[1],)
     activations = check_activations(len(layer_sizes) - 1, activation, output_activation, loss, task)
     if weights is None:

@@ -13,7 +13,8 @@ from . import _kernels, reference
 from ._config import get_num_threads
 from ._progress import Progress
 from ._validation import (check_activations, check_array, check_dtype, check_float, check_hidden,
-                          check_int, check_parameters, check_sample_weight, check_targets, encode_labels)
+                          check_int, check_parameters, check_sample_weight, check_targets,
+                          check_targets_for_loss, encode_labels)
 
 BACKENDS = {"compiled": _kernels.Network, "numpy": reference.Network}
 OPTIMIZERS = ("sgd", "nesterov", "adam", "lbfgs")
@@ -168,6 +169,7 @@ class MLP:
             Y = check_array(y.reshape(len(y), -1) if y.ndim else y, self.dtype, name)
             if Y.shape[1] != self.layer_sizes[-1]:
                 raise ValueError(f"{name} has {Y.shape[1]} columns, but the model has {self.layer_sizes[-1]} outputs")
+            check_targets_for_loss(Y, self.loss, name)
         if n_samples is not None and len(Y) != n_samples:
             x_name = name[:-1] + "X"
             raise ValueError(f"{x_name} and y have different numbers of samples: {n_samples} and {len(Y)}")
@@ -227,12 +229,15 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     activation : str or sequence of str
         Activation of the hidden layers (one name, or one per hidden layer): "sigmoid",
         "tanh", "relu" or "identity".
-    output_activation : {"sigmoid", "tanh", "relu", "identity", "softmax"}, optional
-        Default: softmax for ``log_loss``, sigmoid for ``cross_entropy``, and for the quadratic
-        cost the last hidden activation (classification) or identity (regression).
-    loss : {"quadratic", "cross_entropy", "log_loss"}, optional
-        ``C = 1/(2n) Σ‖y − a‖²``; sigmoid cross-entropy; softmax log-loss. Default: quadratic,
-        or cross_entropy for multi-label classification.
+    output_activation : {"sigmoid", "tanh", "relu", "identity", "softmax", "exp"}, optional
+        Default: softmax for ``log_loss``, sigmoid for ``cross_entropy``, exp for ``poisson``,
+        and for the quadratic cost the last hidden activation (classification) or identity
+        (regression).
+    loss : {"quadratic", "cross_entropy", "log_loss", "poisson"}, optional
+        ``C = 1/(2n) Σ‖y − a‖²``; sigmoid cross-entropy; softmax log-loss; or for counts and
+        rates (y ≥ 0, regression) half the Poisson deviance ``1/n Σ a − y ln a + y ln y − y``
+        with an exp output (a log link). Default: quadratic, or cross_entropy for multi-label
+        classification.
     epochs, batch_size : int
         A last mini-batch smaller than ``batch_size`` is kept. For L-BFGS ``epochs`` is the
         maximum number of iterations.
@@ -373,7 +378,7 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
             if len(Y) != len(X):
                 raise ValueError(f"X and y have different numbers of samples: {len(X)} and {len(Y)}")
         else:
-            task, Y, classes = check_targets(y, X.shape[0], task, dtype)
+            task, Y, classes = check_targets(y, X.shape[0], task, dtype, loss=loss)
         if loss is None:
             loss = "cross_entropy" if task == "multilabel" else "quadratic"
         layer_sizes = (X.shape[1],) + check_hidden(hidden) + (Y.shape[1],)

@@ -32,6 +32,7 @@ ACTIVATION_FUNCTIONS = {
     "tanh": np.tanh,
     "relu": lambda z: np.maximum(z, 0),
     "softmax": softmax,
+    "exp": np.exp,                             # a Poisson regression's output (log link)
 }
 
 
@@ -43,6 +44,8 @@ def derivative(A, activation):
         return 1 - A * A
     if activation == "relu":
         return (A > 0).astype(A.dtype)
+    if activation == "exp":
+        return A
     return np.ones_like(A)
 
 
@@ -69,12 +72,17 @@ def loss_sum(A, Y, loss, sample_weight=None):
     quadratic      C = ½‖y − a‖²
     cross_entropy  C = −Σ y ln a + (1 − y) ln(1 − a)
     log_loss       C = −Σ y ln a
+    poisson        C = Σ a − y ln a + y ln y − y   (half the Poisson deviance: 0 where a = y)
     """
     A, Y = np.asarray(A, np.float64), np.asarray(Y, np.float64)
     if loss == "quadratic":
         per_element = 0.5 * (A - Y) ** 2
     elif loss == "cross_entropy":
         per_element = -(Y * np.log(np.maximum(A, LOG_FLOOR)) + (1 - Y) * np.log(np.maximum(1 - A, LOG_FLOOR)))
+    elif loss == "poisson":   # y ln(y/a) is 0 where y = 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.log(np.where(Y != 0, Y, 1)) - np.log(np.maximum(A, LOG_FLOOR))
+        per_element = A - Y + np.where(Y != 0, Y * ratio, 0.0)
     else:   # y = 0 terms are zero even where a rounded to 0
         per_element = -np.where(Y != 0, Y * np.log(np.maximum(A, LOG_FLOOR)), 0.0)
     if sample_weight is None:
@@ -85,8 +93,8 @@ def loss_sum(A, Y, loss, sample_weight=None):
 def output_delta(A, Y, delta, activation, loss, sample_weight=None):
     """delta := δᴸ = ∇ₐC ⊙ σ'(zᴸ) for each row; returns the loss summed over the rows.
 
-    For cross-entropy with sigmoid outputs and log-loss with softmax outputs the σ' factor cancels
-    and δᴸ = a − y. Softmax with the quadratic cost needs softmax's Jacobian diag(a) − a aᵀ.
+    For cross-entropy with sigmoid outputs, log-loss with softmax outputs and the Poisson loss
+    with exp outputs the σ' factor cancels and δᴸ = a − y. Softmax with the quadratic cost needs softmax's Jacobian diag(a) − a aᵀ.
     With ``sample_weight``, row i of δᴸ and its loss are multiplied by ``sample_weight[i]``.
     """
     gradient = A - Y                           # ∇ₐC of the quadratic cost

@@ -33,6 +33,7 @@ OUTPUT_LOSS_PAIRS = [
     ("relu", "quadratic"), ("softmax", "quadratic"),
     ("sigmoid", "cross_entropy"),
     ("softmax", "log_loss"),
+    ("exp", "poisson"),
 ]
 HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
 
@@ -84,6 +85,8 @@ def output_targets(rng, n_samples, n_outputs, output_activation, loss, dtype):
         Y = np.zeros((n_samples, n_outputs), dtype)
         Y[np.arange(n_samples), rng.integers(0, n_outputs, n_samples)] = 1
         return Y
+    if loss == "poisson":   # counts, zeros among them
+        return rng.poisson(2.0, (n_samples, n_outputs)).astype(dtype)
     if output_activation in ("sigmoid", "relu") or loss == "cross_entropy":
         return rng.uniform(0, 1, (n_samples, n_outputs)).astype(dtype)
     if output_activation == "tanh":

@@ -54,22 +54,26 @@ if sklearn is not None:
 # -- scikit-learn's meanings ----------------------------------------------------------------------
 
 @needs_sklearn
-@pytest.mark.parametrize("kind", ["regression", "binary", "multiclass"])
+@pytest.mark.parametrize("kind", ["regression", "poisson", "binary", "multiclass"])
 def test_cost_and_gradients_are_sklearns(kind):
     """Same weights, same batch: our cost and gradients (l2 = alpha / batch_size) are
     scikit-learn's ``_backprop`` (its private loss-and-gradient function) to rounding."""
     rng = np.random.default_rng(1)
     X = rng.standard_normal((40, 5))
-    y = {"regression": X[:, 0] - X[:, 1], "binary": X[:, 0] > 0, "multiclass": np.digitize(X[:, 0], [-0.5, 0.5])}[kind]
+    y = {"regression": X[:, 0] - X[:, 1], "poisson": rng.poisson(np.exp(X[:, 0] / 2)), "binary": X[:, 0] > 0,
+         "multiclass": np.digitize(X[:, 0], [-0.5, 0.5])}[kind]
     options = dict(hidden_layer_sizes=(6, 3), activation="tanh", alpha=0.7, batch_size=40, max_iter=2, random_state=0)
-    ours = quietly(MLPRegressor(**options) if kind == "regression" else MLPClassifier(**options), X, y)
-    theirs = quietly(neural_network.MLPRegressor(**options) if kind == "regression"
+    if kind == "poisson":
+        options["loss"] = "poisson"
+    regression = kind in ("regression", "poisson")
+    ours = quietly(MLPRegressor(**options) if regression else MLPClassifier(**options), X, y)
+    theirs = quietly(neural_network.MLPRegressor(**options) if regression
                      else neural_network.MLPClassifier(**options), X, y)
     assert ours.model_.l2 == 0.7 / 40
     assert [w.shape for w in ours.coefs_] == [w.shape for w in theirs.coefs_]   # binary: one logistic output
     assert ours.out_activation_ == theirs.out_activation_
     theirs.coefs_, theirs.intercepts_ = [w.copy() for w in ours.coefs_], [b.copy() for b in ours.intercepts_]
-    Y = y.reshape(-1, 1) if kind == "regression" else theirs._label_binarizer.transform(y)
+    Y = y.reshape(-1, 1).astype(float) if regression else theirs._label_binarizer.transform(y)
     coef_grads, intercept_grads = [np.empty_like(w) for w in ours.coefs_], [np.empty_like(b) for b in ours.intercepts_]
     loss, coef_grads, intercept_grads = theirs._backprop(X, Y, None, [X, None, None, None], [None] * 3,
                                                          coef_grads, intercept_grads)
@@ -292,10 +296,30 @@ def test_every_scikit_learn_parameter_is_accepted(estimator):
     assert {name: ours[name] for name in theirs} == theirs    # with scikit-learn's defaults
 
 
-def test_the_regressor_has_only_the_squared_error_loss(blobs):
+def test_poisson_regressor_fits_counts_through_an_exp_output():
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((600, 3))
+    rate = np.exp(0.8 * X[:, 0] - 0.5 * X[:, 1])
+    y = rng.poisson(rate)                                # integer counts are targets, not labels
+    reg = quietly(MLPRegressor((8,), "tanh", loss="poisson", learning_rate_init=0.01, random_state=0, max_iter=60), X, y)
+    assert reg.out_activation_ == "exp" and reg.model_.layer_activations[-1] == "exp"
+    predicted = reg.predict(X)
+    assert predicted.shape == (600,) and (predicted > 0).all()
+    # mean deviance well below that of the best constant prediction, the mean count
+    deviance = lambda mean: np.mean(mean - y + np.where(y > 0, y * np.log(np.maximum(y, 1) / mean), 0))
+    assert deviance(predicted) < 0.6 * deviance(np.full(len(y), y.mean()))
+    assert reg.loss_ == pytest.approx(reg.loss_curve_[-1]) and reg.loss_curve_[-1] < reg.loss_curve_[0]
+
+
+def test_regressor_losses_are_checked(blobs):
     X, _ = blobs
-    with pytest.raises(ValueError, match="no 'poisson' loss"):
-        MLPRegressor(loss="poisson", **SMALL).fit(X, np.abs(X[:, 0]))
+    with pytest.raises(ValueError, match="loss must be 'squared_error' or 'poisson', got 'huber'"):
+        MLPRegressor(loss="huber", **SMALL).fit(X, X[:, 0])
+    with pytest.raises(ValueError, match=r"y must be >= 0 for loss 'poisson'.*minimum of -"):
+        MLPRegressor(loss="poisson", **SMALL).fit(X, X[:, 0])
+    reg = quietly(MLPRegressor(loss="poisson", warm_start=True, **SMALL), X, np.abs(X[:, 0]))
+    with pytest.raises(ValueError, match="does not match the fitted model's loss"):
+        reg.set_params(loss="squared_error").fit(X, np.abs(X[:, 0]))
 
 
 @needs_sklearn

@@ -19,6 +19,8 @@ def problem(rng, output_activation, loss, n_samples=6, n_features=4, n_outputs=3
     X = rng.standard_normal((n_samples, n_features))
     if output_activation == "softmax":
         return X, rng.permutation(np.arange(n_samples) % n_outputs), "classification"
+    if loss == "poisson":   # counts, zeros among them
+        return X, rng.poisson(1.5, (n_samples, n_outputs)), "regression"
     if output_activation in ("sigmoid", "relu"):
         return X, rng.uniform(0.05, 0.95, (n_samples, n_outputs)), "regression"
     if output_activation == "tanh":

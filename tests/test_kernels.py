@@ -127,7 +127,7 @@ def test_gemm_rejects_mismatched_shapes(rng):
 # Elementwise kernels
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("activation", ["identity", "sigmoid", "tanh", "relu", "softmax"])
+@pytest.mark.parametrize("activation", ["identity", "sigmoid", "tanh", "relu", "softmax", "exp"])
 @pytest.mark.parametrize("shape", SHAPES, ids=as_id)
 def test_bias_activation_matches_reference(rng, dtype, shape, activation):
     Z = (3 * rng.standard_normal(shape)).astype(dtype)
@@ -151,7 +151,7 @@ def test_bias_activation_of_huge_inputs_is_finite(dtype, activation):
     np.testing.assert_allclose(Z, expected, **TOLERANCE[dtype])
 
 
-@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS + ("exp",))
 @pytest.mark.parametrize("shape", SHAPES, ids=as_id)
 def test_activation_derivative_matches_reference(rng, dtype, shape, activation):
     A = random_output(rng, shape, activation, dtype)   # relu: about half exact zeros
@@ -172,6 +172,18 @@ def test_output_delta_matches_reference(rng, dtype, shape, activation, loss):
     total = _kernels.output_delta(A, Y, delta, activation, loss)
     np.testing.assert_allclose(delta, expected, **TOLERANCE[dtype])
     np.testing.assert_allclose(total, expected_loss, rtol=TOLERANCE[dtype]["rtol"])
+
+
+def test_exp_of_huge_inputs_is_infinite_or_zero_as_numpys(dtype):
+    """e^z past the largest finite number is +inf (no NaN), tiny results are 0 or tiny."""
+    largest = float(np.log(np.finfo(dtype).max))
+    Z = np.array([[-1e4, -largest, 0.0, 0.5 * largest, 0.999 * largest, largest * 1.001, 1e4]], dtype)
+    expected = Z.copy()
+    with np.errstate(over="ignore", under="ignore"):
+        reference.bias_activation_inplace(expected, np.zeros(Z.shape[1], dtype), "exp")
+    _kernels.bias_activation_inplace(Z, np.zeros(Z.shape[1], dtype), "exp")
+    assert Z[0, -1] == Z[0, -2] == np.inf and not np.isnan(Z).any()
+    np.testing.assert_allclose(Z, expected, rtol=TOLERANCE[dtype]["rtol"], atol=np.finfo(dtype).tiny)
 
 
 @pytest.mark.parametrize("activation, loss", [("sigmoid", "cross_entropy"), ("softmax", "log_loss")])

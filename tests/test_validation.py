@@ -118,6 +118,9 @@ PARAMETER_ERRORS = [
      "output_activation 'softmax' does not go with loss 'cross_entropy'"),
     (dict(loss="cross_entropy", output_activation="tanh"), ValueError, "does not go with loss"),
     (dict(loss="log_loss", output_activation="identity"), ValueError, "does not go with loss"),
+    (dict(loss="poisson", output_activation="identity"), ValueError,
+     r"output_activation 'identity' does not go with loss 'poisson'; use one of \['exp'\]"),
+    (dict(loss="poisson", task="classification"), ValueError, "loss 'poisson' is for regression"),
     (dict(batch_size=0), ValueError, "batch_size must be >= 1, got 0"),
     (dict(batch_size=-5), ValueError, "batch_size must be >= 1, got -5"),
     (dict(batch_size=2.5), TypeError, "batch_size must be an integer, got 2.5"),
@@ -172,6 +175,22 @@ def test_bad_parameters_are_rejected(data, kwargs, error, message):
     options.update(kwargs)
     with pytest.raises(error, match=message):
         fastmlp.fit(X, y, **options)
+
+
+def test_poisson_targets_must_not_be_negative(data):
+    X, _ = data
+    counts = np.arange(len(X)) % 4
+    negative = counts - 1.5
+    with pytest.raises(ValueError, match=r"y must be >= 0 for loss 'poisson' \(counts or rates\), got a minimum of -1.5"):
+        fastmlp.fit(X, negative, loss="poisson", epochs=1)
+    with pytest.raises(ValueError, match="validation_data y must be >= 0"):
+        fastmlp.fit(X, counts, loss="poisson", epochs=1, validation_data=(X, negative))
+    model = fastmlp.fit(X, counts, hidden=(5,), loss="poisson", epochs=1, learning_rate=0.1)
+    assert model.task == "regression" and model.layer_activations[-1] == "exp"   # counts are not labels
+    with pytest.raises(ValueError, match="y must be >= 0"):
+        fastmlp.fit(X, negative, warm_start=model, epochs=1)
+    with pytest.raises(ValueError, match="y must be >= 0"):
+        model.cost(X, negative)
 
 
 @pytest.mark.parametrize("kwargs, message", [(dict(hidden=(0,)), "hidden layer size must be >= 1"),
