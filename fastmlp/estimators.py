@@ -416,7 +416,7 @@ class _BaseMLP(BaseEstimator):
                        sample_weight=weights, validation_data=validation_data, momentum=self.momentum,
                        optimizer="adam" if not sgd else "nesterov" if self.nesterovs_momentum else "sgd",
                        beta1=self.beta_1, beta2=self.beta_2, epsilon=self.epsilon, epsilon_hat=True,
-                       power_t=self.power_t,
+                       power_t=self.power_t, samples_seen=self.t_,
                        lr_schedule="invscaling" if invscaling and not incremental else "constant",
                        # fit's own early stopping never stops (the callback does) but keeps the best
                        # epoch's weights: tol=0 makes "best" mean "higher score", as in scikit-learn.

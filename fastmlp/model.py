@@ -206,7 +206,8 @@ class MLP:
 def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, loss=None,
         epochs=10, batch_size=100, learning_rate=3.0, optimizer="sgd", momentum=0.0,
         beta1=0.9, beta2=0.999, epsilon=1e-8, epsilon_hat=False, l2=0.0, l1=0.0, dropout=0.0,
-        use_bias=True, lr_schedule="constant", power_t=0.5, lr_decay=0.5, lr_step=10, lr_patience=2,
+        use_bias=True, lr_schedule="constant", power_t=0.5, samples_seen=0, lr_decay=0.5, lr_step=10,
+        lr_patience=2,
         task=None, init="fan_in", seed=None, dtype="float32", weights=None, biases=None,
         warm_start=None, classes_=None, shuffle=True, sample_weight=None, class_weight=None,
         validation_data=None, validation_fraction=None, early_stopping=False,
@@ -262,7 +263,8 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     use_bias : bool
         False: no biases (Welch Labs' network); ``biases`` stay zero.
     lr_schedule : {"constant", "invscaling", "step", "plateau"}
-        ``invscaling``: η / (samples seen + 1)^power_t after each epoch (scikit-learn's rule);
+        ``invscaling``: η / (samples seen + 1)^power_t after each epoch (scikit-learn's rule),
+        counting on from ``samples_seen`` (the samples of earlier calls, to continue a schedule);
         ``step``: η · lr_decay every ``lr_step`` epochs; ``plateau``: η · lr_decay when the
         monitored metric has not improved by ``tol`` for ``lr_patience`` epochs.
     task : {"classification", "multilabel", "regression"}, optional
@@ -352,6 +354,7 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     dropout = check_float(dropout, "dropout", 0.0, maximum=1.0)
     tol = check_float(tol, "tol")
     n_iter_no_change = check_int(n_iter_no_change, "n_iter_no_change")
+    samples_seen = check_int(samples_seen, "samples_seen", 0)
     for name, value, allowed in (("optimizer", optimizer, OPTIMIZERS), ("lr_schedule", lr_schedule, SCHEDULES),
                                  ("on_divergence", on_divergence, ("raise", "stop")),
                                  ("backend", backend, tuple(BACKENDS)),
@@ -443,7 +446,6 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     parameters = model.weights + model.biases
     best = {"value": np.inf, "epoch": 0, "parameters": None, "waited": 0}
     plateau_waited = 0
-    samples_seen = 0
     rate = learning_rate
     first_epoch = len(history.get("loss", [])) + 1
     progress = Progress(verbose, first_epoch + epochs - 1, n_samples)

@@ -170,6 +170,22 @@ def test_stopping_rule_is_sklearns(blobs, early_stopping):
 
 
 @needs_sklearn
+def test_invscaling_counts_samples_across_warm_started_fits_as_sklearn(blobs):
+    """A warm-started fit starts a fresh optimizer at learning_rate_init, then steps by
+    learning_rate_init / (t + 1)^power_t with t counting every sample since the first fit."""
+    X, y = blobs
+    options = dict(hidden_layer_sizes=(4,), solver="sgd", learning_rate="invscaling", learning_rate_init=0.1,
+                   power_t=0.5, max_iter=3, warm_start=True, random_state=0)
+    ours, theirs = MLPClassifier(**options), neural_network.MLPClassifier(**options)
+    for _ in range(2):
+        quietly(ours, X, y), quietly(theirs, X, y)
+    rates = ours.model_.history["learning_rate"]   # the second fit's epochs
+    assert rates == pytest.approx([0.1, 0.1 / (4 * 150 + 1) ** 0.5, 0.1 / (5 * 150 + 1) ** 0.5], rel=1e-12)
+    assert ours.t_ == theirs.t_ == 6 * 150
+    assert ours._learning_rate == pytest.approx(theirs._optimizer.learning_rate, rel=1e-12)
+
+
+@needs_sklearn
 def test_adaptive_rate_divides_by_5_until_below_1e_6(blobs):
     # A cut every time the rule fires (every 2 epochs once it has fired), 8 cuts take 0.1 to
     # 0.1 / 5⁸ = 2.56e-7 <= 1e-6, and the ninth firing stops: 19 epochs, as in scikit-learn.
