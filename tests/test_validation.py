@@ -126,6 +126,7 @@ PARAMETER_ERRORS = [
     (dict(batch_size=2.5), TypeError, "batch_size must be an integer, got 2.5"),
     (dict(batch_size=True), TypeError, "batch_size must be an integer"),
     (dict(epochs=0), ValueError, "epochs must be >= 1, got 0"),
+    (dict(samples_seen=-1), ValueError, "samples_seen must be >= 0, got -1"),
     (dict(epochs=-1), ValueError, "epochs must be >= 1, got -1"),
     (dict(epochs="10"), TypeError, "epochs must be an integer, got '10'"),
     (dict(learning_rate=0.0), ValueError, r"learning_rate must be finite and > 0.0, got 0.0"),
