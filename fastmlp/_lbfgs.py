@@ -44,6 +44,7 @@ def fit_lbfgs(model, X, Y, sample_weight, max_iter, max_fun, tol, backend, verbo
         loss = cost_and_gradient(vector)[0]
         now = time.perf_counter()
         history.setdefault("loss", []).append(loss)
+        history.setdefault("penalty", []).append(model.penalty())
         history.setdefault("seconds", []).append(now - started[0])
         started[0] = now
         if verbose:

@@ -362,10 +362,13 @@ class _BaseMLP(BaseEstimator):
                        loss=self._loss_for(task),
                        dtype=X.dtype, classes_=np.arange(len(self.classes_)) if task == "classification" else None,
                        l1=self.l1, dropout=self.dropout, verbose=0, **start)
+        # scikit-learn reports its squared error averaged over the outputs too (its gradients, and
+        # ours, are those of the sum), so the loss is divided by this before it is recorded
+        outputs_averaged = targets.shape[1] if options["loss"] == "quadratic" and task == "regression" else 1
         if self.solver == "lbfgs":
-            self._fit_lbfgs(X, targets, weights, options)
+            self._fit_lbfgs(X, targets, weights, options, outputs_averaged)
         else:
-            self._fit_stochastic(X, targets, strata, weights, options, rng, incremental)
+            self._fit_stochastic(X, targets, strata, weights, options, rng, incremental, outputs_averaged)
         self._set_model(self.model_)
         return self
 
@@ -373,11 +376,12 @@ class _BaseMLP(BaseEstimator):
         """fastmlp's name of the loss this estimator trains with."""
         return {"regression": "quadratic", "multilabel": "cross_entropy"}.get(task, "log_loss")
 
-    def _fit_lbfgs(self, X, targets, weights, options):
+    def _fit_lbfgs(self, X, targets, weights, options, outputs_averaged):
         total_weight = len(X) if weights is None else float(np.sum(weights))
         model = fit(X, targets, optimizer="lbfgs", epochs=self.max_iter, max_fun=self.max_fun, tol=self.tol,
                     l2=self.alpha / total_weight, sample_weight=weights, **options)
-        self.loss_curve_ = list(model.history.get("loss", []))
+        self.loss_curve_ = [(loss - penalty) / outputs_averaged + penalty for loss, penalty in
+                             zip(model.history.get("loss", []), model.history.get("penalty", []))]
         self.n_iter_ = max(1, len(self.loss_curve_))
         self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else np.nan
         if "limit_reached" in model.history:
@@ -385,7 +389,7 @@ class _BaseMLP(BaseEstimator):
                           "max_fun, or scale the data", ConvergenceWarning, stacklevel=4)
         self.model_ = model
 
-    def _fit_stochastic(self, X, targets, strata, weights, options, rng, incremental):
+    def _fit_stochastic(self, X, targets, strata, weights, options, rng, incremental, outputs_averaged):
         """Epochs of mini-batch training, with scikit-learn's stopping rule checked after each one.
 
         One call to :func:`fastmlp.fit` runs all the epochs; its callback applies the rule. Only
@@ -427,7 +431,7 @@ class _BaseMLP(BaseEstimator):
         def end_epoch(metrics):
             self.n_iter_ += 1
             self.t_ += n_train
-            self.loss_ = metrics["loss"]
+            self.loss_ = (metrics["loss"] - metrics["penalty"]) / outputs_averaged + metrics["penalty"]
             self.loss_curve_.append(self.loss_)
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
@@ -639,8 +643,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     loss : {{"squared_error", "poisson"}}, default="squared_error"
         "poisson": ``1/n Σ a − y ln a + y ln y − y`` with ``a = exp(z)`` (a log link), as in
         scikit-learn; y must be ≥ 0. (Keyword-only here; scikit-learn 1.7 made it the first
-        positional parameter.) With several outputs, ``loss_`` is the squared error summed over
-        them where scikit-learn reports the mean over the outputs; the gradients are the same.
+        positional parameter.) With several outputs ``loss_`` averages the squared error over
+        them too, as scikit-learn does (the gradients are those of the sum, in both).
 {_ATTRIBUTES}
 
     Examples

@@ -67,7 +67,8 @@ class MLP:
     classes_ : ndarray or None
         The class labels (classification), label indices (multi-label), None for regression.
     history : dict of lists
-        Per epoch: ``loss`` (mean training cost), ``learning_rate``, ``seconds``, and with
+        Per epoch: ``loss`` (mean training cost), ``penalty`` (the regularisation term included
+        in ``loss``), ``learning_rate``, ``seconds``, and with
         validation data ``val_loss`` and ``val_accuracy`` (classification) or ``val_r2``
         (regression). ``interrupted``, ``diverged``, ``stopped_early``, ``best_epoch`` and
         ``limit_reached`` (L-BFGS stopped by ``epochs`` or ``max_fun``) record how training ended.
@@ -301,8 +302,8 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         (training loss without validation data).
     callback : callable, optional
         Called after every epoch as ``callback(metrics)`` with a dict (``epoch``, ``loss``,
-        ``learning_rate``, ``seconds`` and the validation metrics); a true return value stops
-        training.
+        ``penalty``, ``learning_rate``, ``seconds`` and the validation metrics); a true return
+        value stops training.
     on_divergence : {"raise", "stop"}
         When the cost or the weights stop being finite: raise ``FloatingPointError`` naming the
         epoch, or stop and keep the weights of the last finite epoch (``history["diverged"]``).
@@ -475,7 +476,9 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
                 warnings.warn(message + "; keeping the weights of the last finite epoch", RuntimeWarning, stacklevel=2)
                 break
 
-            metrics = {"epoch": epoch, "loss": epoch_loss + model.penalty(), "learning_rate": rate, "seconds": seconds}
+            penalty = model.penalty()
+            metrics = {"epoch": epoch, "loss": epoch_loss + penalty, "penalty": penalty, "learning_rate": rate,
+                       "seconds": seconds}
             if validation_data is not None:
                 output = model.output(X_val)
                 total_val = len(X_val) if W_val is None else W_val.sum()

@@ -84,6 +84,28 @@ def test_cost_and_gradients_are_sklearns(kind):
 
 
 @needs_sklearn
+@pytest.mark.parametrize("solver", ["sgd", "lbfgs"])
+def test_multi_output_loss_is_reported_as_sklearns_mean_over_outputs(solver):
+    """scikit-learn's squared error is also averaged over the outputs: loss_ is on that scale."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 5))
+    Y = np.c_[X[:, 0] - X[:, 1], 2 * X[:, 2], X[:, 3] ** 2]
+    options = dict(hidden_layer_sizes=(6,), activation="tanh", alpha=0.0, batch_size=40, max_iter=1, shuffle=False,
+                   solver=solver, learning_rate_init=0.01, random_state=0, warm_start=True)
+    ours = quietly(MLPRegressor(**options), X, Y)
+    start = [p.copy() for p in ours.coefs_ + ours.intercepts_]
+    quietly(ours, X, Y)   # one full batch (sgd) or one iteration (lbfgs) from ``start``
+    # sgd: the epoch's loss is its one batch's, before its step; lbfgs: the loss after the iteration
+    at = start if solver == "sgd" else ours.coefs_ + ours.intercepts_
+    theirs = quietly(neural_network.MLPRegressor(**options), X, Y)
+    theirs.coefs_, theirs.intercepts_ = at[:2], at[2:]
+    grads = [np.empty_like(p) for p in start]
+    their_loss = theirs._backprop(X, Y, None, [X, None, None], [None] * 2, grads[:2], grads[2:])[0]
+    assert ours.loss_ == pytest.approx(their_loss, rel=1e-12)
+    assert ours.model_.history["loss"][-1] == pytest.approx(3 * ours.loss_, rel=1e-12)   # fit's own: the sum
+
+
+@needs_sklearn
 @pytest.mark.parametrize("backend", [_kernels.Network, reference.Network], ids=["compiled", "numpy"])
 @pytest.mark.parametrize("epsilon_hat", [True, False])
 def test_adam_with_epsilon_hat_takes_sklearns_steps(backend, epsilon_hat):

@@ -234,7 +234,7 @@ def test_history_with_validation_data(rng):
     X, y = classification_data(rng)
     model = fastmlp.fit(X[:150], y[:150], hidden=(8,), epochs=4, learning_rate=1.0, batch_size=25, seed=0,
                         validation_data=(X[150:], y[150:]))
-    assert set(model.history) == {"loss", "val_loss", "val_accuracy", "seconds", "learning_rate"}
+    assert set(model.history) == {"loss", "penalty", "val_loss", "val_accuracy", "seconds", "learning_rate"}
     assert all(len(values) == 4 for values in model.history.values())
     assert all(seconds >= 0 for seconds in model.history["seconds"])
     assert all(0 <= accuracy <= 1 for accuracy in model.history["val_accuracy"])
@@ -246,7 +246,7 @@ def test_history_of_regression_with_validation_data(rng):
     X, y = regression_data(rng)
     model = fastmlp.fit(X[:100], y[:100], hidden=(8,), activation="tanh", epochs=3, learning_rate=0.1,
                         batch_size=10, seed=0, validation_data=(X[100:], y[100:]))
-    assert set(model.history) == {"loss", "val_loss", "val_r2", "seconds", "learning_rate"}
+    assert set(model.history) == {"loss", "penalty", "val_loss", "val_r2", "seconds", "learning_rate"}
     assert model.history["val_r2"][-1] == pytest.approx(model.score(X[100:], y[100:]))
 
 
@@ -295,9 +295,10 @@ def test_bad_validation_sample_weights_are_named(rng):
 
 def test_history_without_validation_data(rng):
     X, y = classification_data(rng)
-    model = fastmlp.fit(X, y, hidden=(8,), epochs=3, seed=0)
-    assert set(model.history) == {"loss", "seconds", "learning_rate"}
-    assert len(model.history["loss"]) == 3
+    model = fastmlp.fit(X, y, hidden=(8,), epochs=3, seed=0, l2=0.01)
+    assert set(model.history) == {"loss", "penalty", "seconds", "learning_rate"}
+    assert len(model.history["loss"]) == len(model.history["penalty"]) == 3
+    assert model.history["penalty"][-1] == pytest.approx(model.penalty()) and model.penalty() > 0
 
 
 # ---------------------------------------------------------------------------------------------
