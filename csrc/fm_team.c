@@ -180,3 +180,56 @@ void fm_team_barrier(int count)
         fm_wait_while(&pool.barrier_gen, gen);
     }
 }
+
+double fm_team_estimate(const fm_team_choice *choice, int team)
+{
+    const int n = choice->filled[team != 0];
+    double sorted[FM_TEAM_WINDOW];
+    for (int i = 0; i < n; i++) {   // insertion sort
+        int j = i;
+        for (; j > 0 && sorted[j - 1] > choice->times[team != 0][i]; j--) sorted[j] = sorted[j - 1];
+        sorted[j] = choice->times[team != 0][i];
+    }
+    return n == 0 ? 0 : sorted[(n - 1) / 2];
+}
+
+// fm_team_try: start a try of the team (or of running alone) at now_ns; returns its thread count.
+static int fm_team_try(fm_team_choice *choice, int team, int count, long long now_ns)
+{
+    choice->trying = 1, choice->try_team = team, choice->try_tasks = 0, choice->try_start_ns = now_ns;
+    choice->filled[team] = choice->next[team] = 0;
+    return team ? count : 1;
+}
+
+int fm_team_choose(fm_team_choice *choice, int count, long long now_ns)
+{
+    if (count <= 1) return 1;
+    if (choice->trying) {
+        if (choice->try_tasks < FM_TEAM_TRY_TASKS || now_ns - choice->try_start_ns < FM_TEAM_TRY_NS)
+            return choice->try_team ? count : 1;
+        choice->trying = 0;
+    }
+    if (choice->filled[1] == 0) return fm_team_try(choice, 1, count, now_ns);
+    if (choice->filled[0] == 0) return fm_team_try(choice, 0, count, now_ns);
+    const int team_faster = fm_team_estimate(choice, 1) <= fm_team_estimate(choice, 0);
+    if (now_ns - choice->try_start_ns >= FM_TEAM_TRY_EVERY_NS) return fm_team_try(choice, !team_faster, count, now_ns);
+    return team_faster ? count : 1;
+}
+
+void fm_team_record(fm_team_choice *choice, int threads, double seconds_per_unit)
+{
+    if (choice->trying && ++choice->try_tasks == 1) return;
+    const int team = threads > 1;
+    choice->times[team][choice->next[team]] = seconds_per_unit;
+    choice->next[team] = (choice->next[team] + 1) % FM_TEAM_WINDOW;
+    if (choice->filled[team] < FM_TEAM_WINDOW) choice->filled[team]++;
+}
+
+int fm_team_run_adaptive(fm_team_choice *choice, int count, double units, fm_team_task task, void *arg)
+{
+    if (count <= 1) return fm_team_run(1, task, arg);
+    const int64_t start = fm_now_ns();
+    const int threads = fm_team_run(fm_team_choose(choice, count, start), task, arg);
+    fm_team_record(choice, threads, (double)(fm_now_ns() - start) * 1e-9 / units);
+    return threads;
+}

@@ -32,6 +32,42 @@ int fm_team_run(int count, fm_team_task task, void *arg);
 unsigned fm_team_runs(void);
 int fm_team_workers(void);
 
+// fm_team_choice: a run of similar tasks (the mini-batches of one network) learning whether they go
+//   faster as a team or alone. On a quiet machine a team is faster once the work is big enough (the
+//   caller's count says when); on a busy one, a team member that has lost its core makes the others
+//   wait at every barrier, and the same tasks run faster alone. Each option's time per unit of work
+//   is the median of its last FM_TEAM_WINDOW tasks (so that a task slowed down by an interrupt does
+//   not count); the faster one runs, and the other is tried again every FM_TEAM_TRY_EVERY_NS, for
+//   FM_TEAM_TRY_NS and at least FM_TEAM_TRY_TASKS tasks, so that the choice follows the machine's
+//   load at a cost of a few percent. Zero-initialise it.
+#define FM_TEAM_WINDOW 8
+#define FM_TEAM_TRY_EVERY_NS 200000000  // 0.2 s
+#define FM_TEAM_TRY_NS 1000000          // 1 ms
+#define FM_TEAM_TRY_TASKS 4             // the first task of a try is not counted (it wakes the workers)
+typedef struct {
+    double times[2][FM_TEAM_WINDOW];   // the last times per unit of [alone, as a team], a ring each
+    int filled[2], next[2];
+    long long try_start_ns;            // when the last try started
+    int trying, try_team;              // a try is running, of the team or alone
+    int try_tasks;                     // tasks of the try so far
+} fm_team_choice;
+
+// fm_team_run_adaptive: fm_team_run with count threads or alone, as fm_team_choose decides, timed and
+//   recorded (fm_team_record) per unit of the task's work (units > 0: a mini-batch's rows). Returns the
+//   number of threads that ran the task. count <= 1: fm_team_run(1, ...), not timed.
+int fm_team_run_adaptive(fm_team_choice *choice, int count, double units, fm_team_task task, void *arg);
+
+// fm_team_choose: count or 1 for a task starting at now_ns (a monotonic clock): the team is tried
+//   first, then running alone; then the option with the lower estimate runs, apart from the tries.
+int fm_team_choose(fm_team_choice *choice, int count, long long now_ns);
+
+// fm_team_record: a task's time per unit on `threads` threads, added to that option's last times
+//   (a try starts them afresh) unless it was the first task of a try.
+void fm_team_record(fm_team_choice *choice, int threads, double seconds_per_unit);
+
+// fm_team_estimate: the median of an option's last times (team != 0: of the team), 0 if none.
+double fm_team_estimate(const fm_team_choice *choice, int team);
+
 // fm_team_barrier: every thread of the running team (of `count`, as its task was given) waits here
 //   until all have arrived, and then sees what the others wrote before. Does nothing when count == 1.
 void fm_team_barrier(int count);

@@ -246,6 +246,58 @@ static void check_team_pool(void)
     }
 }
 
+// Runs task n of a made-up run on *c at time now: the threads chosen, recorded as taking `seconds`.
+static int made_up_task(fm_team_choice *c, long long now, double team_seconds, double alone_seconds)
+{
+    const int threads = fm_team_choose(c, 4, now);
+    fm_team_record(c, threads, threads > 1 ? team_seconds : alone_seconds);
+    return threads;
+}
+
+// fm_team_choose and fm_team_record on made-up times; then fm_team_run_adaptive for real.
+static void check_team_choice(void)
+{
+    fm_team_choice c = {0};
+    check(fm_team_choose(&c, 1, 0) == 1, "a team of one is always alone", "", "", 0, 0, 0, 0);
+    // A try of the team, then one of running alone; their first tasks are not counted.
+    const long long try_ns = FM_TEAM_TRY_NS, every_ns = FM_TEAM_TRY_EVERY_NS;
+    int ok = 1;
+    for (int i = 0; i < FM_TEAM_TRY_TASKS; i++) ok &= made_up_task(&c, 0, i == 0 ? 9.0 : 1.0, 0) == 4;
+    for (int i = 0; i < FM_TEAM_TRY_TASKS; i++) ok &= made_up_task(&c, try_ns, 0, i == 0 ? 9.0 : 2.0) == 1;
+    check(ok && fm_team_estimate(&c, 1) == 1.0 && fm_team_estimate(&c, 0) == 2.0, "the team is tried first, then alone",
+          "", "", 0, 0, 0, 0);
+    // The faster option runs until FM_TEAM_TRY_EVERY_NS has passed since the last try began; then the
+    // other one is tried again, for at least FM_TEAM_TRY_TASKS tasks and FM_TEAM_TRY_NS.
+    for (int i = 0; i < 100; i++) ok &= made_up_task(&c, try_ns + every_ns - 1, 1.0, 2.0) == 4;
+    check(ok, "the faster option between tries", "", "", 0, 0, 0, 0);
+    const long long t = try_ns + every_ns;
+    for (int i = 0; i < FM_TEAM_TRY_TASKS; i++) ok &= made_up_task(&c, t, 1.0, 2.0) == 1;
+    ok &= made_up_task(&c, t + try_ns - 1, 1.0, 2.0) == 1;
+    ok &= made_up_task(&c, t + try_ns, 1.0, 2.0) == 4;
+    check(ok, "the slower option is tried again for a while", "", "", 0, 0, 0, 0);
+    // The team slows down (the machine got busy): a few slow tasks of the last 8 change nothing (an
+    // interrupt), five make the median slow, and from then on the tasks run alone.
+    for (int i = 0; i < 5; i++) ok &= made_up_task(&c, t + try_ns, 4.0, 2.0) == 4;
+    for (int i = 0; i < 10; i++) ok &= made_up_task(&c, t + try_ns, 4.0, 2.0) == 1;
+    check(ok && fm_team_estimate(&c, 1) == 4.0, "a run of slow team tasks turns to running alone", "", "", 0, 0, 0, 0);
+    // The machine is quiet again: the next try finds the team fast, and it takes over.
+    for (int i = 0; i < FM_TEAM_TRY_TASKS; i++) ok &= made_up_task(&c, t + every_ns, 1.0, 2.0) == 4;
+    for (int i = 0; i < 10; i++) ok &= made_up_task(&c, t + every_ns + try_ns, 1.0, 2.0) == 4;
+    check(ok && fm_team_estimate(&c, 1) == 1.0, "a try that finds the team fast again brings it back", "", "", 0, 0, 0,
+          0);
+    // For real: each task is done once, on the threads the call reports, and both options get measured
+    // (after the team's try, of at least FM_TEAM_TRY_NS).
+    fm_team_choice real = {0};
+    ok = 1;
+    for (int i = 0; i < 1000000 && !(real.filled[0] > 0 && real.filled[1] > 0); i++) {
+        team_job job = {0};
+        const int used = fm_team_run_adaptive(&real, 2, 10, team_task, &job);
+        ok &= (used == 1 || used == 2) && job.ran == used && job.errors == 0;
+    }
+    check(ok && real.filled[0] > 0 && real.filled[1] > 0, "fm_team_run_adaptive", "", "", 0, 0,
+          0, 0);
+}
+
 // fm_isa_choose under each FASTMLP_ISA, for the GEMM's four names, the activations' three and a table
 // without the x86 levels, against the answer worked out here from fm_cpu_runs. FASTMLP_ISA is restored
 // afterwards (fm_gemm_level_current has already cached its choice by then).
@@ -292,6 +344,7 @@ int main(void)
     enum { n_big = sizeof big_shapes / sizeof *big_shapes };
 
     check_team_pool();
+    check_team_choice();
     check_special_cases();
     check_isa_choice();
     for (int s = 0; s < n_big; s++) check_team(big_shapes[s][0], big_shapes[s][1], big_shapes[s][2]);

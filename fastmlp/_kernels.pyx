@@ -54,6 +54,10 @@ cdef extern from "fm_team.h" nogil:
     ctypedef int (*fm_thread_starter)(void (*body)(void *) noexcept nogil, void *arg) noexcept nogil
     void fm_team_set_starter(fm_thread_starter start)
     int fm_team_run(int count, fm_team_task task, void *arg)
+    ctypedef struct fm_team_choice:
+        pass
+    int fm_team_run_adaptive(fm_team_choice *choice, int count, double units, fm_team_task task,
+                             void *arg)
     void fm_team_barrier(int count)
     unsigned fm_team_runs()
     int fm_team_workers()
@@ -359,7 +363,10 @@ cdef class Network:
     gradient inside its GEMM and leaves ``weight_grads`` alone.
 
     A team of threads splits a batch by rows when ``split_rows`` (set when the weights are small)
-    or else each product by tiles; the results are the same bit for bit.
+    or else each product by tiles; the results are the same bit for bit. With ``adaptive_team``
+    (the default), ``train_batch`` times its batches and runs them alone instead when that has been
+    faster (a busy machine, where a team member waits for a core), trying the team again now and
+    then (fm_team_run_adaptive in csrc/fm_team.h).
     """
     cdef readonly int n_layers, nthreads
     cdef readonly Py_ssize_t capacity
@@ -369,7 +376,8 @@ cdef class Network:
     cdef readonly bint use_bias, epsilon_hat
     cdef public long long step_count
     cdef public uint64_t dropout_counter
-    cdef public bint split_rows
+    cdef public bint split_rows, adaptive_team
+    cdef fm_team_choice team_choice
     cdef list _buffers, _bound
     cdef int loss, is_double, optimizer_code
     cdef uint64_t dropout_key
@@ -477,6 +485,7 @@ cdef class Network:
         # Small weights (every x86-64 core's L2 cache holds 256 KiB): each thread of a team reads
         # them all, so the team can split a batch by rows and meet once per batch, not per layer.
         self.split_rows = sum(w.nbytes for w in weights) <= 256 * 1024
+        self.adaptive_team = True
         self._bound = []
 
         self.sizes = <Py_ssize_t *> malloc((n_layers + 1) * sizeof(Py_ssize_t))
@@ -561,7 +570,10 @@ cdef class Network:
             step.epsilon = self.epsilon / sqrt(step.correction2)
         job.start, job.step = start, &step
         with nogil:
-            fm_team_run(_team_size(self, rows), _train_task, &job)
+            if self.adaptive_team:
+                fm_team_run_adaptive(&self.team_choice, _team_size(self, rows), rows, _train_task, &job)
+            else:
+                fm_team_run(_team_size(self, rows), _train_task, &job)
         return job.loss
 
     def forward(self, cnp.ndarray X, cnp.ndarray out):

@@ -235,6 +235,7 @@ def team_job(seed):
     weights = [(rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32) for a, b in zip(sizes, sizes[1:])]
     network = _kernels.Network(weights, [np.zeros(b, np.float32) for b in sizes[1:]],
                                ["sigmoid", "relu", "softmax"], "log_loss", 128, nthreads=2, momentum=0.5)
+    network.adaptive_team = False   # every batch as a team (when the pool is free), as counted
     network.bind(X, Y, rng.permutation(1000).astype(np.int64))
     losses = [network.train_batch(start, min(start + 128, 1000), 0.1) for _ in range(2)
               for start in range(0, 1000, 128)]

@@ -65,6 +65,7 @@ def test_teams_of_any_size_train_bit_identically(split_rows, dtype, optimizer, o
                                    ["sigmoid", "relu", "softmax"], "log_loss", 40, nthreads=nthreads,
                                    optimizer=optimizer, seed=7, **options)
         network.split_rows = split_rows
+        network.adaptive_team = False   # every batch as a team, as counted below
         network.bind(X, Y, order, sample_weight)
         runs = team_runs()
         losses = [network.train_batch(start, min(start + 40, 117), 0.05) for start in (0, 40, 80, 0)]
@@ -84,6 +85,31 @@ def test_teams_of_any_size_train_bit_identically(split_rows, dtype, optimizer, o
     assert np.all(np.isfinite(results[0][3])) and not np.array_equal(results[0][4][0], weights[0])
 
 
+def test_adaptive_teams_try_the_team_first_and_train_bit_identically():
+    """By default train_batch times its batches and may run some alone (csrc/fm_team.h,
+    fm_team_run_adaptive; its choices are tested in csrc/test_csrc.c): the results stay the same."""
+    rng = np.random.default_rng(8)
+    sizes = (200, 300, 7)
+    weights = [(rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32) for a, b in zip(sizes, sizes[1:])]
+    X = rng.standard_normal((400, 200)).astype(np.float32)
+    Y = np.eye(7, dtype=np.float32)[rng.integers(0, 7, 400)]
+    order = rng.permutation(400).astype(np.int64)
+    results = []
+    for adaptive in (True, False):
+        network = _kernels.Network([w.copy() for w in weights], [np.zeros(n, np.float32) for n in sizes[1:]],
+                                   ["relu", "softmax"], "log_loss", 20, nthreads=2, momentum=0.9)
+        assert network.adaptive_team   # the default
+        network.adaptive_team = adaptive
+        network.bind(X, Y, order)
+        runs = team_runs()
+        losses = [network.train_batch(start, start + 20, 0.05) for _ in range(3) for start in range(0, 400, 20)]
+        assert team_runs() - runs >= (4 if adaptive else 60)   # the first try is of the team, 4 batches at least
+        results.append((losses, network.weights + network.biases + network.state))
+    assert results[0][0] == results[1][0]
+    for got, want in zip(results[0][1], results[1][1]):
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("split_rows", [True, False], ids=["by-rows", "by-tiles"])
 def test_a_team_with_more_threads_than_rows_trains_bit_identically(split_rows):
     """Batches of 5 rows, big enough for a team, shared by 8 threads: some have no rows (or tiles)."""
@@ -98,6 +124,7 @@ def test_a_team_with_more_threads_than_rows_trains_bit_identically(split_rows):
         network = _kernels.Network([w.copy() for w in weights], [np.zeros(n, np.float32) for n in sizes[1:]],
                                    ["tanh", "softmax"], "log_loss", 5, nthreads=nthreads, dropout=0.1, seed=3)
         network.split_rows = split_rows
+        network.adaptive_team = False
         network.bind(X, Y, order)
         runs = team_runs()
         losses = [network.train_batch(start, min(start + 5, 23), 0.1) for start in range(0, 23, 5)]
