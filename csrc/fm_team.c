@@ -197,6 +197,7 @@ double fm_team_estimate(const fm_team_choice *choice, int team)
 static int fm_team_try(fm_team_choice *choice, int team, int count, long long now_ns)
 {
     choice->trying = 1, choice->try_team = team, choice->try_tasks = 0, choice->try_start_ns = now_ns;
+    choice->tasks_since_try = 0;
     choice->filled[team] = choice->next[team] = 0;
     return team ? count : 1;
 }
@@ -204,6 +205,7 @@ static int fm_team_try(fm_team_choice *choice, int team, int count, long long no
 int fm_team_choose(fm_team_choice *choice, int count, long long now_ns)
 {
     if (count <= 1) return 1;
+    choice->tasks_since_try++;
     if (choice->trying) {
         if (choice->try_tasks < FM_TEAM_TRY_TASKS || now_ns - choice->try_start_ns < FM_TEAM_TRY_NS)
             return choice->try_team ? count : 1;
@@ -212,7 +214,8 @@ int fm_team_choose(fm_team_choice *choice, int count, long long now_ns)
     if (choice->filled[1] == 0) return fm_team_try(choice, 1, count, now_ns);
     if (choice->filled[0] == 0) return fm_team_try(choice, 0, count, now_ns);
     const int team_faster = fm_team_estimate(choice, 1) <= fm_team_estimate(choice, 0);
-    if (now_ns - choice->try_start_ns >= FM_TEAM_TRY_EVERY_NS) return fm_team_try(choice, !team_faster, count, now_ns);
+    if (now_ns - choice->try_start_ns >= FM_TEAM_TRY_EVERY_NS && choice->tasks_since_try > FM_TEAM_TRY_EVERY_TASKS)
+        return fm_team_try(choice, !team_faster, count, now_ns);
     return team_faster ? count : 1;
 }
 

@@ -37,11 +37,13 @@ int fm_team_workers(void);
 //   caller's count says when); on a busy one, a team member that has lost its core makes the others
 //   wait at every barrier, and the same tasks run faster alone. Each option's time per unit of work
 //   is the median of its last FM_TEAM_WINDOW tasks (so that a task slowed down by an interrupt does
-//   not count); the faster one runs, and the other is tried again every FM_TEAM_TRY_EVERY_NS, for
-//   FM_TEAM_TRY_NS and at least FM_TEAM_TRY_TASKS tasks, so that the choice follows the machine's
-//   load at a cost of a few percent. Zero-initialise it.
+//   not count); the faster one runs, and the other is tried again after FM_TEAM_TRY_EVERY_NS and
+//   FM_TEAM_TRY_EVERY_TASKS tasks, for FM_TEAM_TRY_NS and at least FM_TEAM_TRY_TASKS tasks, so that
+//   the choice follows the machine's load at a cost of a few percent, short tasks or long.
+//   Zero-initialise it.
 #define FM_TEAM_WINDOW 8
 #define FM_TEAM_TRY_EVERY_NS 200000000  // 0.2 s
+#define FM_TEAM_TRY_EVERY_TASKS 200
 #define FM_TEAM_TRY_NS 1000000          // 1 ms
 #define FM_TEAM_TRY_TASKS 4             // the first task of a try is not counted (it wakes the workers)
 typedef struct {
@@ -50,6 +52,7 @@ typedef struct {
     long long try_start_ns;            // when the last try started
     int trying, try_team;              // a try is running, of the team or alone
     int try_tasks;                     // tasks of the try so far
+    int tasks_since_try;               // tasks since the last try started
 } fm_team_choice;
 
 // fm_team_run_adaptive: fm_team_run with count threads or alone, as fm_team_choose decides, timed and

@@ -266,9 +266,11 @@ static void check_team_choice(void)
     for (int i = 0; i < FM_TEAM_TRY_TASKS; i++) ok &= made_up_task(&c, try_ns, 0, i == 0 ? 9.0 : 2.0) == 1;
     check(ok && fm_team_estimate(&c, 1) == 1.0 && fm_team_estimate(&c, 0) == 2.0, "the team is tried first, then alone",
           "", "", 0, 0, 0, 0);
-    // The faster option runs until FM_TEAM_TRY_EVERY_NS has passed since the last try began; then the
-    // other one is tried again, for at least FM_TEAM_TRY_TASKS tasks and FM_TEAM_TRY_NS.
-    for (int i = 0; i < 100; i++) ok &= made_up_task(&c, try_ns + every_ns - 1, 1.0, 2.0) == 4;
+    // The faster option runs until FM_TEAM_TRY_EVERY_NS has passed and FM_TEAM_TRY_EVERY_TASKS tasks
+    // have run since the last try began; then the other one is tried again, for at least
+    // FM_TEAM_TRY_TASKS tasks and FM_TEAM_TRY_NS.
+    for (int i = 0; i < FM_TEAM_TRY_EVERY_TASKS + 10; i++)
+        ok &= made_up_task(&c, try_ns + every_ns - 1, 1.0, 2.0) == 4;
     check(ok, "the faster option between tries", "", "", 0, 0, 0, 0);
     const long long t = try_ns + every_ns;
     for (int i = 0; i < FM_TEAM_TRY_TASKS; i++) ok &= made_up_task(&c, t, 1.0, 2.0) == 1;
@@ -278,13 +280,18 @@ static void check_team_choice(void)
     // The team slows down (the machine got busy): a few slow tasks of the last 8 change nothing (an
     // interrupt), five make the median slow, and from then on the tasks run alone.
     for (int i = 0; i < 5; i++) ok &= made_up_task(&c, t + try_ns, 4.0, 2.0) == 4;
-    for (int i = 0; i < 10; i++) ok &= made_up_task(&c, t + try_ns, 4.0, 2.0) == 1;
+    for (int i = 0; i < FM_TEAM_TRY_EVERY_TASKS; i++) ok &= made_up_task(&c, t + try_ns, 4.0, 2.0) == 1;
     check(ok && fm_team_estimate(&c, 1) == 4.0, "a run of slow team tasks turns to running alone", "", "", 0, 0, 0, 0);
     // The machine is quiet again: the next try finds the team fast, and it takes over.
     for (int i = 0; i < FM_TEAM_TRY_TASKS; i++) ok &= made_up_task(&c, t + every_ns, 1.0, 2.0) == 4;
     for (int i = 0; i < 10; i++) ok &= made_up_task(&c, t + every_ns + try_ns, 1.0, 2.0) == 4;
     check(ok && fm_team_estimate(&c, 1) == 1.0, "a try that finds the team fast again brings it back", "", "", 0, 0, 0,
           0);
+    // Time enough for another try, but too few tasks since the last one (long tasks): not yet.
+    for (int i = 0; i < FM_TEAM_TRY_EVERY_TASKS - 20; i++) ok &= made_up_task(&c, t + 3 * every_ns, 1.0, 2.0) == 4;
+    int alone = 0;
+    for (int i = 0; i < 40; i++) alone += made_up_task(&c, t + 3 * every_ns + i * try_ns, 1.0, 2.0) == 1;
+    check(ok && alone == FM_TEAM_TRY_TASKS, "tries wait for FM_TEAM_TRY_EVERY_TASKS tasks too", "", "", 0, 0, 0, alone);
     // For real: each task is done once, on the threads the call reports, and both options get measured
     // (after the team's try, of at least FM_TEAM_TRY_NS).
     fm_team_choice real = {0};
