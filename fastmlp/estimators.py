@@ -93,6 +93,11 @@ if BaseEstimator is None:
             return r2_score(_as_rows(np.asarray(y, np.float64)), _as_rows(self.predict(X)), sample_weight)
 
 
+def _as_sklearn_reports(loss, penalty, outputs_averaged):
+    """fit's mean cost (loss plus penalty) with the loss averaged over ``outputs_averaged`` outputs."""
+    return (loss - penalty) / outputs_averaged + penalty
+
+
 def _as_rows(array):
     return array.reshape(len(array), -1)
 
@@ -380,7 +385,7 @@ class _BaseMLP(BaseEstimator):
         total_weight = len(X) if weights is None else float(np.sum(weights))
         model = fit(X, targets, optimizer="lbfgs", epochs=self.max_iter, max_fun=self.max_fun, tol=self.tol,
                     l2=self.alpha / total_weight, sample_weight=weights, **options)
-        self.loss_curve_ = [(loss - penalty) / outputs_averaged + penalty for loss, penalty in
+        self.loss_curve_ = [_as_sklearn_reports(loss, penalty, outputs_averaged) for loss, penalty in
                              zip(model.history.get("loss", []), model.history.get("penalty", []))]
         self.n_iter_ = max(1, len(self.loss_curve_))
         self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else np.nan
@@ -431,7 +436,7 @@ class _BaseMLP(BaseEstimator):
         def end_epoch(metrics):
             self.n_iter_ += 1
             self.t_ += n_train
-            self.loss_ = (metrics["loss"] - metrics["penalty"]) / outputs_averaged + metrics["penalty"]
+            self.loss_ = _as_sklearn_reports(metrics["loss"], metrics["penalty"], outputs_averaged)
             self.loss_curve_.append(self.loss_)
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
@@ -677,7 +682,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if not first and self.loss != ("poisson" if self.out_activation_ == "exp" else "squared_error"):
             raise ValueError(f"loss={self.loss!r} does not match the fitted model's loss; fit anew "
                              "(warm_start=False) to change it")
-        targets = check_targets_for_loss(np.ascontiguousarray(_as_rows(y), dtype=dtype), self._loss_for("regression"))
+        targets = np.ascontiguousarray(_as_rows(y), dtype=dtype)
+        check_targets_for_loss(targets, self._loss_for("regression"))
         return targets, None, check_sample_weight(sample_weight, None, targets, None, dtype), "regression"
 
     def predict(self, X):
