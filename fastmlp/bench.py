@@ -186,11 +186,16 @@ class FastMLP:
         self.name, self.backend, self.config = name, backend, config
         self.X, self.y, self.dtype = X, y, dtype
         self.model, self.epochs_done = None, 0
+        # The share of the last epoch's batches that ran as a team of threads (the compiled
+        # backend on more than one thread adapts it to the machine's load), else None.
+        self.team_share = None
 
     def train_epoch(self):
         import fastmlp
+        from fastmlp import _kernels
 
         config, model = self.config, self.model
+        team_runs = _kernels.team_stats()["runs"]
         start = {} if model is None else {"weights": model.weights, "biases": model.biases}
         # The seed draws the initial weights (first call) and the epoch's shuffle, the same for
         # both backends, so their accuracies should agree.
@@ -200,6 +205,9 @@ class FastMLP:
             momentum=config.momentum, seed=self.epochs_done, dtype=self.dtype,
             backend=self.backend, **start)
         self.epochs_done += 1
+        if self.backend == "compiled" and fastmlp.get_num_threads() > 1:
+            batches = -(-len(self.X) // config.batch_size)
+            self.team_share = (_kernels.team_stats()["runs"] - team_runs) / batches
         return self.model.history["seconds"][0]
 
     def accuracy(self, X, y):
@@ -400,33 +408,39 @@ def time_config(config, peers, data, dtype, warmup, epochs, log=None, threads=No
     hits all of them alike, and each epoch starts after a pause of PAUSE_SECONDS. ``data`` is
     what `load_data` returns; ``log(text)``, when given, hears one line per contender and epoch.
     Returns one dict per contender: ``config``, ``threads``, ``contender``, ``seconds`` (each
-    measured epoch's) and the test ``accuracy`` after all epochs.
+    measured epoch's), ``team_share`` (each measured epoch's share of batches run as a team, for
+    fastmlp on more than one thread; else empty) and the test ``accuracy`` after all epochs.
     """
     X_train, y_train, X_test, y_test = data[:4]
     contenders = make_contenders(config, peers, X_train, y_train, dtype)
     seconds = {contender.name: [] for contender in contenders}
+    team_shares = {contender.name: [] for contender in contenders}
     for epoch in range(warmup + epochs):
         shift = epoch % len(contenders)
         for contender in contenders[shift:] + contenders[:shift]:
             time.sleep(PAUSE_SECONDS)
             elapsed = contender.train_epoch()
+            share = getattr(contender, "team_share", None)
             if epoch >= warmup:
                 seconds[contender.name].append(elapsed)
+                if share is not None:
+                    team_shares[contender.name].append(share)
             if log is not None:
                 log(f"[threads {threads}] {config.name} epoch {epoch + 1}/{warmup + epochs} "
                     f"{contender.name}: {elapsed:.3f} s")
     return [{"config": config.name, "threads": threads, "contender": contender.name,
-             "seconds": seconds[contender.name], "accuracy": contender.accuracy(X_test, y_test)}
+             "seconds": seconds[contender.name], "team_share": team_shares[contender.name],
+             "accuracy": contender.accuracy(X_test, y_test)}
             for contender in contenders]
 
 
 RESULT_HEADER = ["config", "threads", "contender", "median s/epoch", "spread", "vs NumPy twin",
-                 "vs plain NumPy", "test accuracy"]
+                 "vs plain NumPy", "test accuracy", "team batches"]
 
 
 def result_rows(rows):
     """Table rows: median s/epoch, spread, ratios to the NumPy twin and to plain NumPy (> 1: faster),
-    accuracy."""
+    accuracy, and (fastmlp on more than one thread) the median share of batches run as a team."""
     medians = {(row["config"], row["threads"], row["contender"]): statistics.median(row["seconds"])
                for row in rows}
     out = []
@@ -437,8 +451,10 @@ def result_rows(rows):
             baseline = medians.get((row["config"], row["threads"], baseline_name))
             ratios.append(f"{baseline / median:.2f}" if baseline and median else "n/a")
         spread = (max(row["seconds"]) - min(row["seconds"])) / median if median else 0.0
+        shares = row.get("team_share")
         out.append([row["config"], row["threads"], row["contender"], f"{median:.3f}",
-                    f"{spread:.0%}", *ratios, f"{row['accuracy']:.4f}"])
+                    f"{spread:.0%}", *ratios, f"{row['accuracy']:.4f}",
+                    f"{statistics.median(shares):.0%}" if shares else ""])
     return out
 
 

@@ -33,3 +33,42 @@ def test_plain_numpy_learns_the_small_fashion_mnist():
     for _ in range(3):
         assert plain.train_epoch() > 0
     assert plain.accuracy((X_test / 255).astype(np.float32), y_test) > 0.6
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fastmlp_contender_reports_its_share_of_team_batches(threads):
+    """On more than one thread each epoch reports the share of its batches that ran as a team,
+    counted by the team pool: the adaptive choice tries the team first, so the first epoch has
+    some, and a share can never exceed every batch."""
+    import fastmlp
+    from fastmlp import datasets
+    X, y = datasets.load_small_fashion_mnist()[:2]
+    previous = fastmlp.get_num_threads()
+    fastmlp.set_num_threads(threads)
+    try:
+        contender = bench.FastMLP("fastmlp", "compiled", bench.CONFIGS["C1"], (X[:1000] / 255).astype(np.float32),
+                                  y[:1000], "float32")
+        shares = []
+        for _ in range(2):
+            assert contender.train_epoch() > 0
+            shares.append(contender.team_share)
+    finally:
+        fastmlp.set_num_threads(previous)
+    if threads == 1:
+        assert shares == [None, None]
+    else:
+        assert 0 < shares[0] <= 1 and 0 <= shares[1] <= 1
+    twin = bench.FastMLP("numpy twin", "numpy", bench.CONFIGS["C1"], (X[:100] / 255).astype(np.float32),
+                         y[:100], "float32")
+    twin.train_epoch()
+    assert twin.team_share is None
+
+
+def test_result_rows_show_the_median_team_share_only_where_measured():
+    rows = [{"config": "C1", "threads": 2, "contender": "fastmlp", "seconds": [0.1, 0.2, 0.3],
+             "team_share": [0.5, 1.0, 0.75], "accuracy": 0.8},
+            {"config": "C1", "threads": 2, "contender": "numpy twin", "seconds": [0.4], "team_share": [],
+             "accuracy": 0.8}]
+    fast, twin = bench.result_rows(rows)
+    assert fast[3:] == ["0.200", "100%", "2.00", "n/a", "0.8000", "75%"]
+    assert twin[-1] == "" and twin[5] == "1.00"
