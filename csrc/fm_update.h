@@ -30,6 +30,9 @@ typedef struct {
 //              P −= η (S1 / (1 − β₁ᵗ)) / (√(S2 / (1 − β₂ᵗ)) + ε)
 //   S1 (velocity, or Adam's first moment) and S2 (Adam's second moment) hold size values each, or are
 //   NULL where the optimizer needs none (nesterov and adam need S1, adam S2). No array may overlap another.
+//   A new S1 or S2 value smaller in magnitude than the smallest normal number (FLT_MIN, DBL_MIN) is
+//   stored, and used, as 0: state whose gradient stays 0 would otherwise decay into the subnormal
+//   numbers and stay there, and arithmetic on them is many times slower on x86.
 void fm_supdate(ptrdiff_t size, float *P, const float *G, float *S1, float *S2, const fm_step *step);
 void fm_dupdate(ptrdiff_t size, double *P, const double *G, double *S1, double *S2, const fm_step *step);
 

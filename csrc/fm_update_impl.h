@@ -11,10 +11,13 @@
 
 #if FM_DOUBLE
 #define FM_SQRT __builtin_sqrt
+#define FM_SMALLEST_NORMAL 2.2250738585072014e-308   // DBL_MIN
 #else
 #define FM_SQRT __builtin_sqrtf
+#define FM_SMALLEST_NORMAL 1.17549435e-38f            // FLT_MIN
 #endif
 #define sqrt_v FM_T(sqrt_v)
+#define flush_subnormal FM_T(flush_subnormal)
 
 // √v lane by lane (v ≥ 0: a square-root instruction per lane).
 FM_INLINE vec sqrt_v(vec v)
@@ -22,6 +25,17 @@ FM_INLINE vec sqrt_v(vec v)
 #pragma GCC unroll 16
     for (int l = 0; l < FM_VL; l++) v[l] = FM_SQRT(v[l]);
     return v;
+}
+
+// v with every lane smaller in magnitude than the smallest normal number set to 0 (NaN kept). The
+// optimizer's state goes through it: a velocity or moment whose gradient stays 0 (a dead ReLU unit, an
+// input that is always 0) decays by μ or β a step into the subnormal numbers and stays there (μ times
+// the smallest subnormal rounds back to it), and x86 CPUs take up to a hundred times longer for every
+// operation on a subnormal number: a long fit with momentum slowed down by half.
+FM_INLINE vec flush_subnormal(vec v)
+{
+    const ivec small = (v < FM_SMALLEST_NORMAL) & (v > -FM_SMALLEST_NORMAL);
+    return (vec)((ivec)v & ~small);
 }
 
 // Run the statements ... for every vector of size values: i is the first index and n (the number of
@@ -49,8 +63,8 @@ void FM_PUBLIC(update)(ptrdiff_t size, FM_REAL *restrict P, const FM_REAL *restr
         const FM_REAL c1 = (FM_REAL)step->correction1, c2 = (FM_REAL)step->correction2;
         FM_FOR_VECTORS(size, {
             const vec g = load(G + i, n, 0);
-            const vec m = b1 * load(S1 + i, n, 0) + (1 - b1) * g;
-            const vec v = b2 * load(S2 + i, n, 0) + (1 - b2) * g * g;
+            const vec m = flush_subnormal(b1 * load(S1 + i, n, 0) + (1 - b1) * g);
+            const vec v = flush_subnormal(b2 * load(S2 + i, n, 0) + (1 - b2) * g * g);
             store(S1 + i, n, m);
             store(S2 + i, n, v);
             store(P + i, n, load(P + i, n, 0) - eta * (m / c1) / (sqrt_v(v / c2) + eps));
@@ -60,13 +74,13 @@ void FM_PUBLIC(update)(ptrdiff_t size, FM_REAL *restrict P, const FM_REAL *restr
     } else if (step->optimizer == FM_NESTEROV) {
         FM_FOR_VECTORS(size, {
             const vec step_g = eta * load(G + i, n, 0);
-            const vec velocity = mu * load(S1 + i, n, 0) - step_g;
+            const vec velocity = flush_subnormal(mu * load(S1 + i, n, 0) - step_g);
             store(S1 + i, n, velocity);
             store(P + i, n, load(P + i, n, 0) + (mu * velocity - step_g));
         });
     } else {
         FM_FOR_VECTORS(size, {
-            const vec velocity = mu * load(S1 + i, n, 0) - eta * load(G + i, n, 0);
+            const vec velocity = flush_subnormal(mu * load(S1 + i, n, 0) - eta * load(G + i, n, 0));
             store(S1 + i, n, velocity);
             store(P + i, n, load(P + i, n, 0) + velocity);
         });
@@ -109,4 +123,6 @@ void FM_PUBLIC(column_sums)(ptrdiff_t rows, ptrdiff_t cols, const FM_REAL *restr
 
 #undef FM_FOR_VECTORS
 #undef sqrt_v
+#undef flush_subnormal
 #undef FM_SQRT
+#undef FM_SMALLEST_NORMAL

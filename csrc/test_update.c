@@ -1,10 +1,12 @@
 // test_update.c: every update-kernel level this CPU runs, float and double, against plain loops in long
 // double (`make -C csrc test`). Sizes 0, 1, 3, around every vector length (4, 8, 16 floats) and longer, so
-// that every tail is covered; each optimizer (sgd, momentum, nesterov, adam), both penalties, and the
-// column sums, which add the rows in order and so must match a plain loop in the same type bit for bit.
+// that every tail is covered; each optimizer (sgd, momentum, nesterov, adam), its state's flush of
+// subnormal values to 0, both penalties, and the column sums, which add the rows in order and so must
+// match a plain loop in the same type bit for bit.
 // Writing past the arrays is caught by guard values; the public functions must call the level the
 // activations chose (one table of levels for both). Prints each failure, then "N passed, N failed";
 // the exit code is 1 if any case failed.
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +95,37 @@ enum { GUARD = 4 };
         check(ok, "update differs from the plain loop", level->name, #REAL, size, variant);        \
         free(P), free(G), free(S1), free(S2), free(want_p);                                        \
     }                                                                                              \
+    /* Optimizer state whose new value is below the smallest normal number (MIN) is stored, and used, \
+       as 0 (variants 1-3; G = 0, so the state only decays by mu or beta); NaN and normal values are   \
+       kept, and a parameter whose state became 0 does not move. */                                \
+    static void x##check_flush(const fm_activation_level *level, REAL MIN, int variant)            \
+    {                                                                                              \
+        enum { SIZE = 19 };   /* a whole vector at every level, and a tail */                      \
+        const REAL start[] = {MIN, -MIN, MIN / 4, -MIN / 1024, 1, -1, (REAL)NAN, 0, MIN * 2};       \
+        const REAL decay = variant == 3 ? (REAL)0.9 : (REAL)0.5;  /* beta1, mu */                  \
+        REAL P[SIZE], G[SIZE], S1[SIZE], S2[SIZE];                                                 \
+        for (int i = 0; i < SIZE; i++)                                                             \
+            P[i] = 1, G[i] = 0, S1[i] = start[i % 9], S2[i] = fabs(start[(i + 4) % 9]);              \
+        const fm_step step = {variant == 2 ? FM_NESTEROV : variant == 3 ? FM_ADAM : FM_SGD, 0.3, 0.5, \
+                              0.9, 0.75, 1e-8, 1 - 0.9, 1 - 0.75};                                 \
+        level->x##update(SIZE, P, G, S1, variant == 3 ? S2 : NULL, &step);                          \
+        int ok = 1;                                                                                \
+        for (int i = 0; i < SIZE; i++) {                                                           \
+            const REAL s1 = start[i % 9], want = decay * s1;                                       \
+            const REAL s2 = fabs(start[(i + 4) % 9]), want2 = (REAL)0.75 * s2;                     \
+            const int nan_state = isnan(s1) || (variant == 3 && isnan(s2));                        \
+            if (isnan(s1)) ok &= isnan(S1[i]);                                                     \
+            else if (fabs(want) < MIN) ok &= S1[i] == 0 && (nan_state || P[i] == 1);               \
+            else ok &= fabs(S1[i] - want) <= 4 * EPS * fabs(want);                                 \
+            ok &= nan_state ? isnan(P[i]) : !isnan(P[i]);                                          \
+            if (variant == 3) {                                                                    \
+                if (isnan(s2)) ok &= isnan(S2[i]);                                                 \
+                else if (want2 < MIN) ok &= S2[i] == 0;                                            \
+                else ok &= fabs(S2[i] - want2) <= 4 * EPS * want2;                                 \
+            }                                                                                      \
+        }                                                                                          \
+        check(ok, "subnormal optimizer state is not flushed to 0", level->name, #REAL, SIZE, variant); \
+    }                                                                                              \
     /* variant 0: l2 only, 1: l1 only, 2: both, 3: neither (G untouched) */                        \
     static void x##check_penalty(const fm_activation_level *level, ptrdiff_t size, int variant)    \
     {                                                                                              \
@@ -165,6 +198,8 @@ int main(void)
                 scheck_update(&levels[l], sizes[s], variant), dcheck_update(&levels[l], sizes[s], variant);
                 scheck_penalty(&levels[l], sizes[s], variant), dcheck_penalty(&levels[l], sizes[s], variant);
             }
+        for (int variant = 1; variant < 4; variant++)
+            scheck_flush(&levels[l], FLT_MIN, variant), dcheck_flush(&levels[l], DBL_MIN, variant);
         for (int r = 0; r < n_rows; r++)
             for (int s = 1; s < n_sizes; s++)
                 scheck_column_sums(&levels[l], rows[r], sizes[s]), dcheck_column_sums(&levels[l], rows[r], sizes[s]);

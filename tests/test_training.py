@@ -157,6 +157,39 @@ def test_compiled_steps_match_the_numpy_update_rules(optimizer, options):
     assert compiled.step_count == numpy_twin.step_count == 12
 
 
+@pytest.mark.parametrize("backend", [_kernels.Network, reference.Network], ids=["compiled", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("optimizer, options", [
+    ("sgd", {"momentum": 0.9}), ("nesterov", {"momentum": 0.9}), ("adam", {"beta1": 0.9, "beta2": 0.9}),
+])
+def test_optimizer_state_decays_to_zero_not_into_subnormal_numbers(backend, dtype, optimizer, options):
+    """An input that is always 0 gives its weights a zero gradient, so their velocity (Adam: both
+    moments) only decays, by 0.9 a step. It must reach 0: without a flush it would stay a subnormal
+    number forever (0.9 times the smallest one rounds back to it), on which x86 CPUs compute many
+    times slower. Every other state value stays normal or 0, and those weights do not move."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((8, 3)).astype(dtype)
+    X[:, 0] = 0
+    Y = np.eye(2, dtype=dtype)[rng.integers(0, 2, 8)]
+    weights = [rng.standard_normal((3, 4)).astype(dtype), rng.standard_normal((4, 2)).astype(dtype)]
+    biases = [np.zeros(4, dtype), np.zeros(2, dtype)]
+    network = backend(weights, biases, ["tanh", "softmax"], "log_loss", 8, optimizer=optimizer, **options)
+    network.bind(X, Y, np.arange(8, dtype=np.int64))
+    smallest_normal = np.finfo(dtype).tiny
+    for state in network.state:
+        state[...] = 3 * smallest_normal     # 11 steps from the subnormal numbers
+    first_row = network.weights[0][0].copy()
+    for _ in range(40):
+        network.train_batch(0, 8, 0.01)
+    for state in network.state:
+        assert not ((state != 0) & (np.abs(state) < smallest_normal)).any()
+    first_moments = network.state[:4]         # weights[0]'s velocity or first moment is the first
+    assert (first_moments[0][0] == 0).all() and (first_moments[0][1:] != 0).all()
+    if optimizer == "adam":
+        assert (network.state[4][0] == 0).all()
+    np.testing.assert_array_equal(network.weights[0][0], first_row)
+
+
 def test_adam_kernel_matches_the_paper_update():
     rng = np.random.default_rng(2)
     params, grads = rng.standard_normal(11), rng.standard_normal(11)
