@@ -4,6 +4,7 @@
 #include "fm_activations.h"
 #if defined(__x86_64__) || defined(__i386__)
 #pragma GCC target("avx2,fma")
+#include <immintrin.h>   // the masked loads and stores of partial vectors (fm_vector_impl.h)
 #define FM_LEVEL avx2
 #define FM_VBYTES 32
 #define FM_DOUBLE 0

@@ -4,6 +4,7 @@
 #include "fm_activations.h"
 #if defined(__x86_64__) || defined(__i386__)
 #pragma GCC target("avx512f,avx2,fma")
+#include <immintrin.h>   // the masked loads and stores of partial vectors (fm_vector_impl.h)
 #define FM_LEVEL avx512
 #define FM_VBYTES 64
 #define FM_DOUBLE 0

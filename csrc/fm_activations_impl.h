@@ -66,6 +66,7 @@
 #define splat FM_T(splat)
 #define load FM_T(load)
 #define store FM_T(store)
+#define first_lanes FM_T(first_lanes)
 #define select FM_T(select)
 #define abs_v FM_T(abs_v)
 #define copysign_v FM_T(copysign_v)
@@ -78,6 +79,7 @@
 #define tanh_v FM_T(tanh_v)
 #define relu_v FM_T(relu_v)
 #define map_row FM_T(map_row)
+#define map_narrow_rows FM_T(map_narrow_rows)
 #define softmax_row FM_T(softmax_row)
 #define sigmoid_grad FM_T(sigmoid_grad)
 #define tanh_grad FM_T(tanh_grad)
@@ -180,6 +182,27 @@ FM_INLINE void map_row(FM_REAL *z, const FM_REAL *b, ptrdiff_t n, vec (*sigma)(v
     }
 }
 
+// Z := σ(Z + b) for rows narrower than a vector (0 < cols < VL), with an elementwise σ: the rows run
+// together as one array, the bias repeated along it (its lanes' pattern repeats every lcm(cols, VL)
+// values), so that every vector but the last is whole, rather than each row a partial vector. The
+// sums and σ are those of map_row, value for value.
+FM_INLINE void map_narrow_rows(FM_REAL *Z, const FM_REAL *b, ptrdiff_t rows, ptrdiff_t cols, vec (*sigma)(vec))
+{
+    const ptrdiff_t size = rows * cols;
+    if (b == NULL) {
+        map_row(Z, NULL, size, sigma);
+        return;
+    }
+    ptrdiff_t period = FM_VL;
+    while (period % cols != 0) period += FM_VL;   // lcm(cols, VL) ≤ cols · VL
+    FM_REAL repeated[FM_VL * FM_VL];
+    for (ptrdiff_t t = 0; t < period; t++) repeated[t] = b[t % cols];
+    for (ptrdiff_t i = 0, t = 0; i < size; i += FM_VL, t = t + FM_VL == period ? 0 : t + FM_VL) {
+        const ptrdiff_t width = size - i < FM_VL ? size - i : FM_VL;
+        store(Z + i, width, sigma(load(Z + i, width, 0) + load(repeated + t, width, 0)));
+    }
+}
+
 // z := e^(z − max z) / Σ e^(z − max z) for one row of n values. The sum is kept in double, so a float
 // row of any length loses nothing to it.
 static void softmax_row(FM_REAL *z, ptrdiff_t n)
@@ -213,6 +236,17 @@ static void softmax_row(FM_REAL *z, ptrdiff_t n)
 
 void FM_PUBLIC(bias_activation)(ptrdiff_t rows, ptrdiff_t cols, FM_REAL *Z, const FM_REAL *b, int activation)
 {
+    if (cols > 0 && cols < FM_VL && rows > 1 && activation != FM_SOFTMAX) {
+        switch (activation) {
+        case FM_SIGMOID: map_narrow_rows(Z, b, rows, cols, sigmoid_v); break;
+        case FM_TANH: map_narrow_rows(Z, b, rows, cols, tanh_v); break;
+        case FM_RELU: map_narrow_rows(Z, b, rows, cols, relu_v); break;
+        case FM_EXP: map_narrow_rows(Z, b, rows, cols, exp_v); break;
+        default:
+            if (b != NULL) map_narrow_rows(Z, b, rows, cols, identity_v);
+        }
+        return;
+    }
     for (ptrdiff_t i = 0; i < rows; i++) {
         FM_REAL *z = Z + i * cols;
         switch (activation) {
@@ -266,6 +300,7 @@ void FM_PUBLIC(activation_derivative)(ptrdiff_t size, const FM_REAL *A, FM_REAL 
 #undef splat
 #undef load
 #undef store
+#undef first_lanes
 #undef select
 #undef abs_v
 #undef copysign_v
@@ -278,6 +313,7 @@ void FM_PUBLIC(activation_derivative)(ptrdiff_t size, const FM_REAL *A, FM_REAL 
 #undef tanh_v
 #undef relu_v
 #undef map_row
+#undef map_narrow_rows
 #undef softmax_row
 #undef sigmoid_grad
 #undef tanh_grad

@@ -232,6 +232,30 @@ static void check_nan(const fm_activation_level *level, const real_type *t)
     }
 }
 
+// A block of rows gives, bit for bit, what the rows give one call each (a team of threads may cut a layer's
+// output either way, and the results must not depend on it); rows narrower than a vector take their own
+// path through the block. With and without bias, every activation.
+static void check_block_equals_rows(const fm_activation_level *level, const real_type *t, ptrdiff_t cols)
+{
+    enum { ROWS = 7, MAX_COLS = 40 };
+    char block[ROWS * MAX_COLS * sizeof(double)], by_rows[sizeof block], b[MAX_COLS * sizeof(double)];
+    for (int activation = FM_IDENTITY; activation <= FM_EXP; activation++)
+        for (int with_bias = 0; with_bias <= 1; with_bias++) {
+            for (ptrdiff_t i = 0; i < ROWS * cols; i++) {
+                const double z = (double)((i * 37) % 101 - 50) / 7;
+                set(t, block, i, z), set(t, by_rows, i, z);
+            }
+            for (ptrdiff_t j = 0; j < cols; j++) set(t, b, j, (double)(j % 5) / 3 - 0.6);
+            bias_activation(level, t, ROWS, cols, block, with_bias ? b : NULL, activation);
+            for (ptrdiff_t i = 0; i < ROWS; i++)
+                bias_activation(level, t, 1, cols, by_rows + i * cols * t->size, with_bias ? b : NULL, activation);
+            char what[128];
+            snprintf(what, sizeof what, "%s %s activation %d, rows of %td, bias %d: a block differs from its rows",
+                     level->name, t->name, activation, cols, with_bias);
+            check(memcmp(block, by_rows, (size_t)(ROWS * cols) * t->size) == 0, what);
+        }
+}
+
 // The public functions call the level that fm_activation_level_current chose, and FASTMLP_ISA is obeyed.
 static void check_dispatch(void)
 {
@@ -256,7 +280,7 @@ int main(void)
 {
     static long double inputs[max_inputs];
     const real_type *types[] = {&float_type, &double_type};
-    const ptrdiff_t row_lengths[] = {1, 3, 16, 17, 257};
+    const ptrdiff_t row_lengths[] = {1, 3, 10, 16, 17, 257};
     const ptrdiff_t sizes[] = {1, 3, 17, 257, 1600, 4099};
     int count;
     const fm_activation_level *levels = fm_activation_levels(&count);
@@ -277,6 +301,8 @@ int main(void)
                 for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
                     check_derivative(&levels[l], types[k], activation, sizes[s]);
             check_nan(&levels[l], types[k]);
+            for (ptrdiff_t cols = 1; cols <= 40; cols++)
+                check_block_equals_rows(&levels[l], types[k], cols);
             printf("%-8s %-6s worst relative error: sigmoid %.2Lg, tanh %.2Lg, relu %.2Lg, softmax %.2Lg, exp %.2Lg\n",
                    levels[l].name, types[k]->name, worst_relative_error[FM_SIGMOID], worst_relative_error[FM_TANH],
                    worst_relative_error[FM_RELU], worst_relative_error[FM_SOFTMAX], worst_relative_error[FM_EXP]);
