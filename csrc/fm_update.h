@@ -24,7 +24,8 @@ typedef struct {
 } fm_step;
 
 // fm_supdate / fm_dupdate: one optimizer step on the size parameters P with gradient G
-//   sgd        S1 == NULL: P −= η G;  else (momentum μ): S1 := μ S1 − η G,  P += S1
+//   sgd        S1 == NULL: P −= η G;  else (momentum μ): S1 := μ S1 − η G,  P += S1;  G == NULL (with
+//              momentum): S1 already holds μ S1 − η G, P += S1
 //   nesterov   S1 := μ S1 − η G,  P += μ S1 − η G
 //   adam       S1 := β₁ S1 + (1 − β₁) G,  S2 := β₂ S2 + (1 − β₂) G²,
 //              P −= η (S1 / (1 − β₁ᵗ)) / (√(S2 / (1 − β₂ᵗ)) + ε)

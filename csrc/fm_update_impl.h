@@ -71,6 +71,12 @@ void FM_PUBLIC(update)(ptrdiff_t size, FM_REAL *restrict P, const FM_REAL *restr
         });
     } else if (S1 == NULL) {
         FM_FOR_VECTORS(size, store(P + i, n, load(P + i, n, 0) - eta * load(G + i, n, 0)););
+    } else if (G == NULL && step->optimizer == FM_SGD) {   // S1 holds μ S1 − η G already (fused in the GEMM)
+        FM_FOR_VECTORS(size, {
+            const vec velocity = flush_subnormal(load(S1 + i, n, 0));
+            store(S1 + i, n, velocity);
+            store(P + i, n, load(P + i, n, 0) + velocity);
+        });
     } else if (step->optimizer == FM_NESTEROV) {
         FM_FOR_VECTORS(size, {
             const vec step_g = eta * load(G + i, n, 0);

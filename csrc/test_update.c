@@ -1,8 +1,8 @@
 // test_update.c: every update-kernel level this CPU runs, float and double, against plain loops in long
 // double (`make -C csrc test`). Sizes 0, 1, 3, around every vector length (4, 8, 16 floats) and longer, so
-// that every tail is covered; each optimizer (sgd, momentum, nesterov, adam), its state's flush of
-// subnormal values to 0, both penalties, and the column sums, which add the rows in order and so must
-// match a plain loop in the same type bit for bit.
+// that every tail is covered; each optimizer (sgd, momentum, nesterov, adam; momentum also with the new
+// velocity computed already), its state's flush of subnormal values to 0, both penalties, and the
+// column sums, which add the rows in order and so must match a plain loop in the same type bit for bit.
 // Writing past the arrays is caught by guard values; the public functions must call the level the
 // activations chose (one table of levels for both). Prints each failure, then "N passed, N failed";
 // the exit code is 1 if any case failed.
@@ -56,7 +56,8 @@ enum { GUARD = 4 };
             if (got[size + g] != (REAL)SENTINEL) return 0;                                         \
         return 1;                                                                                  \
     }                                                                                              \
-    /* variant 0: sgd, 1: momentum, 2: nesterov, 3: adam */                                        \
+    /* variant 0: sgd, 1: momentum, 2: nesterov, 3: adam, 4: momentum with G == NULL (S1 holds the \
+       new velocity already) */                                                                    \
     static void x##check_update(const fm_activation_level *level, ptrdiff_t size, int variant)     \
     {                                                                                              \
         unsigned state = (unsigned)(size * 31 + variant);                                          \
@@ -71,6 +72,8 @@ enum { GUARD = 4 };
             const long double p = P[i], g = G[i], s1 = S1[i], s2 = S2[i], eta = (REAL)0.3, mu = (REAL)0.9; \
             if (variant == 0) {                                                                    \
                 want_p[i] = p - eta * g, scale[i] = fabsl(p) + fabsl(eta * g);                     \
+            } else if (variant == 4) {                                                             \
+                want_s1[i] = s1, want_p[i] = p + s1, scale[i] = fabsl(p) + fabsl(s1);               \
             } else if (variant == 1 || variant == 2) {                                             \
                 want_s1[i] = mu * s1 - eta * g;                                                    \
                 want_p[i] = variant == 1 ? p + want_s1[i] : p + mu * want_s1[i] - eta * g;          \
@@ -85,7 +88,8 @@ enum { GUARD = 4 };
                 scale[i] = fabsl(p) + 8 * fabsl(p - want_p[i]) + EPS * fabsl(m) * 8;               \
             }                                                                                      \
         }                                                                                          \
-        level->x##update(size, P, G, variant == 0 ? NULL : S1, variant == 3 ? S2 : NULL, &step);    \
+        level->x##update(size, P, variant == 4 ? NULL : G, variant == 0 ? NULL : S1, variant == 3 ? S2 : NULL, \
+                         &step);                                                                   \
         int ok = x##close(P, want_p, scale, size);                                                 \
         if (variant != 0) {                                                                        \
             for (ptrdiff_t i = 0; i < size; i++) scale[i] = 4 * (fabsl(want_s1[i]) + 1);           \
@@ -193,11 +197,12 @@ int main(void)
             continue;
         }
         const int before = n_failed;
-        for (int s = 0; s < n_sizes; s++)
-            for (int variant = 0; variant < 4; variant++) {
+        for (int s = 0; s < n_sizes; s++) {
+            for (int variant = 0; variant < 5; variant++)
                 scheck_update(&levels[l], sizes[s], variant), dcheck_update(&levels[l], sizes[s], variant);
+            for (int variant = 0; variant < 4; variant++)
                 scheck_penalty(&levels[l], sizes[s], variant), dcheck_penalty(&levels[l], sizes[s], variant);
-            }
+        }
         for (int variant = 1; variant < 4; variant++)
             scheck_flush(&levels[l], FLT_MIN, variant), dcheck_flush(&levels[l], DBL_MIN, variant);
         for (int r = 0; r < n_rows; r++)

@@ -735,14 +735,28 @@ cdef void _weight_gradient(Network net, Py_ssize_t l, Py_ssize_t rows, floating 
     cdef Py_ssize_t s, segments, stride, at
     cdef floating *a = <floating *> net.acts[l]
     cdef floating *delta = <floating *> net.dels[l]
+    cdef floating *W = <floating *> net.W[l]
+    cdef floating *velocity = NULL
+    cdef floating *bias_velocity = NULL
     cdef floating rate
     cdef fm_tile tile
-    if sgd_step != NULL:
+    if sgd_step != NULL and net.S1 != NULL:
+        # momentum inside the product: velocity[l] := μ velocity[l] − η Aᵀ Δ / Σw, then
+        # weights[l] += velocity[l], each tile while it is in cache
+        rate = sgd_step.learning_rate
+        velocity = <floating *> net.S1[l]
+        bias_velocity = <floating *> net.S1[net.n_layers + l]
+        _gemm_team(n[l], n[l + 1], rows, -rate / total_weight, a, 1, n[l], delta, n[l + 1], 1,
+                   <floating> sgd_step.momentum, velocity, n[l + 1], work, False, id, count, &tile)
+        segments = _segments(&tile, n[l + 1], &stride)
+        for s in range(segments):
+            at = tile.row * n[l + 1] + tile.col + s * stride
+            _update(W + at, NULL, velocity + at, NULL, tile.rows * tile.cols // segments, sgd_step)
+    elif sgd_step != NULL:
         # plain SGD inside the product: weights[l] := (1 − η·l2) weights[l] − η Aᵀ Δ / Σw
         rate = sgd_step.learning_rate
         _gemm_team(n[l], n[l + 1], rows, -rate / total_weight, a, 1, n[l], delta, n[l + 1], 1,
-                   1 - rate * <floating> net.l2, <floating *> net.W[l], n[l + 1], work, False,
-                   id, count, &tile)
+                   1 - rate * <floating> net.l2, W, n[l + 1], work, False, id, count, &tile)
     else:
         # ∂C/∂weights[l] = weighted mean over the batch of a δᵀ = Aᵀ Δ / Σw, with A =
         # activations[l] (this layer's input, read transposed through strides) and Δ =
@@ -759,7 +773,7 @@ cdef void _weight_gradient(Network net, Py_ssize_t l, Py_ssize_t rows, floating 
     if net.use_bias and id == count - 1:
         _column_sums(delta, <floating *> net.gb[l], rows, n[l + 1], 1 / total_weight)
         if sgd_step != NULL:
-            _update(<floating *> net.b[l], <floating *> net.gb[l], NULL, NULL, n[l + 1], sgd_step)
+            _update(<floating *> net.b[l], <floating *> net.gb[l], bias_velocity, NULL, n[l + 1], sgd_step)
 
 
 cdef double _forward_backward(Network net, Py_ssize_t rows, const floating *Y,
@@ -771,10 +785,11 @@ cdef double _forward_backward(Network net, Py_ssize_t rows, const floating *Y,
     samples through the forward pass and the errors δ of every layer, and the team meets once,
     before the weight gradients; split by tiles, the team shares each product as in _forward and
     meets once per layer. Either way it then shares each weight gradient by tiles. With
-    ``sgd_step`` (plain SGD, no momentum, no L1) each layer's gradient is applied inside its
-    product instead of being stored: weights[l] := (1 − η·l2) weights[l] − η Aᵀ Δ / Σw, one pass
-    over the weights instead of three. Returns (on thread 0) the loss summed over the rows,
-    weighted by sample_weight when it is not NULL.
+    ``sgd_step`` (plain SGD, or classical momentum without l2; no L1) each layer's gradient is
+    applied inside its product instead of being stored: weights[l] := (1 − η·l2) weights[l] −
+    η Aᵀ Δ / Σw, one pass over the weights instead of three, or velocity[l] := μ velocity[l] −
+    η Aᵀ Δ / Σw and then weights[l] += velocity[l] on each tile. Returns (on thread 0) the loss
+    summed over the rows, weighted by sample_weight when it is not NULL.
     """
     cdef Py_ssize_t l, L = net.n_layers, i, first = 0, own = rows
     cdef Py_ssize_t *n = net.sizes
@@ -829,7 +844,8 @@ cdef double _train_step(Network net, Py_ssize_t start, Py_ssize_t rows, floating
     cdef Py_ssize_t *n = net.sizes
     cdef const int64_t *index = net.order + start
     cdef floating *sample_weight = <floating *> net.sw_batch if net.sw_data != NULL else NULL
-    cdef bint plain_sgd = step.optimizer == SGD and net.S1 == NULL and net.l1 == 0
+    # plain SGD, or classical momentum without a penalty: applied inside the weight-gradient products
+    cdef bint fused = step.optimizer == SGD and net.l1 == 0 and (net.S1 == NULL or net.l2 == 0)
     # the same share of the rows as _forward_backward's when it splits by rows
     size = _share(rows, 1, id, count, &first)
     _gather_rows(<floating *> net.X_data, index + first, size, n[0], <floating *> net.acts[0] + first * n[0])
@@ -839,9 +855,9 @@ cdef double _train_step(Network net, Py_ssize_t start, Py_ssize_t rows, floating
         _gather_rows(<floating *> net.sw_data, index + first, size, 1, sample_weight + first)
     if not _by_rows(net, count):
         fm_team_barrier(count)
-    total = _forward_backward(net, rows, Y_batch, sample_weight, True, step if plain_sgd else NULL,
+    total = _forward_backward(net, rows, Y_batch, sample_weight, True, step if fused else NULL,
                               id, count)
-    if plain_sgd:
+    if fused:
         return total
     fm_team_barrier(count)   # every gradient is complete
     for l in range(net.n_layers):

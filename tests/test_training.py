@@ -43,7 +43,7 @@ def networks(optimizer="sgd", dtype=np.float64, **options):
 @pytest.mark.parametrize("split_rows", [True, False], ids=["by-rows", "by-tiles"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("optimizer, options", [
-    ("sgd", {"momentum": 0.9, "l2": 1e-3}), ("adam", {"dropout": 0.3, "l1": 1e-4}),
+    ("sgd", {"momentum": 0.9, "l2": 1e-3}), ("sgd", {"momentum": 0.9}), ("adam", {"dropout": 0.3, "l1": 1e-4}),
     ("nesterov", {"momentum": 0.5, "use_bias": False}), ("sgd", {"l2": 1e-3, "dropout": 0.2}),
     ("sgd", {}),
 ])
