@@ -144,6 +144,7 @@ def test_a_team_with_more_threads_than_rows_trains_bit_identically(split_rows):
     ("adam", {"epsilon": 1e-3, "epsilon_hat": True}),
     ("sgd", {"l1": 0.01, "l2": 0.02}), ("sgd", {"l2": 0.02}), ("sgd", {"use_bias": False}),
     ("sgd", {"dropout": 0.3, "seed": 7}), ("adam", {"dropout": 0.5, "seed": 3, "momentum": 0.5}),
+    ("sgd", {"momentum": 0.9, "dropout": 0.3, "seed": 5}), ("sgd", {"momentum": 0.9, "use_bias": False}),
 ])
 def test_compiled_steps_match_the_numpy_update_rules(optimizer, options):
     compiled, numpy_twin = networks(optimizer, **options)
