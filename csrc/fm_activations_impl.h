@@ -81,6 +81,7 @@
 #define map_row FM_T(map_row)
 #define map_narrow_rows FM_T(map_narrow_rows)
 #define softmax_row FM_T(softmax_row)
+#define softmax_narrow_rows FM_T(softmax_narrow_rows)
 #define sigmoid_grad FM_T(sigmoid_grad)
 #define tanh_grad FM_T(tanh_grad)
 #define relu_grad FM_T(relu_grad)
@@ -234,14 +235,47 @@ static void softmax_row(FM_REAL *z, ptrdiff_t n)
     }
 }
 
+// softmax_row for each of rows rows narrower than a vector (0 < cols < VL), value for value: each
+// row's maximum, sum and scaling go value by value, in the order softmax_row's lanes take them, and
+// the exponentials of VL rows at a time run as one array, in whole vectors, rather than a partial
+// vector and two reductions across its lanes a row.
+static void softmax_narrow_rows(FM_REAL *Z, ptrdiff_t rows, ptrdiff_t cols)
+{
+    FM_REAL shifted[FM_VL * FM_VL];   // z − max z of VL rows
+    for (ptrdiff_t first = 0; first < rows; first += FM_VL) {
+        const ptrdiff_t n_rows = rows - first < FM_VL ? rows - first : FM_VL, size = n_rows * cols;
+        FM_REAL *z = Z + first * cols;
+        for (ptrdiff_t i = 0; i < size; i += cols) {
+            FM_REAL largest = -__builtin_inf();   // NaN never wins, as in softmax_row
+            for (ptrdiff_t j = i; j < i + cols; j++)
+                if (z[j] > largest) largest = z[j];
+            for (ptrdiff_t j = i; j < i + cols; j++) shifted[j] = z[j] - largest;
+        }
+        for (ptrdiff_t i = 0; i < size; i += FM_VL) {
+            const ptrdiff_t width = size - i < FM_VL ? size - i : FM_VL;
+            store(z + i, width, exp_nonpositive(load(shifted + i, width, -__builtin_inf())));
+        }
+        for (ptrdiff_t i = 0; i < size; i += cols) {
+            double total = 0;
+            for (ptrdiff_t j = i; j < i + cols; j++) total += z[j];
+            const FM_REAL inverse_total = (FM_REAL)(1 / total);
+            for (ptrdiff_t j = i; j < i + cols; j++) z[j] *= inverse_total;
+        }
+    }
+}
+
 void FM_PUBLIC(bias_activation)(ptrdiff_t rows, ptrdiff_t cols, FM_REAL *Z, const FM_REAL *b, int activation)
 {
-    if (cols > 0 && cols < FM_VL && rows > 1 && activation != FM_SOFTMAX) {
+    if (cols > 0 && cols < FM_VL && rows > 1) {
         switch (activation) {
         case FM_SIGMOID: map_narrow_rows(Z, b, rows, cols, sigmoid_v); break;
         case FM_TANH: map_narrow_rows(Z, b, rows, cols, tanh_v); break;
         case FM_RELU: map_narrow_rows(Z, b, rows, cols, relu_v); break;
         case FM_EXP: map_narrow_rows(Z, b, rows, cols, exp_v); break;
+        case FM_SOFTMAX:
+            if (b != NULL) map_narrow_rows(Z, b, rows, cols, identity_v);
+            softmax_narrow_rows(Z, rows, cols);
+            break;
         default:
             if (b != NULL) map_narrow_rows(Z, b, rows, cols, identity_v);
         }
@@ -315,6 +349,7 @@ void FM_PUBLIC(activation_derivative)(ptrdiff_t size, const FM_REAL *A, FM_REAL 
 #undef map_row
 #undef map_narrow_rows
 #undef softmax_row
+#undef softmax_narrow_rows
 #undef sigmoid_grad
 #undef tanh_grad
 #undef relu_grad

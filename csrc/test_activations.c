@@ -217,15 +217,18 @@ static void check_derivative(const fm_activation_level *level, const real_type *
     free(A), free(D), free(D_in);
 }
 
-// NaN in, NaN out (relu included, so that a diverging network stays visible); softmax: the whole row.
+// NaN in, NaN out (relu included, so that a diverging network stays visible); softmax: the whole row,
+// and no other row (two rows of 3: a block narrower than a vector).
 static void check_nan(const fm_activation_level *level, const real_type *t)
 {
     for (int activation = FM_SIGMOID; activation <= FM_EXP; activation++) {
-        char Z[3 * sizeof(double)];
+        char Z[6 * sizeof(double)];
         set(t, Z, 0, 1), set(t, Z, 1, NAN), set(t, Z, 2, -1);
-        bias_activation(level, t, 1, 3, Z, NULL, activation);
-        const int ok = isnan(get(t, Z, 1)) &&
-                       (activation != FM_SOFTMAX || (isnan(get(t, Z, 0)) && isnan(get(t, Z, 2))));
+        set(t, Z, 3, 1), set(t, Z, 4, 0.5), set(t, Z, 5, -1);
+        bias_activation(level, t, 2, 3, Z, NULL, activation);
+        int ok = isnan(get(t, Z, 1)) &&
+                 (activation != FM_SOFTMAX || (isnan(get(t, Z, 0)) && isnan(get(t, Z, 2))));
+        for (int i = 3; i < 6; i++) ok &= !isnan(get(t, Z, i));
         char what[96];
         snprintf(what, sizeof what, "%s %s activation %d keeps NaN", level->name, t->name, activation);
         check(ok, what);
