@@ -20,7 +20,7 @@
 #define FM_DGEMM_NC 4096
 
 // The largest micro-tile of any instruction-set level, for sizing workspaces.
-#define FM_MR_MAX 6
+#define FM_MR_MAX 12
 #define FM_NR_MAX 32
 
 // Workspaces are aligned to a cache line inside the caller's buffer.

@@ -73,6 +73,7 @@ struct fm_gemm_level;
                                 REAL beta, REAL *c, ptrdiff_t ldc);                                 \
     typedef struct { int mr, nr; fm_##x##ukr_fn *fn; } fm_##x##ukr;                                 \
     fm_##x##ukr_fn fm_##x##ukr_ref, fm_##x##ukr_baseline, fm_##x##ukr_avx2, fm_##x##ukr_avx512;     \
+    fm_##x##ukr_fn fm_##x##ukr_baseline_narrow, fm_##x##ukr_avx2_narrow, fm_##x##ukr_avx512_narrow; \
     void fm_##x##pack(ptrdiff_t m, ptrdiff_t k, const REAL *X, ptrdiff_t rs, ptrdiff_t cs, int w,     \
                       REAL *dst);                                                                   \
     int fm_##x##gemm_at_level(const struct fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n,          \
@@ -84,11 +85,12 @@ FM_GEMM_INTERNALS(d, double)
 #undef FM_GEMM_INTERNALS
 
 // One instruction-set level: its name (fm_cpu_runs(name), fm_isa.h, says whether this CPU runs it)
-//   and its two micro-kernels.
+//   and its micro-kernels, for float (s) and double (d): a wide one, and a narrow one (more rows, one
+//   vector wide) for products with n <= s_narrow.nr (d_narrow.nr); fm_?gemm picks by n.
 typedef struct fm_gemm_level {
     const char *name;
-    fm_sukr s;
-    fm_dukr d;
+    fm_sukr s, s_narrow;
+    fm_dukr d, d_narrow;
 } fm_gemm_level;
 
 // fm_gemm_levels: every level compiled into this binary, fastest first, ending with "reference"

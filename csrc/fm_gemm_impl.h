@@ -41,6 +41,13 @@ static void FM_FN(macro_kernel)(const FM_UKR_T *u, ptrdiff_t mc, ptrdiff_t nc, p
     }
 }
 
+// fm_?kernel: the level's micro-kernel for a product n wide: the narrow one if n fits it.
+static const FM_UKR_T *FM_FN(kernel)(const fm_gemm_level *level, ptrdiff_t n)
+{
+    const FM_UKR_T *narrow = &level->FM_CAT(FM_X, _narrow);
+    return n <= narrow->nr ? narrow : &level->FM_X;
+}
+
 // fm_?gemm_tile: C := alpha * A * B + beta * C (contract of fm_?gemm) on one thread, with alpha != 0,
 //   k >= 1 and that thread's workspace: work holds fm_?thread_workspace(m, n, k) values, aligned.
 static void FM_FN(gemm_tile)(const FM_UKR_T *u, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_REAL alpha,
@@ -166,7 +173,7 @@ int FM_FN(gemm_at_level)(const fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n, p
 {
     if (m < 0 || n < 0 || k < 0 || nthreads < 1) return FM_EINVAL;
     if (m == 0 || n == 0) return FM_OK;
-    const FM_UKR_T *u = &level->FM_X;
+    const FM_UKR_T *u = FM_FN(kernel)(level, n);
     FM_REAL *aligned = (FM_REAL *)fm_align_up(work);
     const size_t per_thread = FM_FN(thread_workspace)(m, n, k);
     const fm_grid grid = fm_thread_grid(m, n, k, nthreads, u->mr, u->nr, FM_GEMM_PARALLEL_MIN_MNK, 0);
@@ -200,7 +207,7 @@ int FM_FN(gemm_team)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_REAL alpha, const
     *tile = (fm_tile){0, 0, 0, 0};
     if (m < 0 || n < 0 || k < 0 || count < 1 || id < 0 || id >= count) return FM_EINVAL;
     if (m == 0 || n == 0) return FM_OK;
-    const FM_UKR_T *u = &fm_gemm_level_current()->FM_X;
+    const FM_UKR_T *u = FM_FN(kernel)(fm_gemm_level_current(), n);
     const fm_grid grid = fm_thread_grid(m, n, k, count, u->mr, u->nr, FM_GEMM_TEAM_MIN_MNK, whole_rows);
     *tile = FM_FN(gemm_part)(u, grid, id, m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc,
                              (FM_REAL *)fm_align_up(work));

@@ -5,6 +5,8 @@
 //   avx2       6 x 16 float, 6 x 8 double     needs AVX2 and FMA
 //   baseline   6 x 8 float,  6 x 4 double     16-byte vectors: SSE2 on any x86-64, NEON on arm64
 //   reference  6 x 8 float,  6 x 4 double     plain loops, the spec the vector kernels are tested against
+// Each vector level also has a narrow kernel, 12 rows x 1 vector (avx512: 12 x 16 float, 12 x 8
+// double), for products at most one vector wide (fm_microkernel_impl.h says why).
 #include "fm_gemm.h"
 #include "fm_isa.h"
 
@@ -28,25 +30,24 @@ FM_DEFINE_UKR_REF(fm_dukr_ref, double)
 // The baseline kernels: 16-byte vectors, which every x86-64 CPU has (SSE2).
 #define FM_REAL float
 #define FM_VL 4
-#define FM_MR 6
-#define FM_NV 2
 #define FM_UKR fm_sukr_baseline
 #include "fm_microkernel_impl.h"
 
 #define FM_REAL double
 #define FM_VL 2
-#define FM_MR 6
-#define FM_NV 2
 #define FM_UKR fm_dukr_baseline
 #include "fm_microkernel_impl.h"
 
 static const fm_gemm_level levels[] = {
 #if defined(__x86_64__) || defined(__i386__)
-    {"avx512", {6, 32, fm_sukr_avx512}, {6, 16, fm_dukr_avx512}},
-    {"avx2", {6, 16, fm_sukr_avx2}, {6, 8, fm_dukr_avx2}},
+    {"avx512", {6, 32, fm_sukr_avx512}, {12, 16, fm_sukr_avx512_narrow},
+               {6, 16, fm_dukr_avx512}, {12, 8, fm_dukr_avx512_narrow}},
+    {"avx2", {6, 16, fm_sukr_avx2}, {12, 8, fm_sukr_avx2_narrow}, {6, 8, fm_dukr_avx2}, {12, 4, fm_dukr_avx2_narrow}},
 #endif
-    {"baseline", {6, 8, fm_sukr_baseline}, {6, 4, fm_dukr_baseline}},
-    {"reference", {FM_REF_MR, 8, fm_sukr_ref}, {FM_REF_MR, 4, fm_dukr_ref}},
+    {"baseline", {6, 8, fm_sukr_baseline}, {12, 4, fm_sukr_baseline_narrow},
+                 {6, 4, fm_dukr_baseline}, {12, 2, fm_dukr_baseline_narrow}},
+    {"reference", {FM_REF_MR, 8, fm_sukr_ref}, {FM_REF_MR, 8, fm_sukr_ref},
+                  {FM_REF_MR, 4, fm_dukr_ref}, {FM_REF_MR, 4, fm_dukr_ref}},
 };
 enum { n_levels = sizeof levels / sizeof levels[0] };
 

@@ -1,9 +1,9 @@
-// fm_microkernel_impl.h: template of the register-blocked micro-kernel (see the contract in fm_gemm.h).
+// fm_microkernel_impl.h: template of the register-blocked micro-kernels (see the contract in fm_gemm.h).
 //
 // Include after defining
 //   FM_REAL  float or double          FM_VL  values per SIMD vector (16 bytes: 4 floats, 32: 8, 64: 16)
-//   FM_MR    rows of the tile (6)     FM_NV  vectors per row of the tile (2), so NR = FM_VL * FM_NV
-//   FM_UKR   the function's name
+//   FM_UKR   the name of the wide kernel, 6 rows x 2 vectors (NR = 2 * FM_VL); the narrow kernel,
+//            12 rows x 1 vector, for products at most one vector wide, is FM_UKR##_narrow
 // and, optionally, masked loads and stores of the instruction set for the partial vector at the right
 // edge of a tile (otherwise they go lane by lane):
 //   FM_MASK_T                the mask's type         FM_MASK(lanes)               the first lanes lanes
@@ -17,21 +17,22 @@
 // one copy of that loop for every tile shape (m_e = 1 .. MR rows, 1 .. NV vectors, the last one whole or
 // partial), so an edge tile does only the multiply-adds it needs: m = 10 costs 10 rows, not 12.
 // Every shape adds the products for one element of C in the same order (p = 0, 1, ..., k-1, one fused
-// multiply-add each), so an element's value does not depend on which tile it falls in.
+// multiply-add each), so an element's value does not depend on which tile (or kernel) it falls in.
+// Why a narrow kernel: a multiply-add takes about 4 cycles and a core starts two a cycle, so it needs
+// at least 8 independent sums in flight; a wide tile one vector wide has only 6, a narrow tile 12.
 
 #ifndef FM_CAT
 #define FM_CAT_(a, b) a##b
 #define FM_CAT(a, b) FM_CAT_(a, b)
 #endif
-#define FM_NR (FM_VL * FM_NV)
+#define FM_MR 12   // the most rows of any tile (the narrow kernel's)
+#define FM_NV 2    // the most vectors per row (the wide kernel's)
 #define FM_VEC FM_CAT(FM_UKR, _vec)
 #define FM_VEC_U FM_CAT(FM_UKR, _vec_u)
 #define FM_FORCE_INLINE static inline __attribute__((always_inline))
 typedef FM_REAL FM_VEC __attribute__((vector_size(FM_VL * sizeof(FM_REAL))));
 // An unaligned view: tiles of C, and rows of B read in place, start anywhere.
 typedef FM_REAL FM_VEC_U __attribute__((vector_size(FM_VL * sizeof(FM_REAL)), aligned(sizeof(FM_REAL))));
-
-_Static_assert(FM_MR == 6 && FM_NV == 2, "the dispatch in FM_UKR has one case per tile shape of a 6 x 2 tile");
 
 #ifndef FM_MASK_T   // no masked loads and stores: lane by lane, each lane a test the unrolling resolves
 #define FM_MASK_T ptrdiff_t
@@ -62,8 +63,9 @@ FM_FORCE_INLINE FM_VEC FM_CAT(FM_UKR, _update)(FM_REAL alpha, FM_VEC acc, FM_REA
 }
 
 // One tile of MR_E rows and NV_E vectors of C, the last of them PARTIAL (n_e - (NV_E-1)*VL lanes) or
-// whole; PACKED_A: A is a packed micro-panel of FM_MR rows (constant addressing). MR_E, NV_E, PARTIAL and
-// PACKED_A are constants at every call, so each call becomes its own straight-line copy.
+// whole; PACKED_A: A is a packed micro-panel of MR_E rows (constant addressing; full tiles only).
+// MR_E, NV_E, PARTIAL and PACKED_A are constants at every call, so each call becomes its own
+// straight-line copy.
 FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const int PARTIAL,
                                            const int PACKED_A, ptrdiff_t n_e, ptrdiff_t k, FM_REAL alpha,
                                            const FM_REAL *restrict a, ptrdiff_t rsa, ptrdiff_t csa,
@@ -80,7 +82,7 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
 #pragma GCC unroll 8
         for (int v = 0; v < NV_E; v++) acc[i][v] = (FM_VEC){0};
     }
-    if (PACKED_A) csa = FM_MR;
+    if (PACKED_A) csa = MR_E;
     // Unrolled by 4: the loop's own additions and branch are then a small part of a step.
 #pragma GCC unroll 4
     for (ptrdiff_t p = 0; p < k; p++, a += csa, b += rsb) {
@@ -112,39 +114,60 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
         }
 }
 
-void FM_UKR(ptrdiff_t m_e, ptrdiff_t n_e, ptrdiff_t k, FM_REAL alpha, const FM_REAL *restrict a,
-            ptrdiff_t rsa, ptrdiff_t csa, const FM_REAL *restrict b, ptrdiff_t rsb, FM_REAL beta,
-            FM_REAL *restrict c, ptrdiff_t ldc)
-{
-    const int wide = n_e > FM_VL, partial = n_e % FM_VL != 0;
+// One case per tile shape: m_e = 1 .. MR rows (a full tile of packed A or of A in place) by
+// 1 .. NV vectors, the last whole or partial.
 #define FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A)                                                         \
     FM_CAT(FM_UKR, _tile)(MR_E, NV_E, PARTIAL, PACKED_A, n_e, k, alpha, a, rsa, csa, b, rsb, beta, c, ldc)
-#define FM_TILE_COLUMNS(MR_E, PACKED_A)                                                                \
-    if (wide) {                                                                                        \
-        if (partial) FM_TILE(MR_E, 2, 1, PACKED_A);                                                    \
-        else FM_TILE(MR_E, 2, 0, PACKED_A);                                                            \
-    } else {                                                                                           \
-        if (partial) FM_TILE(MR_E, 1, 1, PACKED_A);                                                    \
-        else FM_TILE(MR_E, 1, 0, PACKED_A);                                                            \
-    }
-    switch (m_e) {
-    case 1: FM_TILE_COLUMNS(1, 0); break;
-    case 2: FM_TILE_COLUMNS(2, 0); break;
-    case 3: FM_TILE_COLUMNS(3, 0); break;
-    case 4: FM_TILE_COLUMNS(4, 0); break;
-    case 5: FM_TILE_COLUMNS(5, 0); break;
-    default:
-        if (rsa == 1 && csa == FM_MR) {
-            FM_TILE_COLUMNS(6, 1)
-        } else {
-            FM_TILE_COLUMNS(6, 0)
+#define FM_TILE_VECTORS(MR_E, NV_E, PACKED_A)                                                          \
+    if (n_e % FM_VL != 0) FM_TILE(MR_E, NV_E, 1, PACKED_A);                                             \
+    else FM_TILE(MR_E, NV_E, 0, PACKED_A);
+#define FM_ROWS(MR_E, TILE)   case MR_E: TILE(MR_E, 0); break;
+#define FM_FULL(MR, TILE)                                                                              \
+    default:                                                                                           \
+        if (rsa == 1 && csa == MR) {                                                                   \
+            TILE(MR, 1)                                                                                \
+        } else {                                                                                       \
+            TILE(MR, 0)                                                                                \
         }
+#define FM_SIGNATURE(NAME)                                                                             \
+    void NAME(ptrdiff_t m_e, ptrdiff_t n_e, ptrdiff_t k, FM_REAL alpha, const FM_REAL *restrict a,     \
+              ptrdiff_t rsa, ptrdiff_t csa, const FM_REAL *restrict b, ptrdiff_t rsb, FM_REAL beta,    \
+              FM_REAL *restrict c, ptrdiff_t ldc)
+
+// The wide kernel: 6 rows x 2 vectors.
+#define FM_WIDE(MR_E, PACKED_A)                                                                        \
+    if (n_e > FM_VL) {                                                                                 \
+        FM_TILE_VECTORS(MR_E, 2, PACKED_A)                                                             \
+    } else {                                                                                           \
+        FM_TILE_VECTORS(MR_E, 1, PACKED_A)                                                             \
     }
-#undef FM_TILE
-#undef FM_TILE_COLUMNS
+FM_SIGNATURE(FM_UKR)
+{
+    switch (m_e) {
+    FM_ROWS(1, FM_WIDE) FM_ROWS(2, FM_WIDE) FM_ROWS(3, FM_WIDE) FM_ROWS(4, FM_WIDE) FM_ROWS(5, FM_WIDE)
+    FM_FULL(6, FM_WIDE)
+    }
 }
 
-#undef FM_NR
+// The narrow kernel: 12 rows x 1 vector (n_e <= FM_VL).
+#define FM_NARROW(MR_E, PACKED_A) FM_TILE_VECTORS(MR_E, 1, PACKED_A)
+FM_SIGNATURE(FM_CAT(FM_UKR, _narrow))
+{
+    switch (m_e) {
+    FM_ROWS(1, FM_NARROW) FM_ROWS(2, FM_NARROW) FM_ROWS(3, FM_NARROW) FM_ROWS(4, FM_NARROW)
+    FM_ROWS(5, FM_NARROW) FM_ROWS(6, FM_NARROW) FM_ROWS(7, FM_NARROW) FM_ROWS(8, FM_NARROW)
+    FM_ROWS(9, FM_NARROW) FM_ROWS(10, FM_NARROW) FM_ROWS(11, FM_NARROW)
+    FM_FULL(12, FM_NARROW)
+    }
+}
+#undef FM_TILE
+#undef FM_TILE_VECTORS
+#undef FM_ROWS
+#undef FM_FULL
+#undef FM_SIGNATURE
+#undef FM_WIDE
+#undef FM_NARROW
+
 #undef FM_VEC
 #undef FM_VEC_U
 #undef FM_FORCE_INLINE
