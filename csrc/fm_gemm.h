@@ -53,7 +53,8 @@ const char *fm_gemm_isa(void);
 // ---------------------------------------------------------------------------------------------------
 // Internals shared by fm_gemm.c, fm_pack.c, fm_microkernel*.c and csrc/test_csrc.c; callers need none of it.
 //
-// Micro-kernel fm_?ukr_<level>: one MR x NR tile of C,  C := alpha * A * B + beta * C
+// Micro-kernel fm_?ukr_<level>, and fm_?ukr_<level>_narrow with MR = 12 and NR = one vector:
+//   one MR x NR tile of C,  C := alpha * A * B + beta * C
 //   on the m_e x n_e corner of the tile (1 <= m_e <= MR, 1 <= n_e <= NR, k >= 1; the edges of C).
 //   A is m_e x k, element (i, p) at a[i*rsa + p*csa]: either a packed micro-panel (rsa = 1, csa = MR)
 //   or rows of the caller's A read in place. B is k x n_e, element (p, j) at b[p*rsb + j]: either a
