@@ -23,7 +23,7 @@ def child(config_names, epochs, threads):
     results = [dict(row, isa=fastmlp.kernel_isa())
                for name in config_names
                for row in time_config(CONFIGS[name], (), data, np.float32, warmup=1, epochs=epochs, threads=threads)]
-    print(json.dumps(results))
+    print(json.dumps({"machine": machine_info(), "results": results}))   # the threads it ran with
 
 
 def main(argv=None):
@@ -46,9 +46,10 @@ def main(argv=None):
         output = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", "--configs", args.configs,
                                  "--epochs", str(args.epochs), "--threads", str(args.threads)],
                                 env=env, check=True, capture_output=True, text=True).stdout
-        for result in json.loads(output.splitlines()[-1]):
+        child_output = json.loads(output.splitlines()[-1])
+        for result in child_output["results"]:
             rows[result["config"], level] = (result["isa"], float(np.median(result["seconds"])))
-    print(" ".join(f"{key}: {value}" for key, value in machine_info().items()))
+    print(" ".join(f"{key}: {value}" for key, value in child_output["machine"].items()))
     body = [[name, level, isa, f"{seconds:.4f}", f"{rows[name, 'baseline'][1] / seconds:.2f}x"]
             for name in names for level in levels for isa, seconds in [rows[name, level]]]
     print(table(["config", "FASTMLP_ISA", "level used", "median s/epoch", "vs baseline"], body, args.markdown))
