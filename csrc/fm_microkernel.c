@@ -42,7 +42,8 @@ static const fm_gemm_level levels[] = {
 #if defined(__x86_64__) || defined(__i386__)
     {"avx512", {6, 32, fm_sukr_avx512}, {12, 16, fm_sukr_avx512_narrow},
                {6, 16, fm_dukr_avx512}, {12, 8, fm_dukr_avx512_narrow}},
-    {"avx2", {6, 16, fm_sukr_avx2}, {12, 8, fm_sukr_avx2_narrow}, {6, 8, fm_dukr_avx2}, {12, 4, fm_dukr_avx2_narrow}},
+    {"avx2", {6, 16, fm_sukr_avx2}, {12, 8, fm_sukr_avx2_narrow},
+             {6, 8, fm_dukr_avx2}, {12, 4, fm_dukr_avx2_narrow}},
 #endif
     {"baseline", {6, 8, fm_sukr_baseline}, {12, 4, fm_sukr_baseline_narrow},
                  {6, 4, fm_dukr_baseline}, {12, 2, fm_dukr_baseline_narrow}},
