@@ -39,9 +39,9 @@ static double time_gemm(int single, const fm_gemm_level *level, int kind, ptrdif
         const double start = now();
         for (long c = 0; c < calls; c++) {
             if (single)
-                fm_sgemm_at_level(level, m, n, k, 1.0f, A, rsa, csa, B, rsb, csb, 0.0f, C, n, work, nthreads);
+                fm_sgemm_at_level(level, m, n, k, 1.0f, A, rsa, csa, NULL, NULL, B, rsb, csb, 0.0f, C, n, work, nthreads);
             else
-                fm_dgemm_at_level(level, m, n, k, 1.0, A, rsa, csa, B, rsb, csb, 0.0, C, n, work, nthreads);
+                fm_dgemm_at_level(level, m, n, k, 1.0, A, rsa, csa, NULL, NULL, B, rsb, csb, 0.0, C, n, work, nthreads);
         }
         const double seconds = (now() - start) / calls;
         if (seconds < best) best = seconds;

@@ -56,6 +56,12 @@ static int fm_rows_share_l1_sets(ptrdiff_t row_bytes, int mr)
     return 0;
 }
 
+// fm_index_from: the part of an index of rows or columns (NULL: none) from entry start on.
+static const int64_t *fm_index_from(const int64_t *index, ptrdiff_t start)
+{
+    return index ? index + start : NULL;
+}
+
 // fm_align_up: the first address at or after p that is a multiple of FM_ALIGN.
 static void *fm_align_up(void *p)
 {

@@ -8,23 +8,28 @@
 #ifndef FM_GEMM_H
 #define FM_GEMM_H
 
+#include <stdint.h>
+
 #include "fm_common.h"
 
 // fm_sgemm / fm_dgemm: C := alpha * A * B + beta * C
-//   A is m x k, element (i, p) at A[i*rsa + p*csa]; B is k x n, element (p, j) at B[p*rsb + j*csb];
-//   C is m x n, row-major, element (i, j) at C[i*ldc + j].
+//   A is m x k, element (i, p) at A[r(i)*rsa + c(p)*csa], with r(i) = a_rows[i] (or i if a_rows is
+//   NULL) and c(p) = a_cols[p] (or p), at most one of them an index: a_rows picks a mini-batch's rows
+//   out of a data set, a_cols the same rows of its transpose, so that the batch is read where it lies,
+//   never gathered first.
+//   B is k x n, element (p, j) at B[p*rsb + j*csb]; C is m x n, row-major, element (i, j) at C[i*ldc + j].
 //   work must hold fm_sgemm_workspace_size(m, n, k, nthreads) floats (fm_dgemm_...: doubles); it need
 //   not be aligned. A, B and C must not overlap C. beta == 0: C is overwritten and never read (may hold NaN).
 //   k == 0 gives C := beta * C. The result is bit-identical whatever nthreads is (>= 1).
-//   Returns FM_OK, or FM_EINVAL if a dimension is negative or nthreads < 1.
+//   Returns FM_OK, or FM_EINVAL if a dimension is negative, nthreads < 1 or both indexes are given.
 size_t fm_sgemm_workspace_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int nthreads);
 size_t fm_dgemm_workspace_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int nthreads);
 int fm_sgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
-             const float *A, ptrdiff_t rsa, ptrdiff_t csa,
+             const float *A, ptrdiff_t rsa, ptrdiff_t csa, const int64_t *a_rows, const int64_t *a_cols,
              const float *B, ptrdiff_t rsb, ptrdiff_t csb,
              float beta, float *C, ptrdiff_t ldc, float *work, int nthreads);
 int fm_dgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
-             const double *A, ptrdiff_t rsa, ptrdiff_t csa,
+             const double *A, ptrdiff_t rsa, ptrdiff_t csa, const int64_t *a_rows, const int64_t *a_cols,
              const double *B, ptrdiff_t rsb, ptrdiff_t csb,
              double beta, double *C, ptrdiff_t ldc, double *work, int nthreads);
 
@@ -38,13 +43,14 @@ int fm_dgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
 //   count; *tile is then empty).
 typedef struct { ptrdiff_t row, rows, col, cols; } fm_tile;
 int fm_sgemm_team(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
-                  const float *A, ptrdiff_t rsa, ptrdiff_t csa, const float *B, ptrdiff_t rsb, ptrdiff_t csb,
-                  float beta, float *C, ptrdiff_t ldc, float *work, int whole_rows, int id, int count,
-                  fm_tile *tile);
+                  const float *A, ptrdiff_t rsa, ptrdiff_t csa, const int64_t *a_rows,
+                  const int64_t *a_cols, const float *B, ptrdiff_t rsb, ptrdiff_t csb, float beta,
+                  float *C, ptrdiff_t ldc, float *work, int whole_rows, int id, int count, fm_tile *tile);
 int fm_dgemm_team(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
-                  const double *A, ptrdiff_t rsa, ptrdiff_t csa, const double *B, ptrdiff_t rsb,
-                  ptrdiff_t csb, double beta, double *C, ptrdiff_t ldc, double *work, int whole_rows,
-                  int id, int count, fm_tile *tile);
+                  const double *A, ptrdiff_t rsa, ptrdiff_t csa, const int64_t *a_rows,
+                  const int64_t *a_cols, const double *B, ptrdiff_t rsb, ptrdiff_t csb, double beta,
+                  double *C, ptrdiff_t ldc, double *work, int whole_rows, int id, int count,
+                  fm_tile *tile);
 
 // The instruction-set level the GEMM chose at run time ("avx512", "avx2", "baseline").
 const char *fm_gemm_isa(void);
@@ -56,13 +62,15 @@ const char *fm_gemm_isa(void);
 // Micro-kernel fm_?ukr_<level>, and fm_?ukr_<level>_narrow with MR = 12 and NR = one vector:
 //   one MR x NR tile of C,  C := alpha * A * B + beta * C
 //   on the m_e x n_e corner of the tile (1 <= m_e <= MR, 1 <= n_e <= NR, k >= 1; the edges of C).
-//   A is m_e x k, element (i, p) at a[i*rsa + p*csa]: either a packed micro-panel (rsa = 1, csa = MR)
-//   or rows of the caller's A read in place. B is k x n_e, element (p, j) at b[p*rsb + j]: either a
+//   A is m_e x k, element (i, p) at a[r(i)*rsa + c(p)*csa] (r and c as for fm_?gemm, through a_rows
+//   and a_cols): either a packed micro-panel (rsa = 1, csa = MR, no a_rows or a_cols) or the caller's
+//   A read in place. B is k x n_e, element (p, j) at b[p*rsb + j]: either a
 //   packed micro-panel (rsb = NR) or rows of the caller's B read in place; only those k x n_e values are
 //   read, any alignment. C has element (i, j) at c[i*ldc + j], any alignment; only the m_e x n_e
 //   corner is read or written, and beta == 0: C is not read. Element (i, j) of C gets the same value
 //   for any m_e, n_e, alignment or packing (the same sum, in the same order).
-// fm_?pack: copy the m x k matrix X, element (i, p) at X[i*rs + p*cs], into ceil(m / w) micro-panels of
+// fm_?pack: copy the m x k matrix X, element (i, p) at X[r(i)*rs + c(p)*cs] (r(i) = rows[i] or i if
+//   rows is NULL, c(p) = cols[p] or p), into ceil(m / w) micro-panels of
 //   w rows: micro-panel q holds rows q*w .. q*w + w-1 column by column, element (i, p) at
 //   dst[q*w*k + p*w + i % w]; rows past m are zero. Packs A with w = MR, and Bᵀ (rs = csb, cs = rsb)
 //   with w = NR.
@@ -70,17 +78,19 @@ const char *fm_gemm_isa(void);
 struct fm_gemm_level;
 #define FM_GEMM_INTERNALS(x, REAL)                                                                  \
     typedef void fm_##x##ukr_fn(ptrdiff_t m_e, ptrdiff_t n_e, ptrdiff_t k, REAL alpha, const REAL *a,  \
-                                ptrdiff_t rsa, ptrdiff_t csa, const REAL *b, ptrdiff_t rsb,       \
-                                REAL beta, REAL *c, ptrdiff_t ldc);                                 \
+                                ptrdiff_t rsa, ptrdiff_t csa, const int64_t *a_rows,               \
+                                const int64_t *a_cols, const REAL *b, ptrdiff_t rsb, REAL beta,     \
+                                REAL *c, ptrdiff_t ldc);                                            \
     typedef struct { int mr, nr; fm_##x##ukr_fn *fn; } fm_##x##ukr;                                 \
     fm_##x##ukr_fn fm_##x##ukr_ref, fm_##x##ukr_baseline, fm_##x##ukr_avx2, fm_##x##ukr_avx512;     \
     fm_##x##ukr_fn fm_##x##ukr_baseline_narrow, fm_##x##ukr_avx2_narrow, fm_##x##ukr_avx512_narrow; \
-    void fm_##x##pack(ptrdiff_t m, ptrdiff_t k, const REAL *X, ptrdiff_t rs, ptrdiff_t cs, int w,     \
-                      REAL *dst);                                                                   \
+    void fm_##x##pack(ptrdiff_t m, ptrdiff_t k, const REAL *X, ptrdiff_t rs, ptrdiff_t cs,          \
+                      const int64_t *rows, const int64_t *cols, int w, REAL *dst);                  \
     int fm_##x##gemm_at_level(const struct fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n,          \
                               ptrdiff_t k, REAL alpha, const REAL *A, ptrdiff_t rsa, ptrdiff_t csa, \
-                              const REAL *B, ptrdiff_t rsb, ptrdiff_t csb, REAL beta, REAL *C,      \
-                              ptrdiff_t ldc, REAL *work, int nthreads);
+                              const int64_t *a_rows, const int64_t *a_cols, const REAL *B,          \
+                              ptrdiff_t rsb, ptrdiff_t csb, REAL beta, REAL *C, ptrdiff_t ldc,       \
+                              REAL *work, int nthreads);
 FM_GEMM_INTERNALS(s, float)
 FM_GEMM_INTERNALS(d, double)
 #undef FM_GEMM_INTERNALS

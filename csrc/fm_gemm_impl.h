@@ -12,22 +12,25 @@ static void FM_FN(scale)(ptrdiff_t m, ptrdiff_t n, FM_REAL beta, FM_REAL *C, ptr
         for (ptrdiff_t j = 0; j < n; j++) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
 }
 
-// fm_?macro_kernel: C := alpha * A * B + beta * C for an mc x kc block of A (strides rsa, csa) and a
-//   kc x nc panel of B, one micro-kernel call per MR x NR tile of C. Micro-panel jr / NR of B starts at
-//   b + jr * b_jr and has row stride rsb: packed (b_jr = kc, rsb = NR) or read in place (b_jr = 1).
+// fm_?macro_kernel: C := alpha * A * B + beta * C for an mc x kc block of A (strides rsa, csa; indexes
+//   a_rows, a_cols as in fm_?gemm) and a kc x nc panel of B, one micro-kernel call per MR x NR tile
+//   of C. Micro-panel jr / NR of B starts at b + jr * b_jr and has row stride rsb: packed (b_jr = kc,
+//   rsb = NR) or read in place (b_jr = 1).
 //   pack_a != 0: A is packed into a_pack first (mc x kc values, rounded up to whole micro-panels);
 //   otherwise the micro-kernel reads A in place.
 static void FM_FN(macro_kernel)(const FM_UKR_T *u, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc,
                                 FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
-                                int pack_a, const FM_REAL *b, ptrdiff_t b_jr, ptrdiff_t rsb,
-                                FM_REAL beta, FM_REAL *C, ptrdiff_t ldc, FM_REAL *a_pack)
+                                const int64_t *a_rows, const int64_t *a_cols, int pack_a,
+                                const FM_REAL *b, ptrdiff_t b_jr, ptrdiff_t rsb, FM_REAL beta,
+                                FM_REAL *C, ptrdiff_t ldc, FM_REAL *a_pack)
 {
     const ptrdiff_t mr = u->mr, nr = u->nr;
-    // Micro-panel ir / mr of A starts at A + ir / mr * a_step and has strides (a_rs, a_cs).
-    ptrdiff_t a_step = mr * rsa, a_rs = rsa, a_cs = csa;
+    // Micro-panel ir / mr of A starts at A + ir / mr * a_step (at row a_rows[ir] when A's rows are
+    // indexed) and has strides (a_rs, a_cs).
+    ptrdiff_t a_step = a_rows ? 0 : mr * rsa, a_rs = rsa, a_cs = csa;
     if (pack_a) {
-        FM_FN(pack)(mc, kc, A, rsa, csa, (int)mr, a_pack);
-        A = a_pack, a_step = mr * kc, a_rs = 1, a_cs = mr;
+        FM_FN(pack)(mc, kc, A, rsa, csa, a_rows, a_cols, (int)mr, a_pack);
+        A = a_pack, a_step = mr * kc, a_rs = 1, a_cs = mr, a_rows = a_cols = NULL;
     }
     // Loop over the NR-wide micro-panels of B (the columns of C), each one staying in L1.
     for (ptrdiff_t jr = 0; jr < nc; jr += nr) {
@@ -36,7 +39,8 @@ static void FM_FN(macro_kernel)(const FM_UKR_T *u, ptrdiff_t mc, ptrdiff_t nc, p
         // Loop over the MR-tall micro-panels of A (the rows of C): one micro-kernel call per tile.
         for (ptrdiff_t ir = 0; ir < mc; ir += mr, a += a_step) {
             const ptrdiff_t m_e = mc - ir < mr ? mc - ir : mr;
-            u->fn(m_e, n_e, kc, alpha, a, a_rs, a_cs, b_panel, rsb, beta, C + ir * ldc + jr, ldc);
+            u->fn(m_e, n_e, kc, alpha, a, a_rs, a_cs, fm_index_from(a_rows, ir), a_cols, b_panel, rsb,
+                  beta, C + ir * ldc + jr, ldc);
         }
     }
 }
@@ -51,7 +55,8 @@ static const FM_UKR_T *FM_FN(kernel)(const fm_gemm_level *level, ptrdiff_t n)
 // fm_?gemm_tile: C := alpha * A * B + beta * C (contract of fm_?gemm) on one thread, with alpha != 0,
 //   k >= 1 and that thread's workspace: work holds fm_?thread_workspace(m, n, k) values, aligned.
 static void FM_FN(gemm_tile)(const FM_UKR_T *u, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_REAL alpha,
-                             const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa, const FM_REAL *B,
+                             const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa, const int64_t *a_rows,
+                             const int64_t *a_cols, const FM_REAL *B,
                              ptrdiff_t rsb, ptrdiff_t csb, FM_REAL beta, FM_REAL *C, ptrdiff_t ldc,
                              FM_REAL *work)
 {
@@ -67,8 +72,10 @@ static void FM_FN(gemm_tile)(const FM_UKR_T *u, ptrdiff_t m, ptrdiff_t n, ptrdif
     // Packing A pays when each micro-panel of A is then used for several micro-panels of B, except
     // that contiguous rows of A (csa == 1) can be read in place as fast as packed ones, if they do not
     // compete for the same L1 sets. Transposing them into micro-panels would cost more than it saves.
+    // (Rows picked by an index lie anywhere: as likely to share sets as any others in a cache.)
     const int pack_a = n > FM_GEMM_PACK_A_MIN_N &&
-                       (csa != 1 || fm_rows_share_l1_sets(rsa * (ptrdiff_t)sizeof(FM_REAL), (int)mr));
+                       (csa != 1 || (!a_rows && fm_rows_share_l1_sets(rsa * (ptrdiff_t)sizeof(FM_REAL),
+                                                                      (int)mr)));
     // Packing B pays when each micro-panel of B is then used for many micro-panels of A, except that
     // contiguous rows of B (csb == 1) can be read in place as fast as packed ones when they are about as
     // narrow as a micro-panel (they span few cache lines). Packing also costs a pass over B: when A has
@@ -84,14 +91,16 @@ static void FM_FN(gemm_tile)(const FM_UKR_T *u, ptrdiff_t m, ptrdiff_t n, ptrdif
         for (ptrdiff_t pc = 0; pc < k; pc += kc_max) {
             const ptrdiff_t kc = k - pc < kc_max ? k - pc : kc_max;
             const FM_REAL *b = B + pc * rsb + jc * csb;
-            if (!b_in_place) FM_FN(pack)(nc, kc, b, csb, rsb, (int)nr, b_pack);
+            if (!b_in_place) FM_FN(pack)(nc, kc, b, csb, rsb, NULL, NULL, (int)nr, b_pack);
             const FM_REAL beta_pc = pc == 0 ? beta : 1;   // later k blocks add to the earlier ones
             // Loop over m in blocks of MC; the macro-kernel packs an MC x KC block of A if it pays.
             for (ptrdiff_t ic = 0; ic < m; ic += mc_max) {
                 const ptrdiff_t mc = m - ic < mc_max ? m - ic : mc_max;
-                FM_FN(macro_kernel)(u, mc, nc, kc, alpha, A + ic * rsa + pc * csa, rsa, csa, pack_a,
-                                    b_in_place ? b : b_pack, b_in_place ? 1 : kc, b_in_place ? rsb : nr,
-                                    beta_pc, C + ic * ldc + jc, ldc, a_pack);
+                const FM_REAL *a = A + (a_rows ? 0 : ic * rsa) + (a_cols ? 0 : pc * csa);
+                FM_FN(macro_kernel)(u, mc, nc, kc, alpha, a, rsa, csa, fm_index_from(a_rows, ic),
+                                    fm_index_from(a_cols, pc), pack_a, b_in_place ? b : b_pack,
+                                    b_in_place ? 1 : kc, b_in_place ? rsb : nr, beta_pc, C + ic * ldc + jc,
+                                    ldc, a_pack);
             }
         }
     }
@@ -122,8 +131,9 @@ size_t FM_FN(gemm_workspace_size)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int nth
 //   returns the tile (empty if the grid has no tile t or it holds no element of C).
 static fm_tile FM_FN(gemm_part)(const FM_UKR_T *u, fm_grid grid, int t, ptrdiff_t m, ptrdiff_t n,
                                 ptrdiff_t k, FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
-                                const FM_REAL *B, ptrdiff_t rsb, ptrdiff_t csb, FM_REAL beta, FM_REAL *C,
-                                ptrdiff_t ldc, FM_REAL *work)
+                                const int64_t *a_rows, const int64_t *a_cols, const FM_REAL *B,
+                                ptrdiff_t rsb, ptrdiff_t csb, FM_REAL beta, FM_REAL *C, ptrdiff_t ldc,
+                                FM_REAL *work)
 {
     const fm_tile none = {0, 0, 0, 0};
     if (t >= grid.tm * grid.tn) return none;
@@ -134,8 +144,9 @@ static fm_tile FM_FN(gemm_part)(const FM_UKR_T *u, fm_grid grid, int t, ptrdiff_
     if (k == 0 || alpha == 0)   // as in BLAS, A and B are not read
         FM_FN(scale)(rows.size, cols.size, beta, c, ldc);
     else
-        FM_FN(gemm_tile)(u, rows.size, cols.size, k, alpha, A + rows.start * rsa, rsa, csa,
-                         B + cols.start * csb, rsb, csb, beta, c, ldc, work);
+        FM_FN(gemm_tile)(u, rows.size, cols.size, k, alpha, A + (a_rows ? 0 : rows.start * rsa), rsa,
+                         csa, fm_index_from(a_rows, rows.start), a_cols, B + cols.start * csb, rsb, csb,
+                         beta, c, ldc, work);
     return (fm_tile){rows.start, rows.size, cols.start, cols.size};
 }
 
@@ -147,6 +158,7 @@ typedef struct {
     FM_REAL alpha;
     const FM_REAL *A;
     ptrdiff_t rsa, csa;
+    const int64_t *a_rows, *a_cols;
     const FM_REAL *B;
     ptrdiff_t rsb, csb;
     FM_REAL beta;
@@ -161,56 +173,60 @@ static void FM_FN(gemm_task)(void *arg, int id, int count)
 {
     const FM_FN(gemm_job) *j = arg;
     for (int t = id; t < j->grid.tm * j->grid.tn; t += count)
-        FM_FN(gemm_part)(j->u, j->grid, t, j->m, j->n, j->k, j->alpha, j->A, j->rsa, j->csa, j->B, j->rsb,
-                         j->csb, j->beta, j->C, j->ldc, j->work + (size_t)id * j->per_thread);
+        FM_FN(gemm_part)(j->u, j->grid, t, j->m, j->n, j->k, j->alpha, j->A, j->rsa, j->csa, j->a_rows,
+                         j->a_cols, j->B, j->rsb, j->csb, j->beta, j->C, j->ldc,
+                         j->work + (size_t)id * j->per_thread);
 }
 
 // fm_?gemm_at_level: fm_?gemm with the micro-kernel of the given level (contract in fm_gemm.h).
 int FM_FN(gemm_at_level)(const fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                          FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
-                         const FM_REAL *B, ptrdiff_t rsb, ptrdiff_t csb, FM_REAL beta, FM_REAL *C,
-                         ptrdiff_t ldc, FM_REAL *work, int nthreads)
+                         const int64_t *a_rows, const int64_t *a_cols, const FM_REAL *B,
+                         ptrdiff_t rsb, ptrdiff_t csb, FM_REAL beta, FM_REAL *C, ptrdiff_t ldc,
+                         FM_REAL *work, int nthreads)
 {
-    if (m < 0 || n < 0 || k < 0 || nthreads < 1) return FM_EINVAL;
+    if (m < 0 || n < 0 || k < 0 || nthreads < 1 || (a_rows && a_cols)) return FM_EINVAL;
     if (m == 0 || n == 0) return FM_OK;
     const FM_UKR_T *u = FM_FN(kernel)(level, n);
     FM_REAL *aligned = (FM_REAL *)fm_align_up(work);
     const size_t per_thread = FM_FN(thread_workspace)(m, n, k);
     const fm_grid grid = fm_thread_grid(m, n, k, nthreads, u->mr, u->nr, FM_GEMM_PARALLEL_MIN_MNK, 0);
     if (grid.tm * grid.tn == 1) {
-        FM_FN(gemm_part)(u, grid, 0, m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, aligned);
+        FM_FN(gemm_part)(u, grid, 0, m, n, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta, C, ldc,
+                         aligned);
         return FM_OK;
     }
     // Each thread computes whole tiles of C, so no two threads write the same element and no sum
     // over k is split. A tile whose thread the pool could not start is taken by another.
-    const FM_FN(gemm_job) job = {u, grid, m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc,
-                                 aligned, per_thread};
+    const FM_FN(gemm_job) job = {u, grid, m, n, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta, C,
+                                 ldc, aligned, per_thread};
     fm_team_run(grid.tm * grid.tn, FM_FN(gemm_task), (void *)&job);
     return FM_OK;
 }
 
 // fm_?gemm: see fm_gemm.h.
 int FM_FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa,
-                ptrdiff_t csa, const FM_REAL *B, ptrdiff_t rsb, ptrdiff_t csb, FM_REAL beta, FM_REAL *C,
-                ptrdiff_t ldc, FM_REAL *work, int nthreads)
+                ptrdiff_t csa, const int64_t *a_rows, const int64_t *a_cols, const FM_REAL *B, ptrdiff_t rsb,
+                ptrdiff_t csb, FM_REAL beta, FM_REAL *C, ptrdiff_t ldc, FM_REAL *work, int nthreads)
 {
-    return FM_FN(gemm_at_level)(fm_gemm_level_current(), m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta,
-                                C, ldc, work, nthreads);
+    return FM_FN(gemm_at_level)(fm_gemm_level_current(), m, n, k, alpha, A, rsa, csa, a_rows, a_cols, B,
+                                rsb, csb, beta, C, ldc, work, nthreads);
 }
 
 // fm_?gemm_team: see fm_gemm.h.
 int FM_FN(gemm_team)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_REAL alpha, const FM_REAL *A,
-                     ptrdiff_t rsa, ptrdiff_t csa, const FM_REAL *B, ptrdiff_t rsb, ptrdiff_t csb,
-                     FM_REAL beta, FM_REAL *C, ptrdiff_t ldc, FM_REAL *work, int whole_rows, int id,
-                     int count, fm_tile *tile)
+                     ptrdiff_t rsa, ptrdiff_t csa, const int64_t *a_rows, const int64_t *a_cols,
+                     const FM_REAL *B, ptrdiff_t rsb, ptrdiff_t csb, FM_REAL beta, FM_REAL *C,
+                     ptrdiff_t ldc, FM_REAL *work, int whole_rows, int id, int count, fm_tile *tile)
 {
     *tile = (fm_tile){0, 0, 0, 0};
-    if (m < 0 || n < 0 || k < 0 || count < 1 || id < 0 || id >= count) return FM_EINVAL;
+    if (m < 0 || n < 0 || k < 0 || count < 1 || id < 0 || id >= count || (a_rows && a_cols))
+        return FM_EINVAL;
     if (m == 0 || n == 0) return FM_OK;
     const FM_UKR_T *u = FM_FN(kernel)(fm_gemm_level_current(), n);
     const fm_grid grid = fm_thread_grid(m, n, k, count, u->mr, u->nr, FM_GEMM_TEAM_MIN_MNK, whole_rows);
-    *tile = FM_FN(gemm_part)(u, grid, id, m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc,
-                             (FM_REAL *)fm_align_up(work));
+    *tile = FM_FN(gemm_part)(u, grid, id, m, n, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta,
+                             C, ldc, (FM_REAL *)fm_align_up(work));
     return FM_OK;
 }
 

@@ -63,21 +63,24 @@ FM_FORCE_INLINE FM_VEC FM_CAT(FM_UKR, _update)(FM_REAL alpha, FM_VEC acc, FM_REA
 }
 
 // One tile of MR_E rows and NV_E vectors of C, the last of them PARTIAL (n_e - (NV_E-1)*VL lanes) or
-// whole; PACKED_A: A is a packed micro-panel of MR_E rows (constant addressing; full tiles only).
-// MR_E, NV_E, PARTIAL and PACKED_A are constants at every call, so each call becomes its own
-// straight-line copy.
+// whole; PACKED_A: A is a packed micro-panel of MR_E rows (constant addressing; full tiles only);
+// A_ROWS: row i of A is row a_rows[i] (a mini-batch in its data set), else row i; A_COLS: column p of
+// A is column a_cols[p] (the same, transposed), else column p. MR_E, NV_E, PARTIAL, PACKED_A, A_ROWS
+// and A_COLS are constants at every call, so each call becomes its own straight-line copy.
 FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const int PARTIAL,
-                                           const int PACKED_A, ptrdiff_t n_e, ptrdiff_t k, FM_REAL alpha,
+                                           const int PACKED_A, const int A_ROWS, const int A_COLS,
+                                           ptrdiff_t n_e, ptrdiff_t k, FM_REAL alpha,
                                            const FM_REAL *restrict a, ptrdiff_t rsa, ptrdiff_t csa,
-                                           const FM_REAL *restrict b, ptrdiff_t rsb, FM_REAL beta,
-                                           FM_REAL *restrict c, ptrdiff_t ldc)
+                                           const int64_t *a_rows, const int64_t *a_cols,
+                                           const FM_REAL *restrict b,
+                                           ptrdiff_t rsb, FM_REAL beta, FM_REAL *restrict c, ptrdiff_t ldc)
 {
     FM_VEC acc[FM_MR][FM_NV];
-    ptrdiff_t row[FM_MR];
+    ptrdiff_t row[FM_MR];   // where row i of A starts (the k loop holds each in a register anyway)
     const FM_MASK_T mask = FM_MASK(n_e - (NV_E - 1) * FM_VL);   // used only when PARTIAL
 #pragma GCC unroll 16
     for (int i = 0; i < MR_E; i++) {
-        row[i] = PACKED_A ? i : i * rsa;
+        row[i] = PACKED_A ? i : (A_ROWS ? (ptrdiff_t)a_rows[i] : i) * rsa;
         __builtin_prefetch(c + i * ldc, 1);
 #pragma GCC unroll 8
         for (int v = 0; v < NV_E; v++) acc[i][v] = (FM_VEC){0};
@@ -85,7 +88,8 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
     if (PACKED_A) csa = MR_E;
     // Unrolled by 4: the loop's own additions and branch are then a small part of a step.
 #pragma GCC unroll 4
-    for (ptrdiff_t p = 0; p < k; p++, a += csa, b += rsb) {
+    for (ptrdiff_t p = 0; p < k; p++, b += rsb) {
+        const FM_REAL *a_p = a + (A_COLS ? (ptrdiff_t)a_cols[p] : p) * csa;   // column p of A
         FM_VEC b_row[FM_NV];
 #pragma GCC unroll 8
         for (int v = 0; v < NV_E; v++)
@@ -93,7 +97,7 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
                                                 : *(const FM_VEC_U *)(b + v * FM_VL);
 #pragma GCC unroll 16
         for (int i = 0; i < MR_E; i++) {
-            const FM_REAL a_ip = a[row[i]];
+            const FM_REAL a_ip = a_p[row[i]];
 #pragma GCC unroll 8
             for (int v = 0; v < NV_E; v++) acc[i][v] += a_ip * b_row[v];
         }
@@ -116,23 +120,31 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
 
 // One case per tile shape: m_e = 1 .. MR rows (a full tile of packed A or of A in place) by
 // 1 .. NV vectors, the last whole or partial.
-#define FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A)                                                         \
-    FM_CAT(FM_UKR, _tile)(MR_E, NV_E, PARTIAL, PACKED_A, n_e, k, alpha, a, rsa, csa, b, rsb, beta, c, ldc)
+#define FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, A_ROWS, A_COLS)                                         \
+    FM_CAT(FM_UKR, _tile)(MR_E, NV_E, PARTIAL, PACKED_A, A_ROWS, A_COLS, n_e, k, alpha, a, rsa, csa,     \
+                          a_rows, a_cols, b, rsb, beta, c, ldc)
+#define FM_TILE_INDEX(MR_E, NV_E, PARTIAL, PACKED_A)                                                   \
+    if (a_rows) FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, 1, 0);                                            \
+    else if (a_cols) FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, 0, 1);                                       \
+    else FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, 0, 0);
 #define FM_TILE_VECTORS(MR_E, NV_E, PACKED_A)                                                          \
-    if (n_e % FM_VL != 0) FM_TILE(MR_E, NV_E, 1, PACKED_A);                                             \
-    else FM_TILE(MR_E, NV_E, 0, PACKED_A);
+    if (n_e % FM_VL != 0) {                                                                            \
+        FM_TILE_INDEX(MR_E, NV_E, 1, PACKED_A)                                                         \
+    } else {                                                                                           \
+        FM_TILE_INDEX(MR_E, NV_E, 0, PACKED_A)                                                         \
+    }
 #define FM_ROWS(MR_E, TILE)   case MR_E: TILE(MR_E, 0); break;
 #define FM_FULL(MR, TILE)                                                                              \
     default:                                                                                           \
-        if (rsa == 1 && csa == MR) {                                                                   \
+        if (rsa == 1 && csa == MR && !a_rows && !a_cols) {                                             \
             TILE(MR, 1)                                                                                \
         } else {                                                                                       \
             TILE(MR, 0)                                                                                \
         }
 #define FM_SIGNATURE(NAME)                                                                             \
     void NAME(ptrdiff_t m_e, ptrdiff_t n_e, ptrdiff_t k, FM_REAL alpha, const FM_REAL *restrict a,     \
-              ptrdiff_t rsa, ptrdiff_t csa, const FM_REAL *restrict b, ptrdiff_t rsb, FM_REAL beta,    \
-              FM_REAL *restrict c, ptrdiff_t ldc)
+              ptrdiff_t rsa, ptrdiff_t csa, const int64_t *a_rows, const int64_t *a_cols,              \
+              const FM_REAL *restrict b, ptrdiff_t rsb, FM_REAL beta, FM_REAL *restrict c, ptrdiff_t ldc)
 
 // The wide kernel: 6 rows x 2 vectors.
 #define FM_WIDE(MR_E, PACKED_A)                                                                        \
@@ -161,6 +173,7 @@ FM_SIGNATURE(FM_CAT(FM_UKR, _narrow))
     }
 }
 #undef FM_TILE
+#undef FM_TILE_INDEX
 #undef FM_TILE_VECTORS
 #undef FM_ROWS
 #undef FM_FULL

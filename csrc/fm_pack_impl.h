@@ -68,8 +68,44 @@ __attribute__((optimize("no-tree-loop-distribute-patterns"))) static void FM_CAT
     }
 }
 
-void FM_PACK(ptrdiff_t m, ptrdiff_t k, const FM_REAL *X, ptrdiff_t rs, ptrdiff_t cs, int w, FM_REAL *dst)
+// One micro-panel of a mini-batch read where it lies in its data set (rows or cols not NULL), rows
+// i0 .. i0+w-1 (zeros past m). Each column's start is looked up once; when the batch is read transposed
+// (rs == 1, as a weight gradient reads it) a micro-panel's values in a column are contiguous. Always
+// inlined, so that each common width w below gets a copy where w is a constant.
+static inline __attribute__((always_inline)) void
+FM_CAT(FM_PACK, _indexed_panel)(ptrdiff_t m, ptrdiff_t k, const FM_REAL *restrict X, ptrdiff_t rs,
+                                ptrdiff_t cs, const int64_t *rows, const int64_t *cols, int w, ptrdiff_t i0,
+                                FM_REAL *restrict dst)
 {
+    const ptrdiff_t panel_rows = m - i0 < w ? m - i0 : w;
+    for (ptrdiff_t p = 0; p < k; p++) {
+        const FM_REAL *x = X + (cols ? (ptrdiff_t)cols[p] : p) * cs;
+        FM_REAL *d = dst + p * w;
+        if (!rows && rs == 1 && panel_rows == w)
+            for (int i = 0; i < w; i++) d[i] = x[i0 + i];
+        else
+            for (int i = 0; i < w; i++)
+                d[i] = i < panel_rows ? x[(rows ? (ptrdiff_t)rows[i0 + i] : i0 + i) * rs] : 0;
+    }
+}
+
+static void FM_CAT(FM_PACK, _indexed)(ptrdiff_t m, ptrdiff_t k, const FM_REAL *X, ptrdiff_t rs, ptrdiff_t cs,
+                                      const int64_t *rows, const int64_t *cols, int w, FM_REAL *dst)
+{
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += w, dst += w * k) switch (w) {
+        case 6: FM_CAT(FM_PACK, _indexed_panel)(m, k, X, rs, cs, rows, cols, 6, i0, dst); break;
+        case 12: FM_CAT(FM_PACK, _indexed_panel)(m, k, X, rs, cs, rows, cols, 12, i0, dst); break;
+        default: FM_CAT(FM_PACK, _indexed_panel)(m, k, X, rs, cs, rows, cols, w, i0, dst); break;
+        }
+}
+
+void FM_PACK(ptrdiff_t m, ptrdiff_t k, const FM_REAL *X, ptrdiff_t rs, ptrdiff_t cs, const int64_t *rows,
+             const int64_t *cols, int w, FM_REAL *dst)
+{
+    if (rows || cols) {
+        FM_CAT(FM_PACK, _indexed)(m, k, X, rs, cs, rows, cols, w, dst);
+        return;
+    }
     // Read X along whichever direction is contiguous, so the hardware prefetchers see a few long
     // streams rather than many short ones, a page apart.
     if (cs == 1) {

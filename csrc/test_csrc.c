@@ -4,7 +4,8 @@
 // a naive triple loop accumulating in double, on a grid of shapes around the block sizes (1, 3, MR±1,
 // NR±1, 17, 257 = KC+1, ...), with A and B plain or transposed, beta 0 on a C full of NaN, beta 0.5,
 // ldc > n, and a misaligned workspace of exactly the advertised size. Each product also runs with
-// nthreads = 1 and 2, which must agree bit for bit, and the team product (fm_sgemm_team) is checked
+// nthreads = 1 and 2, which must agree bit for bit; A is also read as a mini-batch picked out of a
+// larger matrix, by an index of its rows (a_rows) or of its columns (a_cols); and the team product (fm_sgemm_team) is checked
 // against it tile by tile. The team pool (fm_team.c) runs tasks whose threads meet at barriers, alone
 // and from two callers at once. The choice of level (fm_isa_choose, shared with the
 // activations) is checked under every FASTMLP_ISA. Prints "N passed, N failed"; exits 1 on a failure.
@@ -44,7 +45,7 @@ static double uniform(unsigned *state)   // in [-1, 1), a fixed sequence
 // The workspace is misaligned on purpose and has guard values after it; returns 0 if they were touched.
 static int run_gemm(int single, const fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                     double alpha, const double *A, size_t a_len, ptrdiff_t rsa, ptrdiff_t csa,
-                    const double *B, size_t b_len, ptrdiff_t rsb, ptrdiff_t csb, double beta,
+                    const int64_t *a_rows, const int64_t *a_cols, const double *B, size_t b_len, ptrdiff_t rsb, ptrdiff_t csb, double beta,
                     double *C, size_t c_len, ptrdiff_t ldc, int nthreads, int *status)
 {
     enum { guard = 16 };
@@ -58,8 +59,8 @@ static int run_gemm(int single, const fm_gemm_level *level, ptrdiff_t m, ptrdiff
         for (size_t i = 0; i < b_len; i++) b[i] = (float)B[i];
         for (size_t i = 0; i < c_len; i++) c[i] = (float)C[i];
         for (size_t i = 0; i < guard; i++) w[1 + w_len + i] = (float)sentinel;
-        *status = fm_sgemm_at_level(level, m, n, k, (float)alpha, a, rsa, csa, b, rsb, csb, (float)beta,
-                                    c, ldc, w + 1, nthreads);
+        *status = fm_sgemm_at_level(level, m, n, k, (float)alpha, a, rsa, csa, a_rows, a_cols, b, rsb, csb,
+                                    (float)beta, c, ldc, w + 1, nthreads);
         for (size_t i = 0; i < guard; i++) guards_ok &= w[1 + w_len + i] == (float)sentinel;
         for (size_t i = 0; i < c_len; i++) C[i] = c[i];
         free(a), free(b), free(c), free(w);
@@ -68,13 +69,31 @@ static int run_gemm(int single, const fm_gemm_level *level, ptrdiff_t m, ptrdiff
         double *c = malloc(c_len * sizeof *c), *w = malloc((w_len + guard + 1) * sizeof *w);
         memcpy(c, C, c_len * sizeof *c);
         for (size_t i = 0; i < guard; i++) w[1 + w_len + i] = sentinel;
-        *status = fm_dgemm_at_level(level, m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, c, ldc, w + 1,
-                                    nthreads);
+        *status = fm_dgemm_at_level(level, m, n, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta, c,
+                                    ldc, w + 1, nthreads);
         for (size_t i = 0; i < guard; i++) guards_ok &= w[1 + w_len + i] == sentinel;
         memcpy(C, c, c_len * sizeof *c);
         free(c), free(w);
     }
     return guards_ok;
+}
+
+// The storage cases of check_shape: A and B plain or transposed, beta 0 or not, and A read as it is
+// or through an index of its rows or of its columns.
+enum { NO_INDEX, ROWS_INDEX, COLS_INDEX };
+static const struct { int a_trans, b_trans, beta_zero, index; } cases[] = {
+    {0, 0, 0, NO_INDEX}, {1, 0, 0, NO_INDEX}, {0, 1, 0, NO_INDEX}, {1, 1, 0, NO_INDEX},
+    {0, 0, 1, NO_INDEX}, {1, 0, 1, NO_INDEX}, {0, 1, 1, NO_INDEX}, {1, 1, 1, NO_INDEX},
+    {0, 0, 0, ROWS_INDEX}, {1, 1, 1, ROWS_INDEX}, {1, 0, 0, ROWS_INDEX}, {0, 1, 1, ROWS_INDEX},
+    {0, 0, 1, COLS_INDEX}, {1, 1, 0, COLS_INDEX}, {1, 0, 1, COLS_INDEX}, {0, 1, 0, COLS_INDEX},
+};
+
+// An index of count entries into 0 .. size-1, in a scrambled order, some entries repeated.
+static int64_t *make_index(ptrdiff_t count, ptrdiff_t size, unsigned *state)
+{
+    int64_t *index = malloc((size_t)(count > 0 ? count : 1) * sizeof *index);
+    for (ptrdiff_t i = 0; i < count; i++) index[i] = (int64_t)((uniform(state) + 1) / 2 * (double)size) % size;
+    return index;
 }
 
 // One shape, one level, one type, all storage cases: compare with the naive product.
@@ -83,15 +102,20 @@ static void check_shape(int single, const fm_gemm_level *level, ptrdiff_t m, ptr
     const char *type = single ? "float" : "double";
     const double eps = single ? 0x1p-23 : 0x1p-52;
     unsigned state = (unsigned)(m * 7919 + n * 104729 + k * 31);
-    for (int case_id = 0; case_id < 8; case_id++) {
-        const int a_trans = case_id & 1, b_trans = (case_id >> 1) & 1, beta_zero = (case_id >> 2) & 1;
+    for (int case_id = 0; case_id < (int)(sizeof cases / sizeof cases[0]); case_id++) {
+        const int a_trans = cases[case_id].a_trans, b_trans = cases[case_id].b_trans;
+        const int beta_zero = cases[case_id].beta_zero, index = cases[case_id].index;
         const double alpha = case_id % 3 == 0 ? 1.0 : -0.75, beta = beta_zero ? 0.0 : 0.5;
-        // A is m x k, stored row-major (lda = k + 1) or transposed (k x m, lda = m + 2); B likewise.
-        const ptrdiff_t lda = a_trans ? m + 2 : k + 1, ldb = b_trans ? k + 3 : n + 1, ldc = n + 2;
+        // A is m x k, or picked by an index out of a larger matrix (m + 5 rows or k + 5 columns), stored
+        // row-major (lda = columns + 1) or transposed (lda = rows + 2); B likewise, without an index.
+        const ptrdiff_t a_rows_total = index == ROWS_INDEX ? m + 5 : m, a_cols_total = index == COLS_INDEX ? k + 5 : k;
+        const ptrdiff_t lda = a_trans ? a_rows_total + 2 : a_cols_total + 1, ldb = b_trans ? k + 3 : n + 1, ldc = n + 2;
         const ptrdiff_t rsa = a_trans ? 1 : lda, csa = a_trans ? lda : 1;
         const ptrdiff_t rsb = b_trans ? 1 : ldb, csb = b_trans ? ldb : 1;
-        const size_t a_len = (size_t)((a_trans ? k : m) * lda + 1), b_len = (size_t)((b_trans ? n : k) * ldb + 1);
-        const size_t c_len = (size_t)(m * ldc);
+        const size_t a_len = (size_t)((a_trans ? a_cols_total : a_rows_total) * lda + 1);
+        const size_t b_len = (size_t)((b_trans ? n : k) * ldb + 1), c_len = (size_t)(m * ldc);
+        int64_t *a_rows = index == ROWS_INDEX ? make_index(m, a_rows_total, &state) : NULL;
+        int64_t *a_cols = index == COLS_INDEX ? make_index(k, a_cols_total, &state) : NULL;
         double *A = malloc(a_len * sizeof *A), *B = malloc(b_len * sizeof *B);
         double *C0 = malloc(c_len * sizeof *C0), *C1 = malloc(c_len * sizeof *C1), *C2 = malloc(c_len * sizeof *C2);
         for (size_t i = 0; i < a_len; i++) A[i] = uniform(&state);
@@ -105,10 +129,10 @@ static void check_shape(int single, const fm_gemm_level *level, ptrdiff_t m, ptr
         memcpy(C2, C0, c_len * sizeof *C0);
 
         int status1, status2;
-        int guards = run_gemm(single, level, m, n, k, alpha, A, a_len, rsa, csa, B, b_len, rsb, csb, beta, C1,
-                              c_len, ldc, 1, &status1);
-        guards &= run_gemm(single, level, m, n, k, alpha, A, a_len, rsa, csa, B, b_len, rsb, csb, beta, C2,
-                           c_len, ldc, 2, &status2);
+        int guards = run_gemm(single, level, m, n, k, alpha, A, a_len, rsa, csa, a_rows, a_cols, B, b_len, rsb,
+                              csb, beta, C1, c_len, ldc, 1, &status1);
+        guards &= run_gemm(single, level, m, n, k, alpha, A, a_len, rsa, csa, a_rows, a_cols, B, b_len, rsb,
+                           csb, beta, C2, c_len, ldc, 2, &status2);
         check(status1 == FM_OK && status2 == FM_OK, "status", level->name, type, m, n, k, case_id);
         check(guards, "workspace overrun", level->name, type, m, n, k, case_id);
         check(memcmp(C1, C2, c_len * sizeof *C1) == 0, "nthreads 1 vs 2 not bit-identical", level->name, type,
@@ -119,7 +143,8 @@ static void check_shape(int single, const fm_gemm_level *level, ptrdiff_t m, ptr
             for (ptrdiff_t j = 0; j < n; j++) {
                 double sum = 0, magnitude = 0;
                 for (ptrdiff_t p = 0; p < k; p++) {
-                    const double term = A[i * rsa + p * csa] * B[p * rsb + j * csb];
+                    const ptrdiff_t a_row = a_rows ? a_rows[i] : i, a_col = a_cols ? a_cols[p] : p;
+                    const double term = A[a_row * rsa + a_col * csa] * B[p * rsb + j * csb];
                     sum += term, magnitude += fabs(term);
                 }
                 const double c_old = beta_zero ? 0 : C0[i * ldc + j];
@@ -133,7 +158,7 @@ static void check_shape(int single, const fm_gemm_level *level, ptrdiff_t m, ptr
         }
         check(values_ok, "values differ from the naive product", level->name, type, m, n, k, case_id);
         check(padding_ok, "wrote outside the m x n matrix", level->name, type, m, n, k, case_id);
-        free(A), free(B), free(C0), free(C1), free(C2);
+        free(A), free(B), free(C0), free(C1), free(C2), free(a_rows), free(a_cols);
     }
 }
 
@@ -141,12 +166,15 @@ static void check_shape(int single, const fm_gemm_level *level, ptrdiff_t m, ptr
 static void check_special_cases(void)
 {
     float A[4] = {NAN, NAN, NAN, NAN}, B[4] = {NAN, NAN, NAN, NAN}, C[4] = {1, 2, 3, 4}, w[64];
-    check(fm_sgemm(-1, 1, 1, 1, A, 1, 1, B, 1, 1, 0, C, 1, w, 1) == FM_EINVAL, "m < 0", "", "float", -1, 1, 1, 0);
-    check(fm_sgemm(1, 1, 1, 1, A, 1, 1, B, 1, 1, 0, C, 1, w, 0) == FM_EINVAL, "nthreads 0", "", "float", 1, 1, 1, 0);
-    check(fm_sgemm(0, 2, 2, 1, A, 2, 1, B, 2, 1, 0, C, 2, w, 1) == FM_OK && C[0] == 1, "m == 0", "", "float", 0, 2, 2, 0);
-    check(fm_sgemm(2, 2, 0, 1, A, 2, 1, B, 2, 1, 0.5f, C, 2, w, 1) == FM_OK && C[0] == 0.5f && C[3] == 2,
+    check(fm_sgemm(-1, 1, 1, 1, A, 1, 1, NULL, NULL, B, 1, 1, 0, C, 1, w, 1) == FM_EINVAL, "m < 0", "", "float", -1, 1, 1, 0);
+    check(fm_sgemm(1, 1, 1, 1, A, 1, 1, NULL, NULL, B, 1, 1, 0, C, 1, w, 0) == FM_EINVAL, "nthreads 0", "", "float", 1, 1, 1, 0);
+    const int64_t first[1] = {0};
+    check(fm_sgemm(1, 1, 1, 1, A, 1, 1, first, first, B, 1, 1, 0, C, 1, w, 1) == FM_EINVAL, "two indexes", "",
+          "float", 1, 1, 1, 0);
+    check(fm_sgemm(0, 2, 2, 1, A, 2, 1, NULL, NULL, B, 2, 1, 0, C, 2, w, 1) == FM_OK && C[0] == 1, "m == 0", "", "float", 0, 2, 2, 0);
+    check(fm_sgemm(2, 2, 0, 1, A, 2, 1, NULL, NULL, B, 2, 1, 0.5f, C, 2, w, 1) == FM_OK && C[0] == 0.5f && C[3] == 2,
           "k == 0 scales C", "", "float", 2, 2, 0, 0);
-    check(fm_sgemm(2, 2, 2, 0, A, 2, 1, B, 2, 1, 2, C, 2, w, 1) == FM_OK && C[0] == 1 && C[3] == 4,
+    check(fm_sgemm(2, 2, 2, 0, A, 2, 1, NULL, NULL, B, 2, 1, 2, C, 2, w, 1) == FM_OK && C[0] == 1 && C[3] == 4,
           "alpha == 0 reads neither A nor B", "", "float", 2, 2, 2, 0);
     const char *isa = fm_gemm_isa();
     check(isa != NULL && fm_cpu_runs(fm_gemm_level_current()->name), "fm_gemm_isa", isa, "", 0, 0, 0, 0);
@@ -163,7 +191,7 @@ static void check_team(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
     float *w = malloc(fm_sgemm_workspace_size(m, n, k, 1) * sizeof *w);   // each id in turn: one suffices
     for (ptrdiff_t i = 0; i < m * k; i++) A[i] = (float)uniform(&state);
     for (ptrdiff_t i = 0; i < k * n; i++) B[i] = (float)uniform(&state);
-    fm_sgemm(m, n, k, 1.0f, A, k, 1, B, n, 1, 0.0f, want, n, w, 1);
+    fm_sgemm(m, n, k, 1.0f, A, k, 1, NULL, NULL, B, n, 1, 0.0f, want, n, w, 1);
     for (int count = 1; count <= 3; count++) {
         for (int whole_rows = 0; whole_rows <= 1; whole_rows++) {
             int ok = 1, wide = 1;
@@ -171,7 +199,7 @@ static void check_team(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
             for (ptrdiff_t i = 0; i < m * n; i++) C[i] = NAN;
             for (int id = 0; id < count; id++) {
                 fm_tile tile;
-                ok &= fm_sgemm_team(m, n, k, 1.0f, A, k, 1, B, n, 1, 0.0f, C, n, w, whole_rows, id, count,
+                ok &= fm_sgemm_team(m, n, k, 1.0f, A, k, 1, NULL, NULL, B, n, 1, 0.0f, C, n, w, whole_rows, id, count,
                                     &tile) == FM_OK;
                 if (tile.rows > 0 && whole_rows) wide &= tile.col == 0 && tile.cols == n;
                 for (ptrdiff_t i = tile.row; i < tile.row + tile.rows; i++)
@@ -183,7 +211,7 @@ static void check_team(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
         }
     }
     fm_tile tile;
-    check(fm_sgemm_team(m, n, k, 1.0f, A, k, 1, B, n, 1, 0.0f, C, n, w, 0, 2, 2, &tile) == FM_EINVAL &&
+    check(fm_sgemm_team(m, n, k, 1.0f, A, k, 1, NULL, NULL, B, n, 1, 0.0f, C, n, w, 0, 2, 2, &tile) == FM_EINVAL &&
               tile.rows == 0, "team id out of range", "current", "float", m, n, k, 0);
     free(A), free(B), free(want), free(C), free(covered), free(w);
 }

@@ -29,22 +29,26 @@ cdef extern from "fm_gemm.h" nogil:
     size_t fm_dgemm_workspace_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, int nthreads)
     int fm_sgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
                  const float *A, Py_ssize_t rsa, Py_ssize_t csa,
+                 const int64_t *a_rows, const int64_t *a_cols,
                  const float *B, Py_ssize_t rsb, Py_ssize_t csb,
                  float beta, float *C, Py_ssize_t ldc, float *work, int nthreads)
     int fm_dgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
                  const double *A, Py_ssize_t rsa, Py_ssize_t csa,
+                 const int64_t *a_rows, const int64_t *a_cols,
                  const double *B, Py_ssize_t rsb, Py_ssize_t csb,
                  double beta, double *C, Py_ssize_t ldc, double *work, int nthreads)
     const char *fm_gemm_isa()
     ctypedef struct fm_tile:
         Py_ssize_t row, rows, col, cols
     int fm_sgemm_team(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
-                      const float *A, Py_ssize_t rsa, Py_ssize_t csa,
+                      const float *A, Py_ssize_t rsa, Py_ssize_t csa, const int64_t *a_rows,
+                      const int64_t *a_cols,
                       const float *B, Py_ssize_t rsb, Py_ssize_t csb,
                       float beta, float *C, Py_ssize_t ldc, float *work, int whole_rows, int id,
                       int count, fm_tile *tile)
     int fm_dgemm_team(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
-                      const double *A, Py_ssize_t rsa, Py_ssize_t csa,
+                      const double *A, Py_ssize_t rsa, Py_ssize_t csa, const int64_t *a_rows,
+                      const int64_t *a_cols,
                       const double *B, Py_ssize_t rsb, Py_ssize_t csb,
                       double beta, double *C, Py_ssize_t ldc, double *work, int whole_rows, int id,
                       int count, fm_tile *tile)
@@ -138,28 +142,33 @@ def workspace_size(dtype, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, int nthreads
 
 cdef inline int _gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
                       const floating *A, Py_ssize_t rsa, Py_ssize_t csa,
+                      const int64_t *a_rows, const int64_t *a_cols,
                       const floating *B, Py_ssize_t rsb, Py_ssize_t csb,
                       floating beta, floating *C, Py_ssize_t ldc,
                       floating *work, int nthreads) noexcept nogil:
-    """C := alpha · A · B + beta · C, A and B read through (row, column) strides."""
+    """C := alpha · A · B + beta · C, A and B read through (row, column) strides, and A's rows
+    or columns picked by an index when a_rows or a_cols is not NULL (see fm_gemm.h)."""
     if floating is float:
-        return fm_sgemm(m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, work, nthreads)
+        return fm_sgemm(m, n, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta, C, ldc, work,
+                        nthreads)
     else:
-        return fm_dgemm(m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, work, nthreads)
+        return fm_dgemm(m, n, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta, C, ldc, work,
+                        nthreads)
 
 
 cdef inline int _gemm_team(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
                            const floating *A, Py_ssize_t rsa, Py_ssize_t csa,
+                           const int64_t *a_rows, const int64_t *a_cols,
                            const floating *B, Py_ssize_t rsb, Py_ssize_t csb,
                            floating beta, floating *C, Py_ssize_t ldc, floating *work, bint whole_rows,
                            int id, int count, fm_tile *tile) noexcept nogil:
     """This thread's tile of _gemm's product, in a team of count (see fm_gemm.h)."""
     if floating is float:
-        return fm_sgemm_team(m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, work, whole_rows, id,
-                             count, tile)
+        return fm_sgemm_team(m, n, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta, C, ldc, work,
+                             whole_rows, id, count, tile)
     else:
-        return fm_dgemm_team(m, n, k, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, work, whole_rows, id,
-                             count, tile)
+        return fm_dgemm_team(m, n, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta, C, ldc, work,
+                             whole_rows, id, count, tile)
 
 
 cdef inline void _bias_activation(floating *Z, const floating *b, Py_ssize_t rows, Py_ssize_t cols,
@@ -653,11 +662,12 @@ cdef inline bint _by_rows(Network net, int count) noexcept nogil:
     return count > 1 and net.split_rows
 
 
-cdef uint64_t _forward(Network net, const floating *X, Py_ssize_t first, Py_ssize_t rows,
-                       Py_ssize_t batch_rows, floating *out, bint training, floating *work, int id,
-                       int count) noexcept nogil:
+cdef uint64_t _forward(Network net, const floating *X, const int64_t *x_rows, Py_ssize_t first,
+                       Py_ssize_t rows, Py_ssize_t batch_rows, floating *out, bint training,
+                       floating *work, int id, int count) noexcept nogil:
     """Forward pass of rows first .. first+rows-1 of a batch of batch_rows, from X (not copied) to
-    out, both pointing at the batch's first row: aˡ⁺¹ = σ(aˡ · Wˡ + bˡ).
+    out, both pointing at the batch's first row: aˡ⁺¹ = σ(aˡ · Wˡ + bˡ). With x_rows, the batch is
+    rows x_rows[0 .. batch_rows-1] of X, read where they lie (X is the data set).
 
     Run by every thread of a team (thread id of count): each computes its tile of a layer's
     product, and adds the bias and applies σ to that tile while it is in cache; the team meets
@@ -666,7 +676,8 @@ cdef uint64_t _forward(Network net, const floating *X, Py_ssize_t first, Py_ssiz
     layer's σ(z) goes to raw[l] and aˡ = raw[l] ⊙ mask. Returns the dropout counter after the batch.
     """
     cdef Py_ssize_t l, L = net.n_layers, s, segments, stride, at, size, width
-    cdef const floating *a = X + first * net.sizes[0]
+    cdef const floating *a = X if x_rows != NULL else X + first * net.sizes[0]
+    cdef const int64_t *a_rows = x_rows + first if x_rows != NULL else NULL
     cdef floating *z
     cdef floating *act
     cdef floating *mask = NULL
@@ -683,8 +694,8 @@ cdef uint64_t _forward(Network net, const floating *X, Py_ssize_t first, Py_ssiz
         if dropped:
             z = <floating *> net.raw[l + 1] + first * width
             mask = <floating *> net.masks[l + 1] + first * width
-        _gemm_team(rows, width, n[l], <floating> 1, a, n[l], 1, <floating *> net.W[l], width, 1,
-                   <floating> 0, z, width, work, net.codes[l] == FM_SOFTMAX, id, count, &tile)
+        _gemm_team(rows, width, n[l], <floating> 1, a, n[l], 1, a_rows, NULL, <floating *> net.W[l], width,
+                   1, <floating> 0, z, width, work, net.codes[l] == FM_SOFTMAX, id, count, &tile)
         segments = _segments(&tile, width, &stride)
         for s in range(segments):
             at = tile.row * width + tile.col + s * stride
@@ -699,7 +710,7 @@ cdef uint64_t _forward(Network net, const floating *X, Py_ssize_t first, Py_ssiz
         if dropped:
             counter += batch_rows * width
         fm_team_barrier(count)   # returns at once for a thread alone (count 1)
-        a = act
+        a, a_rows = act, NULL
     return counter
 
 
@@ -715,7 +726,7 @@ cdef void _input_delta(Network net, Py_ssize_t l, Py_ssize_t first, Py_ssize_t r
     cdef floating *a = <floating *> (net.raw[l] if training else net.acts[l]) + first * n[l]
     cdef fm_tile tile
     # weights[l] read transposed through its strides
-    _gemm_team(rows, n[l], n[l + 1], <floating> 1, delta, n[l + 1], 1,
+    _gemm_team(rows, n[l], n[l + 1], <floating> 1, delta, n[l + 1], 1, NULL, NULL,
                <floating *> net.W[l], 1, n[l + 1], <floating> 0, previous, n[l],
                work, False, id, count, &tile)
     segments = _segments(&tile, n[l], &stride)
@@ -727,13 +738,16 @@ cdef void _input_delta(Network net, Py_ssize_t l, Py_ssize_t first, Py_ssize_t r
         _activation_derivative(a + at, previous + at, size, net.codes[l - 1])
 
 
-cdef void _weight_gradient(Network net, Py_ssize_t l, Py_ssize_t rows, floating total_weight,
-                           const Step *sgd_step, floating *work, int id, int count) noexcept nogil:
+cdef void _weight_gradient(Network net, Py_ssize_t l, const floating *X, const int64_t *x_rows,
+                           Py_ssize_t rows, floating total_weight, const Step *sgd_step,
+                           floating *work, int id, int count) noexcept nogil:
     """This thread's tile of layer l's weight gradient (and, on the last thread, the bias
-    gradient); with ``sgd_step`` applied to the weights and biases instead of stored."""
+    gradient); with ``sgd_step`` applied to the weights and biases instead of stored. The first
+    layer's input is the batch (X, x_rows) as _forward reads it."""
     cdef Py_ssize_t *n = net.sizes
     cdef Py_ssize_t s, segments, stride, at
-    cdef floating *a = <floating *> net.acts[l]
+    cdef const floating *a = X if l == 0 else <floating *> net.acts[l]
+    cdef const int64_t *a_cols = x_rows if l == 0 else NULL
     cdef floating *delta = <floating *> net.dels[l]
     cdef floating *W = <floating *> net.W[l]
     cdef floating *velocity = NULL
@@ -746,8 +760,9 @@ cdef void _weight_gradient(Network net, Py_ssize_t l, Py_ssize_t rows, floating 
         rate = sgd_step.learning_rate
         velocity = <floating *> net.S1[l]
         bias_velocity = <floating *> net.S1[net.n_layers + l]
-        _gemm_team(n[l], n[l + 1], rows, -rate / total_weight, a, 1, n[l], delta, n[l + 1], 1,
-                   <floating> sgd_step.momentum, velocity, n[l + 1], work, False, id, count, &tile)
+        _gemm_team(n[l], n[l + 1], rows, -rate / total_weight, a, 1, n[l], NULL, a_cols, delta,
+                   n[l + 1], 1, <floating> sgd_step.momentum, velocity, n[l + 1], work, False, id, count,
+                   &tile)
         segments = _segments(&tile, n[l + 1], &stride)
         for s in range(segments):
             at = tile.row * n[l + 1] + tile.col + s * stride
@@ -755,13 +770,13 @@ cdef void _weight_gradient(Network net, Py_ssize_t l, Py_ssize_t rows, floating 
     elif sgd_step != NULL:
         # plain SGD inside the product: weights[l] := (1 − η·l2) weights[l] − η Aᵀ Δ / Σw
         rate = sgd_step.learning_rate
-        _gemm_team(n[l], n[l + 1], rows, -rate / total_weight, a, 1, n[l], delta, n[l + 1], 1,
-                   1 - rate * <floating> net.l2, W, n[l + 1], work, False, id, count, &tile)
+        _gemm_team(n[l], n[l + 1], rows, -rate / total_weight, a, 1, n[l], NULL, a_cols, delta,
+                   n[l + 1], 1, 1 - rate * <floating> net.l2, W, n[l + 1], work, False, id, count, &tile)
     else:
         # ∂C/∂weights[l] = weighted mean over the batch of a δᵀ = Aᵀ Δ / Σw, with A =
         # activations[l] (this layer's input, read transposed through strides) and Δ =
         # deltas[l] (its error), plus the penalty's gradient, added to each tile in cache
-        _gemm_team(n[l], n[l + 1], rows, 1 / total_weight, a, 1, n[l], delta, n[l + 1], 1,
+        _gemm_team(n[l], n[l + 1], rows, 1 / total_weight, a, 1, n[l], NULL, a_cols, delta, n[l + 1], 1,
                    <floating> 0, <floating *> net.gW[l], n[l + 1], work, False, id, count, &tile)
         segments = _segments(&tile, n[l + 1], &stride)
         for s in range(segments):
@@ -776,10 +791,11 @@ cdef void _weight_gradient(Network net, Py_ssize_t l, Py_ssize_t rows, floating 
             _update(<floating *> net.b[l], <floating *> net.gb[l], bias_velocity, NULL, n[l + 1], sgd_step)
 
 
-cdef double _forward_backward(Network net, Py_ssize_t rows, const floating *Y,
-                              const floating *sample_weight, bint training, const Step *sgd_step,
-                              int id, int count) noexcept nogil:
-    """Forward pass from acts[0], then backpropagation into the gradient buffers.
+cdef double _forward_backward(Network net, const floating *X, const int64_t *x_rows, Py_ssize_t rows,
+                              const floating *Y, const floating *sample_weight, bint training,
+                              const Step *sgd_step, int id, int count) noexcept nogil:
+    """Forward pass from the batch's inputs (X, x_rows: see _forward), then backpropagation into
+    the gradient buffers.
 
     Run by every thread of a team. Split by rows (Network.split_rows), each thread takes its own
     samples through the forward pass and the errors δ of every layer, and the team meets once,
@@ -800,11 +816,11 @@ cdef double _forward_backward(Network net, Py_ssize_t rows, const floating *Y,
     cdef bint by_rows = _by_rows(net, count)
     if by_rows:
         own = _share(rows, 1, id, count, &first)
-        counter = _forward(net, <floating *> net.acts[0], first, own, rows, <floating *> net.acts[L],
-                           training, work, 0, 1)
+        counter = _forward(net, X, x_rows, first, own, rows, <floating *> net.acts[L], training, work,
+                           0, 1)
     else:
-        counter = _forward(net, <floating *> net.acts[0], 0, rows, rows, <floating *> net.acts[L],
-                           training, work, id, count)
+        counter = _forward(net, X, x_rows, 0, rows, rows, <floating *> net.acts[L], training, work,
+                           id, count)
     if by_rows or id == 0:
         # Output error: δᴸ = ∇ₐC ⊙ σ'(zᴸ), each row's loss kept to be summed in order
         _output_delta(<floating *> net.acts[L] + first * n[L], Y + first * n[L],
@@ -827,7 +843,7 @@ cdef double _forward_backward(Network net, Py_ssize_t rows, const floating *Y,
         if l > 0 and not by_rows:
             _input_delta(net, l, 0, rows, training, work, id, count)
             fm_team_barrier(count)   # deltas[l-1] is complete, and weights[l] is read no more
-        _weight_gradient(net, l, rows, total_weight, sgd_step, work, id, count)
+        _weight_gradient(net, l, X, x_rows, rows, total_weight, sgd_step, work, id, count)
     return loss_total
 
 
@@ -835,9 +851,11 @@ cdef double _train_step(Network net, Py_ssize_t start, Py_ssize_t rows, floating
                         Step *step, int id, int count) noexcept nogil:
     """Gather the mini-batch (targets into Y_batch), forward, backward, one optimizer step.
 
-    Run by every thread of a team: each gathers a share of the rows and (unless plain SGD was
-    applied inside the products) updates a share of every parameter array. Returns (on thread 0)
-    the batch's summed loss.
+    Run by every thread of a team: each gathers a share of the targets and (unless plain SGD was
+    applied inside the products) updates a share of every parameter array. The inputs are not
+    gathered: the first layer's products read the batch's rows where they lie in the data set, so
+    that fetching them from memory overlaps the arithmetic. Returns (on thread 0) the batch's
+    summed loss.
     """
     cdef Py_ssize_t l, first, size
     cdef double total
@@ -848,15 +866,14 @@ cdef double _train_step(Network net, Py_ssize_t start, Py_ssize_t rows, floating
     cdef bint fused = step.optimizer == SGD and net.l1 == 0 and (net.S1 == NULL or net.l2 == 0)
     # the same share of the rows as _forward_backward's when it splits by rows
     size = _share(rows, 1, id, count, &first)
-    _gather_rows(<floating *> net.X_data, index + first, size, n[0], <floating *> net.acts[0] + first * n[0])
     _gather_rows(<floating *> net.Y_data, index + first, size, n[net.n_layers],
                  Y_batch + first * n[net.n_layers])
     if sample_weight != NULL:
         _gather_rows(<floating *> net.sw_data, index + first, size, 1, sample_weight + first)
     if not _by_rows(net, count):
         fm_team_barrier(count)
-    total = _forward_backward(net, rows, Y_batch, sample_weight, True, step if fused else NULL,
-                              id, count)
+    total = _forward_backward(net, <const floating *> net.X_data, index, rows, Y_batch, sample_weight,
+                              True, step if fused else NULL, id, count)
     if fused:
         return total
     fm_team_barrier(count)   # every gradient is complete
@@ -945,10 +962,10 @@ cdef void _forward_team(Network net, Job *job, int id, int count) noexcept nogil
         own = _share(job.rows, 1, id, count, &first)
         id, count = 0, 1   # this thread's rows alone
     if net.is_double:
-        _forward(net, <const double *> job.X, first, own, job.rows, <double *> job.out, False,
+        _forward(net, <const double *> job.X, NULL, first, own, job.rows, <double *> job.out, False,
                  <double *> net.work + work, id, count)
     else:
-        _forward(net, <const float *> job.X, first, own, job.rows, <float *> job.out, False,
+        _forward(net, <const float *> job.X, NULL, first, own, job.rows, <float *> job.out, False,
                  <float *> net.work + work, id, count)
 
 
@@ -960,10 +977,10 @@ cdef void _backprop_task(void *job, int id, int count) noexcept nogil:
 cdef void _backprop_team(Network net, Job *job, int id, int count) noexcept nogil:
     cdef double total
     if net.is_double:
-        total = _forward_backward(net, job.rows, <const double *> job.Y,
+        total = _forward_backward(net, <const double *> net.acts[0], NULL, job.rows, <const double *> job.Y,
                                   <const double *> job.sample_weight, False, NULL, id, count)
     else:
-        total = _forward_backward(net, job.rows, <const float *> job.Y,
+        total = _forward_backward(net, <const float *> net.acts[0], NULL, job.rows, <const float *> job.Y,
                                   <const float *> job.sample_weight, False, NULL, id, count)
     if id == 0:
         job.loss = total
@@ -973,21 +990,40 @@ cdef void _backprop_team(Network net, Job *job, int id, int count) noexcept nogi
 # Single kernels, exposed for the tests (same names and signatures as in fastmlp.reference)
 # ---------------------------------------------------------------------------------------------
 
+cdef const int64_t *_index(index, Py_ssize_t size, str name) except? NULL:
+    """The data of an int64 index into 0 .. size-1, or NULL for None."""
+    cdef const int64_t[::1] entries
+    if index is None:
+        return NULL
+    entries = index
+    if entries.shape[0] and (np.min(index) < 0 or np.max(index) >= size):
+        raise ValueError(f"gemm: {name} holds an index out of range")
+    return &entries[0] if entries.shape[0] else NULL
+
+
 def gemm(double alpha, floating[:, :] A, floating[:, :] B, double beta, floating[:, ::1] C,
-         int nthreads=1):
-    """C := alpha · A · B + beta · C for any (strided, transposed) views A and B."""
+         int nthreads=1, a_rows=None, a_cols=None):
+    """C := alpha · A · B + beta · C for any (strided, transposed) views A and B; with an int64
+    index ``a_rows`` the product reads A[a_rows] (the rows it names, where they lie), with
+    ``a_cols`` A[:, a_cols]."""
     cdef Py_ssize_t m = A.shape[0], k = A.shape[1], n = B.shape[1]
     cdef Py_ssize_t item = sizeof(floating)
+    if a_rows is not None and a_cols is not None:
+        raise ValueError("gemm: give a_rows or a_cols, not both")
+    m = len(a_rows) if a_rows is not None else m
+    k = len(a_cols) if a_cols is not None else k
     if B.shape[0] != k or C.shape[0] != m or C.shape[1] != n or nthreads < 1:
         raise ValueError("gemm: shapes do not match")
+    cdef const int64_t *rows = _index(a_rows, A.shape[0], "a_rows")
+    cdef const int64_t *cols = _index(a_cols, A.shape[1], "a_cols")
     work = np.empty(workspace_size(np.float32 if floating is float else np.float64, m, n, k, nthreads),
                     np.float32 if floating is float else np.float64)
     cdef floating[::1] w = work
-    cdef const floating *a = &A[0, 0] if m and k else NULL
+    cdef const floating *a = &A[0, 0] if A.shape[0] and A.shape[1] else NULL
     cdef const floating *bp = &B[0, 0] if k and n else NULL
     cdef floating *c = &C[0, 0] if m and n else NULL
     with nogil:
-        _gemm(m, n, k, <floating> alpha, a, A.strides[0] // item, A.strides[1] // item,
+        _gemm(m, n, k, <floating> alpha, a, A.strides[0] // item, A.strides[1] // item, rows, cols,
               bp, B.strides[0] // item, B.strides[1] // item, <floating> beta, c, C.strides[0] // item,
               &w[0], nthreads)
 

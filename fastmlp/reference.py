@@ -49,8 +49,11 @@ def derivative(A, activation):
     return np.ones_like(A)
 
 
-def gemm(alpha, A, B, beta, C, nthreads=1):
-    """C := alpha · A · B + beta · C   (beta == 0: C is not read)."""
+def gemm(alpha, A, B, beta, C, nthreads=1, a_rows=None, a_cols=None):
+    """C := alpha · A · B + beta · C   (beta == 0: C is not read), with A[a_rows] or A[:, a_cols]
+    in place of A when an index is given."""
+    A = A if a_rows is None else A[a_rows]
+    A = A if a_cols is None else A[:, a_cols]
     product = alpha * (A @ B)
     C[...] = product if beta == 0 else product + beta * C
 

@@ -117,6 +117,41 @@ def test_gemm_thread_count_is_bit_identical(rng, dtype, m, k, n, layout):
     np.testing.assert_allclose(one, A @ B, **gemm_tolerance(dtype, k))
 
 
+@pytest.mark.parametrize("transposed", [False, True], ids=["A", "A.T"])
+@pytest.mark.parametrize("which", ["a_rows", "a_cols"])
+@pytest.mark.parametrize("m, k, n", mkn([(1, 1, 1), (3, 5, 17), (13, 17, 3), (100, 784, 16), (784, 100, 16),
+                                     (10, 784, 30), (784, 10, 30), (73, 257, 40)]))
+def test_gemm_reads_a_through_an_index(rng, dtype, m, k, n, which, transposed):
+    """A mini-batch read where it lies: rows (or columns) of a larger matrix picked by an index,
+    in shuffled order with repeats, give the product of the gathered copy, the same for 1 and 2
+    threads."""
+    rows, cols = (m + 7, k) if which == "a_rows" else (m, k + 7)
+    source = rng.standard_normal((rows, cols)).astype(dtype)
+    if transposed:                                  # read through strides, as the weight gradient does
+        source = np.ascontiguousarray(source.T).T
+    index = rng.integers(0, rows if which == "a_rows" else cols, m if which == "a_rows" else k)
+    B = rng.standard_normal((k, n)).astype(dtype)
+    one, two = np.full((m, n), np.nan, dtype), np.full((m, n), np.nan, dtype)
+    _kernels.gemm(1.0, source, B, 0.0, one, 1, **{which: index})
+    _kernels.gemm(1.0, source, B, 0.0, two, 2, **{which: index})
+    expected = np.empty((m, n), dtype)
+    reference.gemm(1.0, source, B, 0.0, expected, **{which: index})
+    np.testing.assert_allclose(one, expected, **gemm_tolerance(dtype, k))
+    np.testing.assert_array_equal(one, two)
+
+
+def test_gemm_rejects_a_bad_index(rng):
+    A, B, C = rng.standard_normal((4, 3)), rng.standard_normal((3, 2)), np.empty((2, 2))
+    with pytest.raises(ValueError, match="out of range"):
+        _kernels.gemm(1.0, A, B, 0.0, C, a_rows=np.array([0, 4]))
+    with pytest.raises(ValueError, match="out of range"):
+        _kernels.gemm(1.0, A, B[:2], 0.0, np.empty((4, 2)), a_cols=np.array([-1, 0]))
+    with pytest.raises(ValueError, match="not both"):
+        _kernels.gemm(1.0, A, B, 0.0, C, a_rows=np.array([0, 1]), a_cols=np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="shapes"):
+        _kernels.gemm(1.0, A, B, 0.0, C, a_rows=np.array([0, 1, 2]))
+
+
 def test_gemm_rejects_mismatched_shapes(rng):
     A, B = rng.standard_normal((3, 4)), rng.standard_normal((5, 2))
     with pytest.raises(ValueError, match="shapes"):
