@@ -1016,16 +1016,20 @@ def gemm(double alpha, floating[:, :] A, floating[:, :] B, double beta, floating
         raise ValueError("gemm: shapes do not match")
     cdef const int64_t *rows = _index(a_rows, A.shape[0], "a_rows")
     cdef const int64_t *cols = _index(a_cols, A.shape[1], "a_cols")
-    work = np.empty(workspace_size(np.float32 if floating is float else np.float64, m, n, k, nthreads),
-                    np.float32 if floating is float else np.float64)
-    cdef floating[::1] w = work
     cdef const floating *a = &A[0, 0] if A.shape[0] and A.shape[1] else NULL
     cdef const floating *bp = &B[0, 0] if k and n else NULL
     cdef floating *c = &C[0, 0] if m and n else NULL
+    # malloc, not a NumPy array: for the smallest products the allocation would cost more than the work
+    cdef size_t work_size = (fm_sgemm_workspace_size(m, n, k, nthreads) if floating is float
+                             else fm_dgemm_workspace_size(m, n, k, nthreads))
+    cdef floating *work = <floating *> malloc(work_size * sizeof(floating))
+    if work == NULL:
+        raise MemoryError("gemm: no memory for the workspace")
     with nogil:
         _gemm(m, n, k, <floating> alpha, a, A.strides[0] // item, A.strides[1] // item, rows, cols,
               bp, B.strides[0] // item, B.strides[1] // item, <floating> beta, c, C.strides[0] // item,
-              &w[0], nthreads)
+              work, nthreads)
+        free(work)
 
 
 def bias_activation_inplace(floating[:, ::1] Z, floating[::1] b, str activation):
