@@ -42,7 +42,7 @@ int fm_team_workers(void);
 //   the choice follows the machine's load at a cost of a few percent, short tasks or long.
 //   Zero-initialise it.
 #define FM_TEAM_WINDOW 8
-#define FM_TEAM_TRY_EVERY_NS 200000000  // 0.2 s
+#define FM_TEAM_TRY_EVERY_NS 20000000   // 20 ms
 #define FM_TEAM_TRY_EVERY_TASKS 200
 #define FM_TEAM_TRY_NS 1000000          // 1 ms
 #define FM_TEAM_TRY_TASKS 4             // the first task of a try is not counted (it wakes the workers)
