@@ -64,15 +64,15 @@ const char *fm_gemm_isa(void);
 //   on the m_e x n_e corner of the tile (1 <= m_e <= MR, 1 <= n_e <= NR, k >= 1; the edges of C).
 //   A is m_e x k, element (i, p) at a[r(i)*rsa + c(p)*csa] (r and c as for fm_?gemm, through a_rows
 //   and a_cols): either a packed micro-panel (rsa = 1, csa = MR, no a_rows or a_cols) or the caller's
-//   A read in place. B is k x n_e, element (p, j) at b[p*rsb + j]: either a
-//   packed micro-panel (rsb = NR) or rows of the caller's B read in place; only those k x n_e values are
-//   read, any alignment. C has element (i, j) at c[i*ldc + j], any alignment; only the m_e x n_e
+//   A read in place. B is k x n_e, element (p, j) at b[p*rsb + j]: either a packed micro-panel
+//   (rsb = NR) or rows of the caller's B read in place; only those k x n_e values are read, any
+//   alignment. C has element (i, j) at c[i*ldc + j], any alignment; only the m_e x n_e
 //   corner is read or written, and beta == 0: C is not read. Element (i, j) of C gets the same value
 //   for any m_e, n_e, alignment or packing (the same sum, in the same order).
 // fm_?pack: copy the m x k matrix X, element (i, p) at X[r(i)*rs + c(p)*cs] (r(i) = rows[i] or i if
-//   rows is NULL, c(p) = cols[p] or p), into ceil(m / w) micro-panels of
-//   w rows: micro-panel q holds rows q*w .. q*w + w-1 column by column, element (i, p) at
-//   dst[q*w*k + p*w + i % w]; rows past m are zero. Packs A with w = MR, and Bᵀ (rs = csb, cs = rsb)
+//   rows is NULL, c(p) = cols[p] or p), into ceil(m / w) micro-panels of w rows: micro-panel q holds
+//   rows q*w .. q*w + w-1 column by column, element (i, p) at dst[q*w*k + p*w + i % w]; rows past m
+//   are zero. Packs A with w = MR, and Bᵀ (rs = csb, cs = rsb)
 //   with w = NR.
 // fm_?gemm_at_level: fm_?gemm with the micro-kernel of the given level (the tests compare every level).
 struct fm_gemm_level;
