@@ -2,7 +2,8 @@
 //
 // For a batch of b samples through a layer n_in -> n_out (all row-major) the three products are
 //   forward    m = b,    k = n_in,  n = n_out   (A and B plain)
-//   wgrad      m = n_in, k = b,     n = n_out   (A transposed: rsa = 1, csa = n_in)
+//   wgrad      m = n_in, k = b,     n = n_out   (A transposed: rsa = 1, csa = n_in; C := C - 0.01 A B,
+//                                                 the SGD step that training applies inside this product)
 //   backprop   m = b,    k = n_out, n = n_in    (B transposed: rsb = 1, csb = n_out)
 // Each is timed for every level this CPU runs, float and double, 1 and 2 threads; the best of several
 // runs of enough calls to last about 20 ms is reported. Optional arguments: "float" or "double".
@@ -32,16 +33,17 @@ static double time_gemm(int single, const fm_gemm_level *level, int kind, ptrdif
     if (kind == 0) m = b, k = n_in, n = n_out, rsa = n_in, csa = 1, rsb = n_out, csb = 1;
     else if (kind == 1) m = n_in, k = b, n = n_out, rsa = 1, csa = n_in, rsb = n_out, csb = 1;
     else m = b, k = n_out, n = n_in, rsa = n_out, csa = 1, rsb = 1, csb = n_out;
-    const double flops = 2.0 * m * n * k;
+    const double flops = 2.0 * m * n * k, alpha = kind == 1 ? -0.01 : 1, beta = kind == 1 ? 1 : 0;
     long calls = 1;
     double best = 1e30;
     for (int run = 0; run < 7; run++) {
         const double start = now();
         for (long c = 0; c < calls; c++) {
             if (single)
-                fm_sgemm_at_level(level, m, n, k, 1.0f, A, rsa, csa, NULL, NULL, B, rsb, csb, 0.0f, C, n, work, nthreads);
+                fm_sgemm_at_level(level, m, n, k, (float)alpha, A, rsa, csa, NULL, NULL, B, rsb, csb, (float)beta, C, n,
+                                  work, nthreads);
             else
-                fm_dgemm_at_level(level, m, n, k, 1.0, A, rsa, csa, NULL, NULL, B, rsb, csb, 0.0, C, n, work, nthreads);
+                fm_dgemm_at_level(level, m, n, k, alpha, A, rsa, csa, NULL, NULL, B, rsb, csb, beta, C, n, work, nthreads);
         }
         const double seconds = (now() - start) / calls;
         if (seconds < best) best = seconds;

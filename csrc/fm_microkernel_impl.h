@@ -102,19 +102,29 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
             for (int v = 0; v < NV_E; v++) acc[i][v] += a_ip * b_row[v];
         }
     }
-    // Only the m_e x n_e corner of C is read (beta != 0) and written.
+    // Only the m_e x n_e corner of C is read (beta != 0) and written. Every old value is read before
+    // any is written: a partial vector's store spans lanes of the next row that it leaves alone, and a
+    // load of that row issued behind the store would wait until the store reached the cache.
+    FM_VEC c_old[FM_MR][FM_NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR_E; i++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV_E; v++) {
+            const FM_REAL *c_iv = c + i * ldc + v * FM_VL;
+            c_old[i][v] = beta == 0                      ? (FM_VEC){0}
+                          : PARTIAL && v == NV_E - 1 ? FM_LOAD_MASKED(c_iv, mask)
+                                                     : *(const FM_VEC_U *)c_iv;
+        }
 #pragma GCC unroll 16
     for (int i = 0; i < MR_E; i++)
 #pragma GCC unroll 8
         for (int v = 0; v < NV_E; v++) {
             FM_REAL *c_iv = c + i * ldc + v * FM_VL;
-            if (PARTIAL && v == NV_E - 1) {
-                const FM_VEC c_old = beta == 0 ? (FM_VEC){0} : FM_LOAD_MASKED(c_iv, mask);
-                FM_STORE_MASKED(c_iv, mask, FM_CAT(FM_UKR, _update)(alpha, acc[i][v], beta, c_old));
-            } else {
-                const FM_VEC c_old = beta == 0 ? (FM_VEC){0} : *(FM_VEC_U *)c_iv;
-                *(FM_VEC_U *)c_iv = FM_CAT(FM_UKR, _update)(alpha, acc[i][v], beta, c_old);
-            }
+            const FM_VEC c_new = FM_CAT(FM_UKR, _update)(alpha, acc[i][v], beta, c_old[i][v]);
+            if (PARTIAL && v == NV_E - 1)
+                FM_STORE_MASKED(c_iv, mask, c_new);
+            else
+                *(FM_VEC_U *)c_iv = c_new;
         }
 }
 
