@@ -31,11 +31,15 @@ FLOAT64_CONFIGS = ("C3",)
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
 
 # The three products of a dense layer with batch size B (A: B x n_in activations, W: n_in x n_out
-# weights, D: B x n_out deltas), as train_batch computes them: (left, right, alpha) from (A, W, D).
+# weights, D: B x n_out deltas), as train_batch computes them: (left, right, alpha, C) from
+# (A, W, D), where C is None for C := alpha · left · right (beta = 0), else the matrix that the
+# product adds to (beta = 1).
 PRODUCTS = {
-    "forward": lambda A, W, D: (A, W, 1.0),                        # Z = A · W
-    "weight_grad": lambda A, W, D: (A.T, D, 1.0 / A.shape[0]),     # ∂C/∂W = Aᵀ · Δ / B
-    "backprop": lambda A, W, D: (D, W.T, 1.0),                     # Δ · Wᵀ
+    "forward": lambda A, W, D: (A, W, 1.0, None),                     # Z = A · W
+    "weight_grad": lambda A, W, D: (A.T, D, 1.0 / A.shape[0], None),  # ∂C/∂W = Aᵀ · Δ / B
+    # plain SGD applies its step inside the product: W := W − η Aᵀ · Δ / B (η = 0.1 here)
+    "weight_step": lambda A, W, D: (A.T, D, -0.1 / A.shape[0], W),
+    "backprop": lambda A, W, D: (D, W.T, 1.0, None),                  # Δ · Wᵀ
 }
 
 
@@ -46,7 +50,7 @@ def random_arrays(dtype, *shapes):
 
 
 def gemm_operands(product, batch, n_in, n_out, dtype):
-    """(left, right, alpha) of one product, transposes as strided views, as in training."""
+    """(left, right, alpha, C) of one product, transposes as strided views, as in training."""
     return PRODUCTS[product](*random_arrays(dtype, (batch, n_in), (n_in, n_out), (batch, n_out)))
 
 
@@ -99,11 +103,13 @@ def contender(request):
     for product in PRODUCTS for dtype in dtypes(config)))
 def test_gemm(benchmark, contender, product, batch, n_in, n_out, dtype):
     def prepare(kernels):
-        left, right, alpha = gemm_operands(product, batch, n_in, n_out, dtype)
-        C = np.empty((left.shape[0], right.shape[1]), dtype)      # beta == 0: C is not read
-        return kernels.gemm, (alpha, left, right, 0.0, C, NTHREADS), lambda _: [C]
+        left, right, alpha, C = gemm_operands(product, batch, n_in, n_out, dtype)
+        beta = 0.0 if C is None else 1.0
+        if C is None:
+            C = np.empty((left.shape[0], right.shape[1]), dtype)  # beta == 0: C is not read
+        return kernels.gemm, (alpha, left, right, beta, C, NTHREADS), lambda _: [C]
 
-    left, right, _ = gemm_operands(product, batch, n_in, n_out, dtype)
+    left, right = gemm_operands(product, batch, n_in, n_out, dtype)[:2]
     (m, k), n = left.shape, right.shape[1]
     bench(benchmark, f"gemm {product} ({m}x{k})·({k}x{n}) {dtype.__name__}", contender, prepare,
           dtype, terms=k)
