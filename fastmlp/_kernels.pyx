@@ -9,9 +9,10 @@ our ``W`` is their ``Wᵀ``.)
 Each kernel is a ``cdef ... nogil`` function over raw pointers, generic over ``float`` and
 ``double`` through the fused type ``floating``; the matrix products are the C GEMM in csrc/.
 ``Network`` strings the kernels together so that one call trains one mini-batch (forward from
-the batch's rows where they lie, backward, update) without the GIL and without allocating. The ``def`` functions at
-the end expose single kernels to the tests, with the same names as their NumPy twins in
-``fastmlp.reference``. Kernels trust their callers: the Python layer validates user input.
+the batch's rows where they lie, backward, update) without the GIL and without allocating. The
+``def`` functions at the end expose single kernels to the tests, with the same names as their
+NumPy twins in ``fastmlp.reference``. Kernels trust their callers: the Python layer validates
+user input.
 """
 from cython cimport floating
 from libc.math cimport log, sqrt
