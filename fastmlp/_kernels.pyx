@@ -564,7 +564,12 @@ cdef class Network:
         self.n_samples = X.shape[0]
 
     def train_batch(self, Py_ssize_t start, Py_ssize_t stop, double learning_rate):
-        """One optimizer step on rows ``order[start:stop]``; returns their summed (weighted) loss."""
+        """One optimizer step on rows ``order[start:stop]``; returns their summed (weighted) loss.
+
+        The inputs are read where they lie in the bound data set, so ``activations[0]`` (the
+        copy of X that ``backprop`` makes) is left alone; afterwards ``activations[l][:rows]`` for
+        l ≥ 1 and ``deltas[l][:rows]`` hold the batch's values (rows = stop − start).
+        """
         cdef Py_ssize_t rows = stop - start
         cdef Step step
         cdef Job job = _job(self, rows)

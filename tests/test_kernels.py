@@ -366,6 +366,11 @@ def test_network_train_batch_matches_reference(rng, dtype, output_activation, lo
         assert total == pytest.approx(ref.train_batch(start, stop, 0.5), rel=tolerance["rtol"])
         for got, expected in zip(compiled.weights + compiled.biases, ref.weights + ref.biases):
             np.testing.assert_allclose(got, expected, **tolerance)
+        # the batch's values, as documented: activations[0] is not written (X is read in place)
+        batch_values = zip(compiled.activations[1:] + compiled.deltas, ref.activations[1:] + ref.deltas)
+        for got, expected in batch_values:
+            np.testing.assert_allclose(got[:stop - start], expected, **tolerance)
+    assert not compiled.activations[0].any()
     np.testing.assert_array_equal(X, X_before)
 
 
