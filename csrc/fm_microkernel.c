@@ -1,7 +1,7 @@
 // fm_microkernel.c: the micro-kernels every CPU runs, and the table of instruction-set levels.
 //
 // Levels, fastest first (the faster kernels are in fm_microkernel_avx512.c and fm_microkernel_avx2.c):
-//   avx512     6 x 32 float, 6 x 16 double    needs AVX-512F
+//   avx512    12 x 32 float, 12 x 16 double  needs AVX-512F
 //   avx2       6 x 16 float, 6 x 8 double     needs AVX2 and FMA
 //   baseline   6 x 8 float,  6 x 4 double     16-byte vectors: SSE2 on any x86-64, NEON on arm64
 //   reference  6 x 8 float,  6 x 4 double     plain loops, the spec the vector kernels are tested against
@@ -43,8 +43,8 @@ FM_DEFINE_UKR_REF(fm_dukr_ref, double)
 
 static const fm_gemm_level levels[] = {
 #if defined(__x86_64__) || defined(__i386__)
-    {"avx512", {6, 32, fm_sukr_avx512}, {12, 16, fm_sukr_avx512_narrow},
-               {6, 16, fm_dukr_avx512}, {12, 8, fm_dukr_avx512_narrow}},
+    {"avx512", {12, 32, fm_sukr_avx512}, {12, 16, fm_sukr_avx512_narrow},
+               {12, 16, fm_dukr_avx512}, {12, 8, fm_dukr_avx512_narrow}},
     {"avx2", {6, 16, fm_sukr_avx2}, {12, 8, fm_sukr_avx2_narrow},
              {6, 8, fm_dukr_avx2}, {12, 4, fm_dukr_avx2_narrow}},
 #endif

@@ -1,5 +1,5 @@
-// fm_microkernel_avx512.c: the 6 x 32 (float) and 6 x 16 (double) micro-kernels, and the narrow 12 x 16
-// and 12 x 8 ones, for CPUs with AVX-512F.
+// fm_microkernel_avx512.c: the 12 x 32 (float) and 12 x 16 (double) micro-kernels, and the narrow 12 x 16
+// and 12 x 8 ones, for CPUs with AVX-512F (32 vector registers: 12 rows, see fm_microkernel_impl.h).
 // Only this file is compiled for AVX-512; fm_gemm.c calls it only after checking the CPU (fm_microkernel.c).
 #if defined(__x86_64__) || defined(__i386__)
 #pragma GCC target("avx512f,avx2,fma")
@@ -11,6 +11,7 @@
 #define FM_REAL float
 #define FM_VL 16
 #define FM_UKR fm_sukr_avx512
+#define FM_WIDE_MR 12
 #define FM_MASK_T __mmask16
 #define FM_MASK(lanes) ((__mmask16)((1u << (lanes)) - 1))
 #define FM_LOAD_MASKED(p, mask) ((FM_VEC)_mm512_maskz_loadu_ps(mask, p))
@@ -20,6 +21,7 @@
 #define FM_REAL double
 #define FM_VL 8
 #define FM_UKR fm_dukr_avx512
+#define FM_WIDE_MR 12
 #define FM_MASK_T __mmask8
 #define FM_MASK(lanes) ((__mmask8)((1u << (lanes)) - 1))
 #define FM_LOAD_MASKED(p, mask) ((FM_VEC)_mm512_maskz_loadu_pd(mask, p))

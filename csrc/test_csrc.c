@@ -368,13 +368,13 @@ static void check_isa_choice(void)
 
 int main(void)
 {
-    // Shapes around the block sizes: 1, 3, MR-1 = 5, MR+1 = 7, NR-1 = 15, NR+1 = 17, 257 = KC+1, ...;
-    // for the narrow kernels (MR = 12) 11, 12, 14 and 22 as well
-    static const ptrdiff_t mn_values[] = {1, 3, 5, 6, 7, 8, 11, 12, 14, 15, 16, 17, 22, 33, 100};
-    static const ptrdiff_t k_values[] = {1, 3, 17, 257};
+    // Shapes around the block sizes: 1, 3, MR-1 = 5, MR+1 = 7, NR-1 = 15, NR+1 = 17, 801 = KC+1, ...;
+    // for the 12-row kernels (narrow, and AVX-512's wide ones) 11, 12, 13 and 22 as well
+    static const ptrdiff_t mn_values[] = {1, 3, 5, 6, 7, 8, 11, 12, 13, 14, 15, 16, 17, 22, 33, 100};
+    static const ptrdiff_t k_values[] = {1, 3, 17, 257, 801};
     static const ptrdiff_t big_shapes[][3] = {   // m, n, k: several MC, NC or KC blocks, and threads
         {257, 257, 257}, {145, 70, 513}, {300, 31, 100}, {13, 600, 60}, {100, 16, 784}, {784, 16, 100},
-        {100, 784, 16}, {10, 30, 784}, {784, 30, 10}, {73, 1030, 9},
+        {100, 784, 16}, {10, 30, 784}, {784, 30, 10}, {73, 1030, 9}, {13, 1537, 5}, {37, 20, 1601},
     };
     enum { n_mn = sizeof mn_values / sizeof *mn_values, n_k = sizeof k_values / sizeof *k_values };
     enum { n_big = sizeof big_shapes / sizeof *big_shapes };

@@ -1,7 +1,7 @@
 """Every compiled kernel against its NumPy twin in fastmlp.reference, both dtypes, awkward shapes.
 
-Shapes straddle the GEMM's blocking: micro-tiles of MR = 6 rows by NR = 8, 16 or 32 columns
-(double/float, AVX2/AVX-512), KC = 256 (k = 257 needs two k blocks), MC = 72 (double) and
+Shapes straddle the GEMM's blocking: micro-tiles of MR = 6 (AVX2) or 12 (AVX-512) rows by NR = 8,
+16 or 32 columns (double/float, AVX2/AVX-512), KC = 800 (k = 801 needs two k blocks), MC = 72 (double) and
 144 (float) rows per block of A.
 """
 import numpy as np
@@ -16,8 +16,9 @@ from conftest import (HIDDEN_ACTIVATIONS, NETWORK_TOLERANCE, OUTPUT_LOSS_PAIRS, 
 GEMM_SHAPES = [
     (1, 1, 1), (3, 3, 3), (17, 17, 17), (1, 257, 1), (257, 3, 17),
     (5, 9, 17), (6, 8, 16), (7, 15, 33), (5, 7, 31), (12, 4, 32),     # MR ± 1, NR ± 1
+    (11, 5, 33), (13, 9, 31), (25, 3, 17),                            # 12-row tiles
     (64, 300, 33), (1, 784, 16), (100, 784, 16), (784, 100, 16), (100, 16, 784),   # the seed network
-    (73, 257, 9), (145, 20, 17),                                      # MC + 1, KC + 1
+    (73, 801, 9), (145, 20, 17), (3, 1601, 5),                        # MC + 1, KC + 1, 2 KC + 1
     (3, 0, 5), (1, 0, 1),                                             # k == 0: C := beta · C
 ]
 # Elementwise kernels: rows x columns
@@ -107,7 +108,7 @@ def test_gemm_beta_zero_never_reads_c(rng, dtype, m, k, n):
 
 @pytest.mark.parametrize("layout", ["contiguous", "A.T", "B.T"])
 @pytest.mark.parametrize("m, k, n", mkn([(5, 9, 17), (64, 300, 33), (100, 784, 16), (784, 100, 16),
-                                     (257, 257, 65)]))
+                                     (257, 257, 65), (65, 801, 40)]))
 def test_gemm_thread_count_is_bit_identical(rng, dtype, m, k, n, layout):
     A, B = operands(rng, m, k, n, dtype, layout)
     one, two = np.full((m, n), np.nan, dtype), np.full((m, n), np.nan, dtype)
@@ -120,7 +121,7 @@ def test_gemm_thread_count_is_bit_identical(rng, dtype, m, k, n, layout):
 @pytest.mark.parametrize("transposed", [False, True], ids=["A", "A.T"])
 @pytest.mark.parametrize("which", ["a_rows", "a_cols"])
 @pytest.mark.parametrize("m, k, n", mkn([(1, 1, 1), (3, 5, 17), (13, 17, 3), (100, 784, 16), (784, 100, 16),
-                                     (10, 784, 30), (784, 10, 30), (73, 257, 40)]))
+                                     (10, 784, 30), (784, 10, 30), (73, 801, 40)]))
 def test_gemm_reads_a_through_an_index(rng, dtype, m, k, n, which, transposed):
     """A mini-batch read where it lies: rows (or columns) of a larger matrix picked by an index,
     in shuffled order with repeats, give the product of the gathered copy, the same for 1 and 2
