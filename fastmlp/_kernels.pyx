@@ -191,11 +191,12 @@ cdef inline void _activation_derivative(const floating *A, floating *D, Py_ssize
         fm_dactivation_derivative(size, A, D, activation)
 
 
-cdef double _output_delta(const floating *A, const floating *Y, floating *D, const floating *weights,
-                          Py_ssize_t rows, Py_ssize_t cols, int activation, int loss,
-                          double *row_losses) noexcept nogil:
+cdef double _output_delta(const floating *A, const floating *Y, const int64_t *y_rows, floating *D,
+                          const floating *weights, Py_ssize_t rows, Py_ssize_t cols, int activation,
+                          int loss, double *row_losses) noexcept nogil:
     """δᴸ := ∇ₐC ⊙ σ'(zᴸ) for every sample (row); returns the loss summed over the rows, and
-    writes each row's loss to row_losses unless it is NULL.
+    writes each row's loss to row_losses unless it is NULL. Row i's targets are row y_rows[i] of Y
+    (a mini-batch read where it lies in the data set) or, with y_rows NULL, row i.
 
     quadratic      C = ½‖y − a‖²                   ∇ₐC = a − y
     cross_entropy  C = −Σ y ln a + (1−y) ln(1−a)    δᴸ = a − y   (sigmoid output: σ' cancels)
@@ -205,8 +206,11 @@ cdef double _output_delta(const floating *A, const floating *Y, floating *D, con
     """
     cdef Py_ssize_t i, j, size = rows * cols
     cdef double total = 0, row_loss, a, y, dot
-    for i in range(size):
-        D[i] = A[i] - Y[i]
+    cdef const floating *targets
+    for i in range(rows):
+        targets = Y + (y_rows[i] if y_rows != NULL else i) * cols
+        for j in range(cols):
+            D[i * cols + j] = A[i * cols + j] - targets[j]
     if loss == QUADRATIC and activation == FM_SOFTMAX:
         # softmax's Jacobian is diag(a) − a aᵀ, so δ = a ⊙ (g − (a·g)) with g = a − y
         for i in range(rows):
@@ -217,9 +221,10 @@ cdef double _output_delta(const floating *A, const floating *Y, floating *D, con
                 D[i * cols + j] = A[i * cols + j] * (D[i * cols + j] - dot)
     for i in range(rows):
         row_loss = 0
-        for j in range(i * cols, (i + 1) * cols):
-            a = A[j]
-            y = Y[j]
+        targets = Y + (y_rows[i] if y_rows != NULL else i) * cols
+        for j in range(cols):
+            a = A[i * cols + j]
+            y = targets[j]
             if loss == QUADRATIC:
                 row_loss += 0.5 * (a - y) * (a - y)
             elif loss == CROSS_ENTROPY:
@@ -329,19 +334,28 @@ cdef extern from *:
     void __builtin_prefetch(const void *address) nogil
 
 
+cdef void _prefetch_rows(const floating *X, const int64_t *index, Py_ssize_t count,
+                         Py_ssize_t cols) noexcept nogil:
+    """Request the cache lines of rows index[0], ..., index[count - 1] of X, to be read soon."""
+    cdef Py_ssize_t r, line, size = cols * <Py_ssize_t> sizeof(floating)
+    cdef const char *row
+    for r in range(count):
+        row = <const char *> (X + index[r] * cols)
+        for line in range(0, size, 64):
+            __builtin_prefetch(row + line)
+        __builtin_prefetch(row + size - 1)   # the row need not start on a line
+
+
 cdef void _gather_rows(const floating *X, const int64_t *index, Py_ssize_t count, Py_ssize_t cols,
                        floating *out) noexcept nogil:
     """out[r, :] := X[index[r], :]   (a shuffled mini-batch, without copying the data set).
 
     The rows are scattered over memory, so each row's cache lines are requested (prefetched)
     while the row before is copied."""
-    cdef Py_ssize_t r, line
-    cdef const char *upcoming
+    cdef Py_ssize_t r
     for r in range(count):
         if r + 1 < count:
-            upcoming = <const char *> (X + index[r + 1] * cols)
-            for line in range(0, cols * <Py_ssize_t> sizeof(floating), 64):
-                __builtin_prefetch(upcoming + line)
+            _prefetch_rows(X, index + r + 1, 1, cols)
         memcpy(out + r * cols, X + index[r] * cols, cols * sizeof(floating))
 
 
@@ -405,7 +419,6 @@ cdef class Network:
     cdef char **dels
     cdef char *work
     cdef Py_ssize_t work_per_thread
-    cdef char *Y_batch
     cdef char *sw_batch
     cdef double *row_losses
     cdef char *X_data
@@ -488,10 +501,9 @@ cdef class Network:
                 work_size = max(work_size, workspace_size(dtype, m, n, k, 1))
         self.work_per_thread = work_size   # each thread of a team has its own workspace
         workspace = np.empty(work_size * nthreads, dtype)
-        y_batch = np.zeros((capacity, widths[-1]), dtype)
         sw_batch = np.zeros(capacity, dtype)
         row_losses = np.zeros(capacity, np.float64)
-        self._buffers = [workspace, y_batch, sw_batch, row_losses, raw, masks]
+        self._buffers = [workspace, sw_batch, row_losses, raw, masks]
         # Small weights (every x86-64 core's L2 cache holds 256 KiB): each thread of a team reads
         # them all, so the team can split a batch by rows and meet once per batch, not per layer.
         self.split_rows = sum(w.nbytes for w in weights) <= 256 * 1024
@@ -517,7 +529,6 @@ cdef class Network:
         self.masks = _pointers(masks)
         self.dels = _pointers(self.deltas)
         self.work = _data(workspace)
-        self.Y_batch = _data(y_batch)
         self.sw_batch = _data(sw_batch)
         self.row_losses = <double *> _data(row_losses)
         self.sw_data = NULL
@@ -798,10 +809,10 @@ cdef void _weight_gradient(Network net, Py_ssize_t l, const floating *X, const i
 
 
 cdef double _forward_backward(Network net, const floating *X, const int64_t *x_rows, Py_ssize_t rows,
-                              const floating *Y, const floating *sample_weight, bint training,
-                              const Step *sgd_step, int id, int count) noexcept nogil:
+                              const floating *Y, const int64_t *y_rows, const floating *sample_weight,
+                              bint training, const Step *sgd_step, int id, int count) noexcept nogil:
     """Forward pass from the batch's inputs (X, x_rows: see _forward), then backpropagation into
-    the gradient buffers.
+    the gradient buffers. Sample i's targets are row y_rows[i] of Y or, with y_rows NULL, row i.
 
     Run by every thread of a team. Split by rows (Network.split_rows), each thread takes its own
     samples through the forward pass and the errors δ of every layer, and the team meets once,
@@ -820,6 +831,7 @@ cdef double _forward_backward(Network net, const floating *X, const int64_t *x_r
     cdef double loss_total = 0
     cdef uint64_t counter
     cdef bint by_rows = _by_rows(net, count)
+    cdef const floating *targets = Y
     if by_rows:
         own = _share(rows, 1, id, count, &first)
         counter = _forward(net, X, x_rows, first, own, rows, <floating *> net.acts[L], training, work,
@@ -829,8 +841,10 @@ cdef double _forward_backward(Network net, const floating *X, const int64_t *x_r
                            id, count)
     if by_rows or id == 0:
         # Output error: δᴸ = ∇ₐC ⊙ σ'(zᴸ), each row's loss kept to be summed in order
-        _output_delta(<floating *> net.acts[L] + first * n[L], Y + first * n[L],
-                      <floating *> net.dels[L - 1] + first * n[L],
+        if y_rows == NULL:
+            targets = Y + first * n[L]
+        _output_delta(<floating *> net.acts[L] + first * n[L], targets,
+                      y_rows + first if y_rows != NULL else NULL, <floating *> net.dels[L - 1] + first * n[L],
                       sample_weight + first if sample_weight != NULL else NULL, own, n[L],
                       net.codes[L - 1], net.loss, net.row_losses + first)
     if by_rows:
@@ -853,33 +867,32 @@ cdef double _forward_backward(Network net, const floating *X, const int64_t *x_r
     return loss_total
 
 
-cdef double _train_step(Network net, Py_ssize_t start, Py_ssize_t rows, floating *Y_batch,
+cdef double _train_step(Network net, Py_ssize_t start, Py_ssize_t rows, floating *sample_weight,
                         Step *step, int id, int count) noexcept nogil:
-    """Gather the mini-batch (targets into Y_batch), forward, backward, one optimizer step.
+    """Forward, backward and one optimizer step on the mini-batch of rows order[start:start + rows].
 
-    Run by every thread of a team: each gathers a share of the targets and (unless plain SGD was
-    applied inside the products) updates a share of every parameter array. The inputs are not
-    gathered: the first layer's products read the batch's rows where they lie in the data set, so
-    that fetching them from memory overlaps the arithmetic. Returns (on thread 0) the batch's
-    summed loss.
+    Run by every thread of a team: each gathers a share of the sample weights (if any) into
+    sample_weight and (unless plain SGD was applied inside the products) updates a share of every
+    parameter array. The inputs and targets are not gathered: the first layer's products read the
+    batch's rows where they lie in the data set, so that fetching them from memory overlaps the
+    arithmetic, and the output error reads its targets' rows there too, requested here so that
+    they arrive during the forward pass. Returns (on thread 0) the batch's summed loss.
     """
     cdef Py_ssize_t l, first, size
     cdef double total
     cdef Py_ssize_t *n = net.sizes
     cdef const int64_t *index = net.order + start
-    cdef floating *sample_weight = <floating *> net.sw_batch if net.sw_data != NULL else NULL
     # plain SGD, or classical momentum without a penalty: applied inside the weight-gradient products
     cdef bint fused = step.optimizer == SGD and net.l1 == 0 and (net.S1 == NULL or net.l2 == 0)
     # the same share of the rows as _forward_backward's when it splits by rows
     size = _share(rows, 1, id, count, &first)
-    _gather_rows(<floating *> net.Y_data, index + first, size, n[net.n_layers],
-                 Y_batch + first * n[net.n_layers])
+    _prefetch_rows(<const floating *> net.Y_data, index + first, size, n[net.n_layers])
     if sample_weight != NULL:
         _gather_rows(<floating *> net.sw_data, index + first, size, 1, sample_weight + first)
-    if not _by_rows(net, count):
-        fm_team_barrier(count)
-    total = _forward_backward(net, <const floating *> net.X_data, index, rows, Y_batch, sample_weight,
-                              True, step if fused else NULL, id, count)
+        if not _by_rows(net, count):
+            fm_team_barrier(count)   # thread 0 reads every sample weight
+    total = _forward_backward(net, <const floating *> net.X_data, index, rows, <const floating *> net.Y_data,
+                              index, sample_weight, True, step if fused else NULL, id, count)
     if fused:
         return total
     fm_team_barrier(count)   # every gradient is complete
@@ -948,10 +961,11 @@ cdef void _train_task(void *job, int id, int count) noexcept nogil:
 
 cdef void _train_team(Network net, Job *job, int id, int count) noexcept nogil:
     cdef double total
+    cdef char *sample_weight = net.sw_batch if net.sw_data != NULL else NULL
     if net.is_double:
-        total = _train_step(net, job.start, job.rows, <double *> net.Y_batch, job.step, id, count)
+        total = _train_step(net, job.start, job.rows, <double *> sample_weight, job.step, id, count)
     else:
-        total = _train_step(net, job.start, job.rows, <float *> net.Y_batch, job.step, id, count)
+        total = _train_step(net, job.start, job.rows, <float *> sample_weight, job.step, id, count)
     if id == 0:
         job.loss = total
 
@@ -984,10 +998,10 @@ cdef void _backprop_team(Network net, Job *job, int id, int count) noexcept nogi
     cdef double total
     if net.is_double:
         total = _forward_backward(net, <const double *> net.acts[0], NULL, job.rows, <const double *> job.Y,
-                                  <const double *> job.sample_weight, False, NULL, id, count)
+                                  NULL, <const double *> job.sample_weight, False, NULL, id, count)
     else:
         total = _forward_backward(net, <const float *> net.acts[0], NULL, job.rows, <const float *> job.Y,
-                                  <const float *> job.sample_weight, False, NULL, id, count)
+                                  NULL, <const float *> job.sample_weight, False, NULL, id, count)
     if id == 0:
         job.loss = total
 
@@ -1074,7 +1088,8 @@ def output_delta(floating[:, ::1] A, floating[:, ::1] Y, floating[:, ::1] delta,
         w = &weights[0] if weights.shape[0] else NULL
     if A.shape[0] and A.shape[1]:
         with nogil:
-            total = _output_delta(&A[0, 0], &Y[0, 0], &delta[0, 0], w, A.shape[0], A.shape[1], act, code, NULL)
+            total = _output_delta(&A[0, 0], &Y[0, 0], NULL, &delta[0, 0], w, A.shape[0], A.shape[1], act,
+                                  code, NULL)
     return total
 
 
