@@ -4,6 +4,7 @@
 //       csrc/fm_activations*.c -lm && /tmp/bench_activations
 // Shape: a batch of 100 rows of 16 units (1,600 values, in L1), as in a small MLP's hidden layer. Each
 // call works on a fresh copy of the same pre-activations; the time of the copy alone is taken off.
+// Then the double sigmoid on 100 rows of 16 and of 10 values, at every level.
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -67,6 +68,27 @@ static double ns_per_element(contender c)
     return 1e9 * best / ((double)calls * size);
 }
 
+// The same for the double sigmoid on rows of `width` values (16, or 10: a 10-class output, which does
+// not end on an AVX-512 vector of 8 doubles); level NULL: the copy alone.
+static double D0[size], D[size], db[cols];
+static double double_sigmoid_ns_per_element(const fm_activation_level *level, int width)
+{
+    double best = INFINITY;
+    for (int trial = 0; trial < trials; trial++) {
+        const double start = now();
+        for (int call = 0; call < calls; call++) {
+            memcpy(D, D0, rows * width * sizeof(double));
+            if (level == NULL)
+                __asm__ volatile("" ::"r"(D) : "memory");
+            else
+                level->dbias_activation(rows, width, D, db, FM_SIGMOID);
+        }
+        const double seconds = now() - start;
+        if (seconds < best) best = seconds;
+    }
+    return 1e9 * best / ((double)calls * rows * width);
+}
+
 int main(void)
 {
     for (int i = 0; i < size; i++) Z0[i] = (float)(8 * sin(0.37 * i));   // values in [−8, 8]
@@ -86,6 +108,21 @@ int main(void)
         if (!fm_cpu_runs(levels[l].name)) continue;
         printf("%-18s", levels[l].name);
         for (int a = 0; a < 4; a++) printf("%10.3f", ns_per_element((contender){&levels[l], activations[a], 0}) - copy);
+        printf("\n");
+    }
+
+    for (int i = 0; i < size; i++) D0[i] = 8 * sin(0.37 * i);
+    for (int j = 0; j < cols; j++) db[j] = 0.1 * j - 0.8;
+    const int widths[] = {16, 10};
+    printf("\nfloat64 sigmoid, %d rows, ns per element (the copy taken off)\n%-18s", rows, "level");
+    for (int w = 0; w < 2; w++) printf("%7d wide", widths[w]);
+    printf("\n");
+    for (int l = 0; l < count; l++) {
+        if (!fm_cpu_runs(levels[l].name)) continue;
+        printf("%-18s", levels[l].name);
+        for (int w = 0; w < 2; w++)
+            printf("%12.3f", double_sigmoid_ns_per_element(&levels[l], widths[w]) -
+                                 double_sigmoid_ns_per_element(NULL, widths[w]));
         printf("\n");
     }
     return 0;

@@ -24,8 +24,8 @@
 // at least 8 independent sums in flight; a wide tile one vector wide has only 6, a narrow tile 12.
 // Why 12 rows in the wide kernel with 32 registers (AVX-512): 24 accumulators still leave room for the
 // row of B and the broadcast value, and twice as many rows of A are read at once. When those rows come
-// from memory (a mini-batch read in place in its data set) more of their loads are in flight together:
-// the float64 seed network's first forward product took 0.019 s an epoch instead of 0.024.
+// from memory (a mini-batch read in place in its data set) more of their loads are in flight together
+// (benchmarks/RESULTS.md, "Twelve-row tiles").
 
 #ifndef FM_CAT
 #define FM_CAT_(a, b) a##b

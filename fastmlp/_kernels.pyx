@@ -844,7 +844,8 @@ cdef double _forward_backward(Network net, const floating *X, const int64_t *x_r
         if y_rows == NULL:
             targets = Y + first * n[L]
         _output_delta(<floating *> net.acts[L] + first * n[L], targets,
-                      y_rows + first if y_rows != NULL else NULL, <floating *> net.dels[L - 1] + first * n[L],
+                      y_rows + first if y_rows != NULL else NULL,
+                      <floating *> net.dels[L - 1] + first * n[L],
                       sample_weight + first if sample_weight != NULL else NULL, own, n[L],
                       net.codes[L - 1], net.loss, net.row_losses + first)
     if by_rows:
