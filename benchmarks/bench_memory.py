@@ -61,11 +61,9 @@ def batch_buffers(config, dtype=np.float32, nthreads=1):
     workspace = max(max(_kernels.workspace_size(dtype, m, n, k, nthreads)
                         for m, n, k in ((batch, n_out, n_in), (n_in, n_out, batch), (batch, n_in, n_out)))
                     for n_in, n_out in config.layers)
-    targets = batch * widths[-1]
     return {"weights": parameters * itemsize, "gradients": parameters * itemsize,
             "activations": activations * itemsize, "deltas": deltas * itemsize,
-            "velocities": velocities * itemsize, "workspace": workspace * itemsize,
-            "batch targets": targets * itemsize}
+            "velocities": velocities * itemsize, "workspace": workspace * itemsize}
 
 
 def peak_rss():
