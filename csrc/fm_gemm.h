@@ -64,7 +64,9 @@ const char *fm_gemm_isa(void);
 //   on the m_e x n_e corner of the tile (1 <= m_e <= MR, 1 <= n_e <= NR, k >= 1; the edges of C).
 //   A is m_e x k, element (i, p) at a[r(i)*rsa + c(p)*csa] (r and c as for fm_?gemm, through a_rows
 //   and a_cols): either a packed micro-panel (rsa = 1, csa = MR, no a_rows or a_cols) or the caller's
-//   A read in place. B is k x n_e, element (p, j) at b[p*rsb + j]: either a packed micro-panel
+//   A read in place. With a_rows, next_rows > 0 says that a_rows[m_e .. m_e + next_rows - 1] are the
+//   rows of the next tile (at most MR), which the kernel may request from memory while it works; it
+//   reads none of their values. B is k x n_e, element (p, j) at b[p*rsb + j]: either a packed micro-panel
 //   (rsb = NR) or rows of the caller's B read in place; only those k x n_e values are read, any
 //   alignment. C has element (i, j) at c[i*ldc + j], any alignment; only the m_e x n_e
 //   corner is read or written, and beta == 0: C is not read. Element (i, j) of C gets the same value
@@ -79,8 +81,8 @@ struct fm_gemm_level;
 #define FM_GEMM_INTERNALS(x, REAL)                                                                  \
     typedef void fm_##x##ukr_fn(ptrdiff_t m_e, ptrdiff_t n_e, ptrdiff_t k, REAL alpha, const REAL *a,  \
                                 ptrdiff_t rsa, ptrdiff_t csa, const int64_t *a_rows,               \
-                                const int64_t *a_cols, const REAL *b, ptrdiff_t rsb, REAL beta,     \
-                                REAL *c, ptrdiff_t ldc);                                            \
+                                ptrdiff_t next_rows, const int64_t *a_cols, const REAL *b,          \
+                                ptrdiff_t rsb, REAL beta, REAL *c, ptrdiff_t ldc);                  \
     typedef struct { int mr, nr; fm_##x##ukr_fn *fn; } fm_##x##ukr;                                 \
     fm_##x##ukr_fn fm_##x##ukr_ref, fm_##x##ukr_baseline, fm_##x##ukr_avx2, fm_##x##ukr_avx512;     \
     fm_##x##ukr_fn fm_##x##ukr_baseline_narrow, fm_##x##ukr_avx2_narrow, fm_##x##ukr_avx512_narrow; \

@@ -39,8 +39,9 @@ static void FM_FN(macro_kernel)(const FM_UKR_T *u, ptrdiff_t mc, ptrdiff_t nc, p
         // Loop over the MR-tall micro-panels of A (the rows of C): one micro-kernel call per tile.
         for (ptrdiff_t ir = 0; ir < mc; ir += mr, a += a_step) {
             const ptrdiff_t m_e = mc - ir < mr ? mc - ir : mr;
-            u->fn(m_e, n_e, kc, alpha, a, a_rs, a_cs, fm_index_from(a_rows, ir), a_cols, b_panel, rsb,
-                  beta, C + ir * ldc + jr, ldc);
+            const ptrdiff_t rest = mc - ir - m_e;   // rows after this tile's: the next tile's, if any
+            u->fn(m_e, n_e, kc, alpha, a, a_rs, a_cs, fm_index_from(a_rows, ir), rest < mr ? rest : mr,
+                  a_cols, b_panel, rsb, beta, C + ir * ldc + jr, ldc);
         }
     }
 }

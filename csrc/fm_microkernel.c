@@ -15,9 +15,10 @@
 #define FM_REF_MR 6
 #define FM_DEFINE_UKR_REF(NAME, REAL)                                                              \
     void NAME(ptrdiff_t m_e, ptrdiff_t n_e, ptrdiff_t k, REAL alpha, const REAL *a, ptrdiff_t rsa,  \
-              ptrdiff_t csa, const int64_t *a_rows, const int64_t *a_cols, const REAL *b,          \
-              ptrdiff_t rsb, REAL beta, REAL *c, ptrdiff_t ldc)                                    \
+              ptrdiff_t csa, const int64_t *a_rows, ptrdiff_t next_rows, const int64_t *a_cols,    \
+              const REAL *b, ptrdiff_t rsb, REAL beta, REAL *c, ptrdiff_t ldc)                     \
     {                                                                                              \
+        (void)next_rows; /* a hint only */                                                         \
         for (ptrdiff_t i = 0; i < m_e; i++)                                                        \
             for (ptrdiff_t j = 0; j < n_e; j++) {                                                  \
                 const ptrdiff_t r = a_rows ? a_rows[i] : i;                                        \

@@ -26,6 +26,11 @@
 // row of B and the broadcast value, and twice as many rows of A are read at once. When those rows come
 // from memory (a mini-batch read in place in its data set) more of their loads are in flight together
 // (benchmarks/RESULTS.md, "Twelve-row tiles").
+// Why the rows of A are requested ahead (A_ROWS: a mini-batch read in place): the hardware's own
+// prefetchers keep too few of their cache lines in flight while the multiply-adds run, and a new tile's
+// rows start cold. So every step also requests the line FM_AHEAD bytes further along one or two rows
+// (in turn), or once a row is nearly done, the same place in the next tile's rows: one unbroken stream
+// (benchmarks/RESULTS.md, "Rows requested ahead").
 
 #ifndef FM_CAT
 #define FM_CAT_(a, b) a##b
@@ -39,6 +44,7 @@
 #endif
 #define FM_MR 12   // the most rows of any tile (the narrow kernel's, and the 12-row wide kernel's)
 #define FM_NV 2    // the most vectors per row (the wide kernel's)
+#define FM_AHEAD 1024   // bytes: how far along its row a line of A is requested before it is read
 #define FM_VEC FM_CAT(FM_UKR, _vec)
 #define FM_VEC_U FM_CAT(FM_UKR, _vec_u)
 #define FM_FORCE_INLINE static inline __attribute__((always_inline))
@@ -76,14 +82,16 @@ FM_FORCE_INLINE FM_VEC FM_CAT(FM_UKR, _update)(FM_REAL alpha, FM_VEC acc, FM_REA
 
 // One tile of MR_E rows and NV_E vectors of C, the last of them PARTIAL (n_e - (NV_E-1)*VL lanes) or
 // whole; PACKED_A: A is a packed micro-panel of MR_E rows (constant addressing; full tiles only);
-// A_ROWS: row i of A is row a_rows[i] (a mini-batch in its data set), else row i; A_COLS: column p of
-// A is column a_cols[p] (the same, transposed), else column p. MR_E, NV_E, PARTIAL, PACKED_A, A_ROWS
-// and A_COLS are constants at every call, so each call becomes its own straight-line copy.
+// A_ROWS: row i of A is row a_rows[i] (a mini-batch in its data set), else row i, and a_rows[MR_E ..
+// MR_E + next_rows - 1] are the next tile's rows; A_COLS: column p of A is column a_cols[p] (the same,
+// transposed), else column p. MR_E, NV_E, PARTIAL, PACKED_A, A_ROWS and A_COLS are constants at every
+// call, so each call becomes its own straight-line copy.
 FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const int PARTIAL,
                                            const int PACKED_A, const int A_ROWS, const int A_COLS,
                                            ptrdiff_t n_e, ptrdiff_t k, FM_REAL alpha,
                                            const FM_REAL *restrict a, ptrdiff_t rsa, ptrdiff_t csa,
-                                           const int64_t *a_rows, const int64_t *a_cols,
+                                           const int64_t *a_rows, ptrdiff_t next_rows,
+                                           const int64_t *a_cols,
                                            const FM_REAL *restrict b,
                                            ptrdiff_t rsb, FM_REAL beta, FM_REAL *restrict c, ptrdiff_t ldc)
 {
@@ -98,10 +106,35 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
         for (int v = 0; v < NV_E; v++) acc[i][v] = (FM_VEC){0};
     }
     if (PACKED_A) csa = MR_E;
+    // Requests ahead (A_ROWS with contiguous rows only; a request is a hint, and never faults): enough
+    // a step that every line of every row gets one, rows i and i + turn (and so on) at step p, with
+    // i = p mod turn; next[i] is where the next tile's row i starts.
+    const int per_step = (MR_E * (int)sizeof(FM_REAL) + 63) / 64;
+    const int turn = (MR_E + per_step - 1) / per_step;
+    const ptrdiff_t ahead = FM_AHEAD / (ptrdiff_t)sizeof(FM_REAL);
+    const int request = A_ROWS && csa == 1;
+    int ahead_row = 0;
+    ptrdiff_t next[FM_MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR_E; i++)
+        next[i] = A_ROWS && i < next_rows ? (ptrdiff_t)a_rows[MR_E + i] * rsa : -1;
     // Unrolled by 4: the loop's own additions and branch are then a small part of a step.
 #pragma GCC unroll 4
     for (ptrdiff_t p = 0; p < k; p++, b += rsb) {
         const FM_REAL *a_p = a + (A_COLS ? (ptrdiff_t)a_cols[p] : p) * csa;   // column p of A
+        if (request) {
+#pragma GCC unroll 2
+            for (int r = 0; r < per_step; r++) {
+                const int i = ahead_row + r * turn;
+                if (i < MR_E) {
+                    if (p + ahead < k)
+                        __builtin_prefetch(a_p + row[i] + ahead);
+                    else if (next[i] >= 0)
+                        __builtin_prefetch(a + next[i] + (p + ahead - k));
+                }
+            }
+            ahead_row = ahead_row + 1 == turn ? 0 : ahead_row + 1;
+        }
         FM_VEC b_row[FM_NV];
 #pragma GCC unroll 8
         for (int v = 0; v < NV_E; v++)
@@ -144,7 +177,7 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
 // 1 .. NV vectors, the last whole or partial.
 #define FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, A_ROWS, A_COLS)                                         \
     FM_CAT(FM_UKR, _tile)(MR_E, NV_E, PARTIAL, PACKED_A, A_ROWS, A_COLS, n_e, k, alpha, a, rsa, csa,     \
-                          a_rows, a_cols, b, rsb, beta, c, ldc)
+                          a_rows, next_rows, a_cols, b, rsb, beta, c, ldc)
 #define FM_TILE_INDEX(MR_E, NV_E, PARTIAL, PACKED_A)                                                   \
     if (a_rows) FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, 1, 0);                                            \
     else if (a_cols) FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, 0, 1);                                       \
@@ -165,8 +198,9 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
         }
 #define FM_SIGNATURE(NAME)                                                                             \
     void NAME(ptrdiff_t m_e, ptrdiff_t n_e, ptrdiff_t k, FM_REAL alpha, const FM_REAL *restrict a,     \
-              ptrdiff_t rsa, ptrdiff_t csa, const int64_t *a_rows, const int64_t *a_cols,              \
-              const FM_REAL *restrict b, ptrdiff_t rsb, FM_REAL beta, FM_REAL *restrict c, ptrdiff_t ldc)
+              ptrdiff_t rsa, ptrdiff_t csa, const int64_t *a_rows, ptrdiff_t next_rows,                \
+              const int64_t *a_cols, const FM_REAL *restrict b, ptrdiff_t rsb, FM_REAL beta,            \
+              FM_REAL *restrict c, ptrdiff_t ldc)
 
 // The wide kernel: FM_WIDE_MR rows x 2 vectors.
 #define FM_WIDE(MR_E, PACKED_A)                                                                        \
@@ -218,5 +252,6 @@ FM_SIGNATURE(FM_CAT(FM_UKR, _narrow))
 #undef FM_VL
 #undef FM_MR
 #undef FM_NV
+#undef FM_AHEAD
 #undef FM_UKR
 #undef FM_WIDE_MR
