@@ -106,13 +106,14 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
         for (int v = 0; v < NV_E; v++) acc[i][v] = (FM_VEC){0};
     }
     if (PACKED_A) csa = MR_E;
-    // Requests ahead (A_ROWS with contiguous rows only; a request is a hint, and never faults): enough
-    // a step that every line of every row gets one, rows i and i + turn (and so on) at step p, with
-    // i = p mod turn; next[i] is where the next tile's row i starts.
+    // Requests ahead (A_ROWS with contiguous rows, and another tile to come; a request is a hint, and
+    // never faults): enough a step that every line of every row gets one, rows i and i + turn (and so
+    // on) at step p, with i = p mod turn; next[i] is where the next tile's row i starts. A lone tile (a
+    // mini-batch of 10) streams as fast without them.
     const int per_step = (MR_E * (int)sizeof(FM_REAL) + 63) / 64;
     const int turn = (MR_E + per_step - 1) / per_step;
     const ptrdiff_t ahead = FM_AHEAD / (ptrdiff_t)sizeof(FM_REAL);
-    const int request = A_ROWS && csa == 1;
+    const int request = A_ROWS && csa == 1 && next_rows > 0;
     int ahead_row = 0;
     ptrdiff_t next[FM_MR];
 #pragma GCC unroll 16
