@@ -82,8 +82,9 @@ FM_FORCE_INLINE FM_VEC FM_CAT(FM_UKR, _update)(FM_REAL alpha, FM_VEC acc, FM_REA
 
 // One tile of MR_E rows and NV_E vectors of C, the last of them PARTIAL (n_e - (NV_E-1)*VL lanes) or
 // whole; PACKED_A: A is a packed micro-panel of MR_E rows (constant addressing; full tiles only);
-// A_ROWS: row i of A is row a_rows[i] (a mini-batch in its data set), else row i, and a_rows[MR_E ..
-// MR_E + next_rows - 1] are the next tile's rows; A_COLS: column p of A is column a_cols[p] (the same,
+// A_ROWS: row i of A is row a_rows[i] (a mini-batch in its data set), else row i; A_ROWS == 2: also
+// request rows ahead, A's rows being contiguous (csa == 1) and a_rows[MR_E .. MR_E + next_rows - 1]
+// the next tile's (next_rows > 0); A_COLS: column p of A is column a_cols[p] (the same,
 // transposed), else column p. MR_E, NV_E, PARTIAL, PACKED_A, A_ROWS and A_COLS are constants at every
 // call, so each call becomes its own straight-line copy.
 FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const int PARTIAL,
@@ -106,19 +107,18 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
         for (int v = 0; v < NV_E; v++) acc[i][v] = (FM_VEC){0};
     }
     if (PACKED_A) csa = MR_E;
-    // Requests ahead (A_ROWS with contiguous rows, and another tile to come; a request is a hint, and
-    // never faults): enough a step that every line of every row gets one, rows i and i + turn (and so
-    // on) at step p, with i = p mod turn; next[i] is where the next tile's row i starts. A lone tile (a
-    // mini-batch of 10) streams as fast without them.
+    // Requests ahead (A_ROWS == 2; a request is a hint, and never faults): enough a step that every
+    // line of every row gets one, rows i and i + turn (and so on) at step p, with i = p mod turn;
+    // next[i] is where the next tile's row i starts.
     const int per_step = (MR_E * (int)sizeof(FM_REAL) + 63) / 64;
     const int turn = (MR_E + per_step - 1) / per_step;
     const ptrdiff_t ahead = FM_AHEAD / (ptrdiff_t)sizeof(FM_REAL);
-    const int request = A_ROWS && csa == 1 && next_rows > 0;
+    const int request = A_ROWS == 2;
     int ahead_row = 0;
     ptrdiff_t next[FM_MR];
 #pragma GCC unroll 16
     for (int i = 0; i < MR_E; i++)
-        next[i] = A_ROWS && i < next_rows ? (ptrdiff_t)a_rows[MR_E + i] * rsa : -1;
+        next[i] = request && i < next_rows ? (ptrdiff_t)a_rows[MR_E + i] * rsa : -1;
     // Unrolled by 4: the loop's own additions and branch are then a small part of a step.
 #pragma GCC unroll 4
     for (ptrdiff_t p = 0; p < k; p++, b += rsb) {
@@ -175,27 +175,29 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
 }
 
 // One case per tile shape: m_e = 1 .. MR rows (a full tile of packed A or of A in place) by
-// 1 .. NV vectors, the last whole or partial.
+// 1 .. NV vectors, the last whole or partial. Only a full tile requests rows ahead (AHEAD): a tile
+// that another follows is a full one, and a lone tile (a mini-batch of 10) streamed as fast without.
 #define FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, A_ROWS, A_COLS)                                         \
     FM_CAT(FM_UKR, _tile)(MR_E, NV_E, PARTIAL, PACKED_A, A_ROWS, A_COLS, n_e, k, alpha, a, rsa, csa,     \
                           a_rows, next_rows, a_cols, b, rsb, beta, c, ldc)
-#define FM_TILE_INDEX(MR_E, NV_E, PARTIAL, PACKED_A)                                                   \
-    if (a_rows) FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, 1, 0);                                            \
+#define FM_TILE_INDEX(MR_E, NV_E, PARTIAL, PACKED_A, AHEAD)                                            \
+    if (a_rows && AHEAD && next_rows > 0 && csa == 1) FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, 2, 0);      \
+    else if (a_rows) FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, 1, 0);                                       \
     else if (a_cols) FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, 0, 1);                                       \
     else FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, 0, 0);
-#define FM_TILE_VECTORS(MR_E, NV_E, PACKED_A)                                                          \
+#define FM_TILE_VECTORS(MR_E, NV_E, PACKED_A, AHEAD)                                                   \
     if (n_e % FM_VL != 0) {                                                                            \
-        FM_TILE_INDEX(MR_E, NV_E, 1, PACKED_A)                                                         \
+        FM_TILE_INDEX(MR_E, NV_E, 1, PACKED_A, AHEAD)                                                  \
     } else {                                                                                           \
-        FM_TILE_INDEX(MR_E, NV_E, 0, PACKED_A)                                                         \
+        FM_TILE_INDEX(MR_E, NV_E, 0, PACKED_A, AHEAD)                                                  \
     }
-#define FM_ROWS(MR_E, TILE)   case MR_E: TILE(MR_E, 0); break;
+#define FM_ROWS(MR_E, TILE)   case MR_E: TILE(MR_E, 0, 0); break;
 #define FM_FULL(MR, TILE)                                                                              \
     default:                                                                                           \
         if (rsa == 1 && csa == MR && !a_rows && !a_cols) {                                             \
-            TILE(MR, 1)                                                                                \
+            TILE(MR, 1, 0)                                                                             \
         } else {                                                                                       \
-            TILE(MR, 0)                                                                                \
+            TILE(MR, 0, 1)                                                                             \
         }
 #define FM_SIGNATURE(NAME)                                                                             \
     void NAME(ptrdiff_t m_e, ptrdiff_t n_e, ptrdiff_t k, FM_REAL alpha, const FM_REAL *restrict a,     \
@@ -204,11 +206,11 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
               FM_REAL *restrict c, ptrdiff_t ldc)
 
 // The wide kernel: FM_WIDE_MR rows x 2 vectors.
-#define FM_WIDE(MR_E, PACKED_A)                                                                        \
+#define FM_WIDE(MR_E, PACKED_A, AHEAD)                                                                 \
     if (n_e > FM_VL) {                                                                                 \
-        FM_TILE_VECTORS(MR_E, 2, PACKED_A)                                                             \
+        FM_TILE_VECTORS(MR_E, 2, PACKED_A, AHEAD)                                                      \
     } else {                                                                                           \
-        FM_TILE_VECTORS(MR_E, 1, PACKED_A)                                                             \
+        FM_TILE_VECTORS(MR_E, 1, PACKED_A, AHEAD)                                                      \
     }
 FM_SIGNATURE(FM_UKR)
 {
@@ -223,7 +225,7 @@ FM_SIGNATURE(FM_UKR)
 }
 
 // The narrow kernel: 12 rows x 1 vector (n_e <= FM_VL).
-#define FM_NARROW(MR_E, PACKED_A) FM_TILE_VECTORS(MR_E, 1, PACKED_A)
+#define FM_NARROW(MR_E, PACKED_A, AHEAD) FM_TILE_VECTORS(MR_E, 1, PACKED_A, AHEAD)
 FM_SIGNATURE(FM_CAT(FM_UKR, _narrow))
 {
     switch (m_e) {
