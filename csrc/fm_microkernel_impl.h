@@ -28,9 +28,9 @@
 // (benchmarks/RESULTS.md, "Twelve-row tiles").
 // Why the rows of A are requested ahead (A_ROWS: a mini-batch read in place): the hardware's own
 // prefetchers keep too few of their cache lines in flight while the multiply-adds run, and a new tile's
-// rows start cold. So every step also requests the line FM_AHEAD bytes further along one or two rows
-// (in turn), or once a row is nearly done, the same place in the next tile's rows: one unbroken stream
-// (benchmarks/RESULTS.md, "Rows requested ahead").
+// rows start cold. So in a full tile that another follows, every step also requests the line FM_AHEAD
+// bytes further along one or two rows (in turn), or once a row is nearly done, the same place in the
+// next tile's rows: one unbroken stream (benchmarks/RESULTS.md, "Rows requested ahead").
 
 #ifndef FM_CAT
 #define FM_CAT_(a, b) a##b
