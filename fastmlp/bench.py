@@ -278,8 +278,9 @@ class PlainNumPy:
 
     def accuracy(self, X, y):
         a = X
-        for W, b, name in zip(self.weights, self.biases, self.config.layer_activations):
-            a = self._activate(a @ W + b, name)
+        with np.errstate(over="ignore"):    # as in train_epoch
+            for W, b, name in zip(self.weights, self.biases, self.config.layer_activations):
+                a = self._activate(a @ W + b, name)
         return float(np.mean(a.argmax(axis=1) == y))
 
 

@@ -35,6 +35,18 @@ def test_plain_numpy_learns_the_small_fashion_mnist():
     assert plain.accuracy((X_test / 255).astype(np.float32), y_test) > 0.6
 
 
+def test_plain_numpy_accuracy_takes_saturated_sigmoids_quietly():
+    """σ of a large negative z is 0 after exp(-z) overflows: no RuntimeWarning in the benchmark's output."""
+    import warnings
+    rng = np.random.default_rng(0)
+    X = rng.random((20, 784)) * 1e4
+    y = rng.integers(0, 10, 20)
+    plain = bench.PlainNumPy(bench.CONFIGS["C1"], X, y, "float64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert 0 <= plain.accuracy(-X, y) <= 1
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_fastmlp_contender_reports_its_share_of_team_batches(threads):
     """On more than one thread each epoch reports the share of its batches that ran as a team,
