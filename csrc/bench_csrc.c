@@ -120,29 +120,33 @@ static double first_layer_epoch(int single, int same_batch, const void *X, int64
     return times[EPOCHS / 2] * 1e3;
 }
 
+// array[i] := value, array holding floats (single) or doubles.
+static void set(void *array, size_t i, int single, double value)
+{
+    if (single) ((float *)array)[i] = (float)value;
+    else ((double *)array)[i] = value;
+}
+
 static void first_layer(int single)
 {
     const size_t size = single ? sizeof(float) : sizeof(double), huge = (size_t)2 << 20;
     const size_t bytes = ((size_t)SAMPLES * PIXELS * size + huge - 1) / huge * huge;
-    void *X = aligned_alloc(huge, bytes), *W = malloc(PIXELS * HIDDEN * size);
-    void *Z = malloc(BATCH * HIDDEN * size), *delta = malloc(BATCH * HIDDEN * size);
+    void *X = aligned_alloc(huge, bytes);
+    if (X == NULL) {
+        printf("%-6s skipped: no memory for the %zu MB data set\n", single ? "float" : "double", bytes >> 20);
+        return;
+    }
+    void *W = malloc(PIXELS * HIDDEN * size), *Z = malloc(BATCH * HIDDEN * size);
+    void *delta = malloc(BATCH * HIDDEN * size);
     void *work = malloc(fm_dgemm_workspace_size(PIXELS, HIDDEN, PIXELS, 1) * sizeof(double));
     int64_t *order = malloc(SAMPLES * sizeof *order);
 #ifdef MADV_HUGEPAGE
     madvise(X, bytes, MADV_HUGEPAGE);   // as NumPy does for large arrays
 #endif
-    for (size_t i = 0; i < (size_t)SAMPLES * PIXELS; i++) {   // pixels in [0, 1], as the data sets hold
-        if (single) ((float *)X)[i] = (float)(i % 255) / 255;
-        else ((double *)X)[i] = (double)(i % 255) / 255;
-    }
-    for (int i = 0; i < PIXELS * HIDDEN; i++) {
-        if (single) ((float *)W)[i] = 0.01f;
-        else ((double *)W)[i] = 0.01;
-    }
-    for (int i = 0; i < BATCH * HIDDEN; i++) {
-        if (single) ((float *)delta)[i] = 1e-3f;
-        else ((double *)delta)[i] = 1e-3;
-    }
+    for (size_t i = 0; i < (size_t)SAMPLES * PIXELS; i++)
+        set(X, i, single, (double)(i % 255) / 255);   // pixels in [0, 1], as the data sets hold
+    for (size_t i = 0; i < PIXELS * HIDDEN; i++) set(W, i, single, 0.01);
+    for (size_t i = 0; i < BATCH * HIDDEN; i++) set(delta, i, single, 1e-3);
     for (int i = 0; i < SAMPLES; i++) order[i] = i;
     const double flops = 2 * 2.0 * BATCH * PIXELS * HIDDEN * (SAMPLES / BATCH) * 1e-9;
     const double from_memory = first_layer_epoch(single, 0, X, order, W, Z, delta, work);
