@@ -7,11 +7,12 @@
 //   backprop   m = b,    k = n_out, n = n_in    (B transposed: rsb = 1, csb = n_out)
 // Each is timed for every level this CPU runs, float and double, 1 and 2 threads; the best of several
 // runs of enough calls to last about 20 ms is reported. Optional arguments: "float" or "double".
-// First, what a team of two costs: an empty task (wake a worker, wait for it) and a barrier.
+// First, what a team of two costs: an empty task (wake a worker, wait for it) and a barrier, and one
+// core's multiply-add peak at every level: the ceiling that the GEMM's GFLOP/s are to be read against.
 // Last, what the seed network's first layer (784 -> 16, batches of 100) costs an epoch of 60,000 rows
 // at 1 thread when its batches are read in place from a data set far larger than the caches, as
 // training does: its two products on shuffled batches (the rows from memory), and the same products
-// on one batch over and over (the rows in cache: the arithmetic alone).
+// on one batch over and over (the rows in cache: the arithmetic alone), each also as a share of the peak.
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,57 @@ static double time_gemm(int single, const fm_gemm_level *level, int kind, ptrdif
         if (seconds * calls < 0.02) calls = (long)(0.02 / seconds) + 1, run--;   // too short: redo
     }
     return flops / best * 1e-9;
+}
+
+// One core's peak: PEAK_CHAINS independent chains of vector multiply-adds, sum := sum * x + y, enough
+// chains to cover a multiply-add's latency on both of a core's units. The sums tend to 1 (no overflow,
+// no subnormals), and the caller keeps the result, so nothing can be left out.
+#define PEAK_CHAINS 12
+#define PEAK_FN(NAME, REAL, BYTES, ATTRIBUTES)                                                          \
+    ATTRIBUTES static REAL NAME(long steps)                                                             \
+    {                                                                                                   \
+        typedef REAL vec __attribute__((vector_size(BYTES)));                                           \
+        vec sum[PEAK_CHAINS];                                                                           \
+        const vec x = (vec){0} + (REAL)0.999, y = (vec){0} + (REAL)0.001;                              \
+        for (int c = 0; c < PEAK_CHAINS; c++) sum[c] = (vec){0} + (REAL)c;                              \
+        for (long s = 0; s < steps; s++)                                                                \
+            for (int c = 0; c < PEAK_CHAINS; c++) sum[c] = sum[c] * x + y;                              \
+        REAL total = 0;                                                                                 \
+        for (int c = 0; c < PEAK_CHAINS; c++)                                                           \
+            for (size_t l = 0; l < BYTES / sizeof(REAL); l++) total += sum[c][l];                       \
+        return total;                                                                                   \
+    }
+PEAK_FN(peak_s_baseline, float, 16, __attribute__((noinline)))
+PEAK_FN(peak_d_baseline, double, 16, __attribute__((noinline)))
+#if defined(__x86_64__) || defined(__i386__)
+PEAK_FN(peak_s_avx2, float, 32, __attribute__((noinline, target("avx2,fma"))))
+PEAK_FN(peak_d_avx2, double, 32, __attribute__((noinline, target("avx2,fma"))))
+PEAK_FN(peak_s_avx512, float, 64, __attribute__((noinline, target("avx512f,fma"))))
+PEAK_FN(peak_d_avx512, double, 64, __attribute__((noinline, target("avx512f,fma"))))
+#endif
+
+// GFLOP/s of one core at the named level (which this CPU runs), float (single) or double: the best of
+// 5 runs of 10 million steps; 0 for a level without a peak loop (reference).
+static double peak_gflops(int single, const char *level)
+{
+    int bytes = 16;
+    float (*s_fn)(long) = peak_s_baseline;
+    double (*d_fn)(long) = peak_d_baseline;
+#if defined(__x86_64__) || defined(__i386__)
+    if (strcmp(level, "avx512") == 0) bytes = 64, s_fn = peak_s_avx512, d_fn = peak_d_avx512;
+    if (strcmp(level, "avx2") == 0) bytes = 32, s_fn = peak_s_avx2, d_fn = peak_d_avx2;
+#endif
+    if (strcmp(level, "reference") == 0) return 0;
+    const long steps = 10000000;
+    const double flops = 2.0 * PEAK_CHAINS * (bytes / (single ? sizeof(float) : sizeof(double))) * steps;
+    double best = 1e30, kept = 0;
+    for (int run = 0; run < 5; run++) {
+        const double start = now();
+        kept += single ? s_fn(steps) : d_fn(steps);
+        const double seconds = now() - start;
+        if (seconds < best) best = seconds;
+    }
+    return kept > 0 ? flops / best * 1e-9 : 0;   // kept is always > 0: the sums are used
 }
 
 enum { BARRIERS = 1000 };
@@ -151,8 +203,10 @@ static void first_layer(int single)
     const double flops = 2 * 2.0 * BATCH * PIXELS * HIDDEN * (SAMPLES / BATCH) * 1e-9;
     const double from_memory = first_layer_epoch(single, 0, X, order, W, Z, delta, work);
     const double in_cache = first_layer_epoch(single, 1, X, order, W, Z, delta, work);
-    printf("%-6s %10.1f ms %6.1f GFLOP/s %10.1f ms %6.1f GFLOP/s\n", single ? "float" : "double", from_memory,
-           flops / from_memory * 1e3, in_cache, flops / in_cache * 1e3);
+    const double peak = peak_gflops(single, fm_gemm_isa());
+    printf("%-6s %10.1f ms %6.1f GFLOP/s %4.0f%% %10.1f ms %6.1f GFLOP/s %4.0f%%\n",
+           single ? "float" : "double", from_memory, flops / from_memory * 1e3, flops / from_memory * 1e5 / peak,
+           in_cache, flops / in_cache * 1e3, flops / in_cache * 1e5 / peak);
     free(X), free(W), free(Z), free(delta), free(work), free(order);
 }
 
@@ -174,7 +228,12 @@ int main(int argc, char **argv)
            time_team(barrier_task, 20) / BARRIERS);
     int n_levels;
     const fm_gemm_level *levels = fm_gemm_levels(&n_levels);
-    printf("GFLOP/s, fm_gemm_isa() = %s\n", fm_gemm_isa());
+    printf("One core's multiply-add peak, GFLOP/s:");
+    for (int l = 0; l < n_levels; l++)
+        if (fm_cpu_runs(levels[l].name) && strcmp(levels[l].name, "reference") != 0)
+            printf("  %s %.1f float, %.1f double", levels[l].name, peak_gflops(1, levels[l].name),
+                   peak_gflops(0, levels[l].name));
+    printf("\n\nGFLOP/s, fm_gemm_isa() = %s\n", fm_gemm_isa());
     for (int single = 1; single >= 0; single--) {
         if (argc > 1 && strcmp(argv[1], single ? "float" : "double") != 0) continue;
         printf("\n%-6s %-22s %-8s", single ? "float" : "double", "layer (b: n_in->n_out)", "product");
@@ -201,8 +260,9 @@ int main(int argc, char **argv)
     free(A), free(B), free(C), free(work);
 
     printf("\nThe first layer of C1 (784 -> 16, batches of %d read in place): its forward and weight-gradient\n"
-           "products, an epoch of %d rows at 1 thread\n", BATCH, SAMPLES);
-    printf("%-6s %27s %27s\n", "", "rows from memory", "rows in cache");
+           "products, an epoch of %d rows at 1 thread (%% of one core's %s peak)\n", BATCH, SAMPLES,
+           fm_gemm_isa());
+    printf("%-6s %33s %33s\n", "", "rows from memory", "rows in cache");
     for (int single = 1; single >= 0; single--)
         if (argc <= 1 || strcmp(argv[1], single ? "float" : "double") == 0) first_layer(single);
     return 0;
