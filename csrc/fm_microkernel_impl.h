@@ -212,12 +212,13 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
     } else {                                                                                           \
         FM_TILE_VECTORS(MR_E, 1, PACKED_A, AHEAD)                                                      \
     }
-// The wide kernel's tile copies are in FM_UKR_switch, and those of a weight gradient (A read transposed through
-// a_cols: the rows of a batch, so rsa == 1 in training) are compiled apart, in FM_UKR_cols. There rsa
-// is the constant 1, so the k loop broadcasts A's values from fixed offsets rather than stepping by
-// rsa, and the other copies' code (registers are allocated across one function) stays as it was.
-// (C1's float64 epoch at 1 thread: about 4% less time; the narrow kernel, float's for C1, was slower
-// split the same way, so it is not. benchmarks/RESULTS.md, "One core's peak".)
+// The wide kernel's tile copies are in FM_UKR_switch, and those of a weight gradient (A read
+// transposed through a_cols: the rows of a batch, so rsa == 1 in training) are compiled apart, in
+// FM_UKR_cols. There rsa is the constant 1, so the k loop broadcasts A's values from fixed offsets
+// rather than stepping by rsa, and the other copies' code (registers are allocated across one
+// function) stays as it was. Measured: C1's float64 training loop at 1 thread 3.6% faster, no
+// difference in bench_csrc's build; the narrow kernel (float's for C1) was slower split the same
+// way, so it is not (benchmarks/RESULTS.md, "One core's peak").
 FM_FORCE_INLINE FM_SIGNATURE(FM_CAT(FM_UKR, _switch))
 {
     switch (m_e) {
