@@ -31,6 +31,11 @@
 // rows start cold. So in a full tile that another follows, every step also requests the line FM_AHEAD
 // bytes further along one or two rows (in turn), or once a row is nearly done, the same place in the
 // next tile's rows: one unbroken stream (benchmarks/RESULTS.md, "Rows requested ahead").
+// A weight gradient (A_COLS with rsa == 1) reads the same rows again, a tile's few values of one row
+// a step, and its tiles go along the rows; the rows are in cache by then, but not all of them in the
+// nearest level, and each step would wait for its own. So each step also requests the line
+// FM_COLS_AHEAD bytes further along that row, which a later tile reads (benchmarks/RESULTS.md,
+// "Weight-gradient rows requested ahead").
 
 #ifndef FM_CAT
 #define FM_CAT_(a, b) a##b
@@ -45,6 +50,7 @@
 #define FM_MR 12   // the most rows of any tile (the narrow kernel's, and the 12-row wide kernel's)
 #define FM_NV 2    // the most vectors per row (the wide kernel's)
 #define FM_AHEAD 1024   // bytes: how far along its row a line of A is requested before it is read
+#define FM_COLS_AHEAD 256   // bytes: the same for a weight gradient's tiles (A_COLS, rsa == 1)
 #define FM_VEC FM_CAT(FM_UKR, _vec)
 #define FM_VEC_U FM_CAT(FM_UKR, _vec_u)
 #define FM_FORCE_INLINE static inline __attribute__((always_inline))
@@ -123,6 +129,7 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
 #pragma GCC unroll 4
     for (ptrdiff_t p = 0; p < k; p++, b += rsb) {
         const FM_REAL *a_p = a + (A_COLS ? (ptrdiff_t)a_cols[p] : p) * csa;   // column p of A
+        if (A_COLS && rsa == 1) __builtin_prefetch(a_p + FM_COLS_AHEAD / (ptrdiff_t)sizeof(FM_REAL));
         if (request) {
 #pragma GCC unroll 2
             for (int r = 0; r < per_step; r++) {
@@ -280,5 +287,6 @@ FM_SIGNATURE(FM_CAT(FM_UKR, _narrow))
 #undef FM_MR
 #undef FM_NV
 #undef FM_AHEAD
+#undef FM_COLS_AHEAD
 #undef FM_UKR
 #undef FM_WIDE_MR
