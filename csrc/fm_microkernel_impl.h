@@ -32,9 +32,9 @@
 // bytes further along one or two rows (in turn), or once a row is nearly done, the same place in the
 // next tile's rows: one unbroken stream (benchmarks/RESULTS.md, "Rows requested ahead").
 // A weight gradient (A_COLS with rsa == 1) reads the same rows again, a tile's few values of one row
-// a step, and its tiles go along the rows; the rows are in cache by then, but not all of them in the
-// nearest level, and each step would wait for its own. So each step also requests the line
-// FM_COLS_AHEAD bytes further along that row, which a later tile reads (benchmarks/RESULTS.md,
+// a step, and its tiles go along the rows; not all of the batch need still be in the L2 by then, and
+// nothing else requests a row's line before the step that reads it. So each step also requests the
+// line FM_COLS_AHEAD bytes further along that row, which a later tile reads (benchmarks/RESULTS.md,
 // "Weight-gradient rows requested ahead").
 
 #ifndef FM_CAT
