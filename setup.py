@@ -10,11 +10,13 @@ fastmlp.show_config() reports how it was built; nothing is written into the sour
 """
 import glob
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import Cython
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 
 def flag(name):
@@ -36,24 +38,60 @@ c_sources = sorted(
     path for path in glob.glob("csrc/*.c")
     if not os.path.basename(path).startswith(("test_", "bench_"))
 )
+# The micro-kernels and the Cython module take most of the compile time: listed first, they start first.
+sources = ([path for path in c_sources if "microkernel" in path] + ["fastmlp/_kernels.pyx"]
+           + [path for path in c_sources if "microkernel" not in path])
+
+
+def source_args(path):
+    """Flags for one source file on top of compile_args. The micro-kernels are unrolled by hand (pragmas,
+    one copy per tile shape): -O2 compiles them in half the time of -O3, and they run as fast
+    (benchmarks/RESULTS.md, "Build time")."""
+    return ["-O2"] if "microkernel" in os.path.basename(path) and not debug else []
+
+
+class ParallelBuildExt(build_ext):
+    """build_ext that compiles an extension's C files in parallel, one per core (setuptools' own
+    --parallel only builds several extensions at once, and there is one)."""
+
+    def build_extensions(self):
+        compiler = self.compiler
+
+        def compile(sources, output_dir=None, macros=None, include_dirs=None, debug=0,
+                    extra_preargs=None, extra_postargs=None, depends=None):
+            macros, objects, extra_postargs, pp_opts, build = compiler._setup_compile(
+                output_dir, macros, include_dirs, sources, depends, extra_postargs)
+            cc_args = compiler._get_cc_args(pp_opts, debug, extra_preargs)
+
+            def compile_one(obj):
+                source, ext = build[obj]
+                compiler._compile(obj, source, ext, cc_args, extra_postargs + source_args(source), pp_opts)
+
+            with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+                list(pool.map(compile_one, [obj for obj in objects if obj in build]))
+            return objects
+
+        compiler.compile = compile
+        super().build_extensions()
+
 
 extension = Extension(
     "fastmlp._kernels",
-    sources=["fastmlp/_kernels.pyx"] + c_sources,
+    sources=sources,
     include_dirs=["csrc", numpy.get_include()],
     depends=sorted(glob.glob("csrc/*.h")),   # an edited header rebuilds the extension
     define_macros=[
         ("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION"),
         # Built against NumPy 2, the module also loads under NumPy >= 1.25.
         ("NPY_TARGET_VERSION", "NPY_1_25_API_VERSION"),
-        ("FASTMLP_BUILD_FLAGS", c_string(" ".join(compile_args))),
+        ("FASTMLP_BUILD_FLAGS", c_string(" ".join(compile_args) + ("" if debug else " (micro-kernels -O2)"))),
         ("FASTMLP_BUILT_WITH", c_string(f"NumPy {numpy.__version__}, Cython {Cython.__version__}")),
     ],
     extra_compile_args=compile_args,
 )
 
 setup(
-    options={"build_ext": {"parallel": os.cpu_count() or 1}},   # the C files compile in parallel
+    cmdclass={"build_ext": ParallelBuildExt},
     ext_modules=cythonize(
         [extension],
         language_level=3,

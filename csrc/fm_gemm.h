@@ -64,7 +64,7 @@ const char *fm_gemm_isa(void);
 //   on the m_e x n_e corner of the tile (1 <= m_e <= MR, 1 <= n_e <= NR, k >= 1; the edges of C).
 //   A is m_e x k, element (i, p) at a[r(i)*rsa + c(p)*csa] (r and c as for fm_?gemm, through a_rows
 //   and a_cols): either a packed micro-panel (rsa = 1, csa = MR, no a_rows or a_cols) or the caller's
-//   A read in place. With a_rows, next_rows > 0 says that a_rows[m_e .. m_e + next_rows - 1] are the
+//   A read in place (with a_cols, only rsa = 1). With a_rows, next_rows > 0 says that a_rows[m_e .. m_e + next_rows - 1] are the
 //   rows of the next tile (at most MR), which the kernel may request from memory while it works; it
 //   reads none of their values. B is k x n_e, element (p, j) at b[p*rsb + j]: either a packed micro-panel
 //   (rsb = NR) or rows of the caller's B read in place; only those k x n_e values are read, any

@@ -74,9 +74,12 @@ static void FM_FN(gemm_tile)(const FM_UKR_T *u, ptrdiff_t m, ptrdiff_t n, ptrdif
     // that contiguous rows of A (csa == 1) can be read in place as fast as packed ones, if they do not
     // compete for the same L1 sets. Transposing them into micro-panels would cost more than it saves.
     // (Rows picked by an index lie anywhere: as likely to share sets as any others in a cache.)
-    const int pack_a = n > FM_GEMM_PACK_A_MIN_N &&
-                       (csa != 1 || (!a_rows && fm_rows_share_l1_sets(rsa * (ptrdiff_t)sizeof(FM_REAL),
-                                                                      (int)mr)));
+    // Columns picked by an index (a weight gradient) are read in place only along contiguous rows
+    // (rsa == 1, as in training): the micro-kernels have no copy for other strides.
+    const int pack_a = (a_cols && rsa != 1) ||
+                       (n > FM_GEMM_PACK_A_MIN_N &&
+                        (csa != 1 || (!a_rows && fm_rows_share_l1_sets(rsa * (ptrdiff_t)sizeof(FM_REAL),
+                                                                       (int)mr))));
     // Packing B pays when each micro-panel of B is then used for many micro-panels of A, except that
     // contiguous rows of B (csb == 1) can be read in place as fast as packed ones when they are about as
     // narrow as a micro-panel (they span few cache lines). Packing also costs a pass over B: when A has

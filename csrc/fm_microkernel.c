@@ -1,6 +1,6 @@
-// fm_microkernel.c: the micro-kernels every CPU runs, and the table of instruction-set levels.
+// fm_microkernel.c: the reference micro-kernels (plain loops), and the table of instruction-set levels.
 //
-// Levels, fastest first (the faster kernels are in fm_microkernel_avx512.c and fm_microkernel_avx2.c):
+// Levels, fastest first (each level's kernels are in fm_microkernel_<level>.c):
 //   avx512    12 x 32 float, 12 x 16 double  needs AVX-512F
 //   avx2       6 x 16 float, 6 x 8 double     needs AVX2 and FMA
 //   baseline   6 x 8 float,  6 x 4 double     16-byte vectors: SSE2 on any x86-64, NEON on arm64
@@ -30,17 +30,6 @@
     }
 FM_DEFINE_UKR_REF(fm_sukr_ref, float)
 FM_DEFINE_UKR_REF(fm_dukr_ref, double)
-
-// The baseline kernels: 16-byte vectors, which every x86-64 CPU has (SSE2).
-#define FM_REAL float
-#define FM_VL 4
-#define FM_UKR fm_sukr_baseline
-#include "fm_microkernel_impl.h"
-
-#define FM_REAL double
-#define FM_VL 2
-#define FM_UKR fm_dukr_baseline
-#include "fm_microkernel_impl.h"
 
 static const fm_gemm_level levels[] = {
 #if defined(__x86_64__) || defined(__i386__)

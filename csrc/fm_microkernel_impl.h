@@ -10,6 +10,8 @@
 // edge of a tile (otherwise they go lane by lane):
 //   FM_MASK_T                the mask's type         FM_MASK(lanes)               the first lanes lanes
 //   FM_LOAD_MASKED(p, mask)  those lanes, 0 elsewhere   FM_STORE_MASKED(p, mask, v)  only those lanes
+//   FM_CHEAP_MASKS           masked loads and stores cost what plain ones do: every tile treats its
+//                            last vector as partial (one copy of each tile shape instead of two)
 // The file #undefs them all at the end, so it can be included again for the other type. The instruction
 // set comes from the including file (`#pragma GCC target("avx2,fma")`, ...): the same C source becomes
 // an SSE2, an AVX2 or an AVX-512 kernel, written with GCC vector extensions rather than intrinsics.
@@ -66,16 +68,14 @@ typedef FM_REAL FM_VEC_U __attribute__((vector_size(FM_VL * sizeof(FM_REAL)), al
 FM_FORCE_INLINE FM_VEC FM_CAT(FM_UKR, _load_lanes)(const FM_REAL *p, ptrdiff_t lanes)
 {
     FM_VEC v = {0};
-#pragma GCC unroll 16
-    for (int l = 0; l < FM_VL; l++)
-        if (l < lanes) v[l] = p[l];
+#pragma GCC unroll 1
+    for (ptrdiff_t l = 0; l < lanes; l++) v[l] = p[l];
     return v;
 }
 FM_FORCE_INLINE void FM_CAT(FM_UKR, _store_lanes)(FM_REAL *p, ptrdiff_t lanes, FM_VEC v)
 {
-#pragma GCC unroll 16
-    for (int l = 0; l < FM_VL; l++)
-        if (l < lanes) p[l] = v[l];
+#pragma GCC unroll 1
+    for (ptrdiff_t l = 0; l < lanes; l++) p[l] = v[l];
 }
 #endif
 
@@ -192,12 +192,16 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
     else if (a_rows) FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, 1, 0);                                       \
     else if (a_cols) FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, 0, 1);                                       \
     else FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, 0, 0);
+#ifdef FM_CHEAP_MASKS
+#define FM_TILE_VECTORS(MR_E, NV_E, PACKED_A, AHEAD) FM_TILE_INDEX(MR_E, NV_E, 1, PACKED_A, AHEAD)
+#else
 #define FM_TILE_VECTORS(MR_E, NV_E, PACKED_A, AHEAD)                                                   \
     if (n_e % FM_VL != 0) {                                                                            \
         FM_TILE_INDEX(MR_E, NV_E, 1, PACKED_A, AHEAD)                                                  \
     } else {                                                                                           \
         FM_TILE_INDEX(MR_E, NV_E, 0, PACKED_A, AHEAD)                                                  \
     }
+#endif
 #define FM_ROWS(MR_E, TILE)   case MR_E: TILE(MR_E, 0, 0); break;
 #define FM_FULL(MR, TILE)                                                                              \
     default:                                                                                           \
@@ -220,12 +224,12 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
         FM_TILE_VECTORS(MR_E, 1, PACKED_A, AHEAD)                                                      \
     }
 // The wide kernel's tile copies are in FM_UKR_switch, and those of a weight gradient (A read
-// transposed through a_cols: the rows of a batch, so rsa == 1 in training) are compiled apart, in
-// FM_UKR_cols. There rsa is the constant 1, so the k loop broadcasts A's values from fixed offsets
-// rather than stepping by rsa, and the other copies' code (registers are allocated across one
-// function) stays as it was. Measured: C1's float64 training loop at 1 thread 3.6% faster, no
-// difference in bench_csrc's build; the narrow kernel (float's for C1) was slower split the same
-// way, so it is not (benchmarks/RESULTS.md, "One core's peak").
+// transposed through a_cols: the rows of a batch, rsa == 1, the only stride the driver passes with
+// a_cols) are compiled apart, in FM_UKR_cols. There rsa is the constant 1, so the k loop broadcasts
+// A's values from fixed offsets rather than stepping by rsa, and the other copies' code (registers
+// are allocated across one function) stays as it was. Measured: C1's float64 training loop at 1
+// thread 3.6% faster, no difference in bench_csrc's build; the narrow kernel (float's for C1) was
+// slower split the same way, so it is not (benchmarks/RESULTS.md, "One core's peak").
 FM_FORCE_INLINE FM_SIGNATURE(FM_CAT(FM_UKR, _switch))
 {
     switch (m_e) {
@@ -239,12 +243,9 @@ FM_FORCE_INLINE FM_SIGNATURE(FM_CAT(FM_UKR, _switch))
 }
 static __attribute__((noinline)) FM_SIGNATURE(FM_CAT(FM_UKR, _cols))
 {
-    (void)a_rows, (void)next_rows;          // an index of rows never comes with a_cols
-    if (!a_cols) __builtin_unreachable();   // so the copies without an index are left out
-    if (rsa == 1)
-        FM_CAT(FM_UKR, _switch)(m_e, n_e, k, alpha, a, 1, csa, NULL, 0, a_cols, b, rsb, beta, c, ldc);
-    else
-        FM_CAT(FM_UKR, _switch)(m_e, n_e, k, alpha, a, rsa, csa, NULL, 0, a_cols, b, rsb, beta, c, ldc);
+    (void)a_rows, (void)next_rows, (void)rsa;   // no index of rows comes with a_cols, and rsa is 1
+    if (!a_cols) __builtin_unreachable();       // so the copies without an index are left out
+    FM_CAT(FM_UKR, _switch)(m_e, n_e, k, alpha, a, 1, csa, NULL, 0, a_cols, b, rsb, beta, c, ldc);
 }
 FM_SIGNATURE(FM_UKR)
 {
@@ -290,3 +291,4 @@ FM_SIGNATURE(FM_CAT(FM_UKR, _narrow))
 #undef FM_COLS_AHEAD
 #undef FM_UKR
 #undef FM_WIDE_MR
+#undef FM_CHEAP_MASKS
