@@ -1,4 +1,6 @@
-"""The C in csrc/ stands on its own: `make -C csrc test` builds its tests with a C compiler only."""
+"""The C in csrc/ stands on its own: `make -C csrc test` builds its tests with a C compiler only.
+
+Marked slow (it compiles every kernel level): CI runs it after the default suite, `pytest -m slow`."""
 import pathlib
 import shutil
 import subprocess
@@ -8,6 +10,9 @@ import pytest
 CSRC = pathlib.Path(__file__).resolve().parent.parent / "csrc"
 needs_make = pytest.mark.skipif(shutil.which("make") is None or shutil.which("gcc") is None,
                                 reason="needs make and gcc")
+pytestmark = pytest.mark.slow
+# Only a guard against a hang: the build and the tests take about a minute on a 2-core machine.
+HANG_TIMEOUT = 30 * 60
 
 
 def make(folder, *targets):
@@ -15,7 +20,8 @@ def make(folder, *targets):
     for path in CSRC.iterdir():
         if path.suffix in (".c", ".h") or path.name == "Makefile":
             shutil.copy(path, folder)
-    return subprocess.run(["make", "-C", str(folder), *targets], capture_output=True, text=True, timeout=600)
+    return subprocess.run(["make", "-C", str(folder), *targets], capture_output=True, text=True,
+                          timeout=HANG_TIMEOUT)
 
 
 @needs_make
