@@ -472,5 +472,6 @@ except ValueError as error:
     assert "features" in str(error)
 print("ok")
 """
-    done = subprocess.run([sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True,
+                          timeout=600)   # only a guard against a hang
     assert done.stdout.strip() == "ok", done.stderr

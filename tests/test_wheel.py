@@ -2,8 +2,8 @@
 manylinux tag by auditwheel (manylinux2014: nothing to bundle), installed with ``--only-binary=:all:`` into a clean
 venv whose PATH holds no compiler, and trained from a directory outside the source tree.
 
-Slow (about two minutes: one build, two venvs) but part of the default run; ``-m "not slow"``
-skips it. Needs the network or a pip cache for the build requirements and NumPy.
+Slow (one build, two venvs): left out of the default run, run by CI with ``pytest -m slow``. Needs
+the network or a pip cache for the build requirements and NumPy.
 """
 import importlib.util
 import json
