@@ -108,15 +108,41 @@ def check_targets(y, n_samples, task, dtype, name="y", loss=None):
         Y = check_array(labels.reshape(n_samples, -1), dtype, name)
         if not np.isin(Y, (0, 1)).all():
             raise ValueError(f"{name} for multi-label classification must hold only 0 and 1")
-        return task, Y, np.arange(Y.shape[1])
+        return task, check_targets_for_loss(Y, loss, name), np.arange(Y.shape[1])
     Y = check_array(labels.reshape(n_samples, -1), dtype, name)
     return task, check_targets_for_loss(Y, loss, name), None
 
 
 def check_targets_for_loss(Y, loss, name="y"):
-    """Y, if the loss is defined for it: the Poisson loss needs y ≥ 0 (counts or rates)."""
-    if loss == "poisson" and Y.size and Y.min() < 0:
-        raise ValueError(f"{name} must be >= 0 for loss 'poisson' (counts or rates), got a minimum of {Y.min():g}")
+    """Y, if ``loss`` is defined for it with backprop's output error its exact gradient; else a
+    ValueError saying why. This is the one place that decides which targets a loss takes.
+
+    quadratic      any finite targets (with any output activation; softmax's Jacobian is applied)
+    cross_entropy  0 <= y <= 1: outside, −y ln a − (1 − y) ln(1 − a) has no minimum (it falls
+                   without bound as a output nears 0 or 1)
+    log_loss       rows of probabilities that sum to 1: the softmax output error a − y is the
+                   gradient of −Σ y ln a only then (it is (Σ y) a − y), and a negative y has no minimum
+    poisson        y >= 0 (counts or rates): a − y ln a has no minimum for y < 0
+    """
+    if loss is None or loss == "quadratic" or not Y.size:
+        return Y
+    low, high = float(Y.min()), float(Y.max())
+    if loss == "poisson" and low < 0:
+        raise ValueError(f"{name} must be >= 0 for loss 'poisson' (counts or rates), got a minimum of {low:g}")
+    if loss == "cross_entropy" and (low < 0 or high > 1):
+        raise ValueError(f"{name} must be in [0, 1] for loss 'cross_entropy' (the probability of each "
+                         f"output), got values from {low:g} to {high:g}; use loss='quadratic' for other targets")
+    if loss == "log_loss":
+        if low < 0 or high > 1:
+            raise ValueError(f"{name} must be in [0, 1] for loss 'log_loss' (a probability distribution per "
+                             f"row), got values from {low:g} to {high:g}")
+        sums = Y.sum(axis=1, dtype=np.float64)
+        worst = sums[np.argmax(np.abs(sums - 1))]
+        # rounding: soft labels normalised in float64 and then cast sum to 1 within a few ulps per output
+        if abs(worst - 1) > 8 * Y.shape[1] * np.finfo(Y.dtype if Y.dtype.kind == "f" else np.float64).eps:
+            raise ValueError(f"{name} rows must each sum to 1 for loss 'log_loss' (softmax outputs: a "
+                             f"probability distribution per row), got a row summing to {worst:g}; use "
+                             "loss='cross_entropy' for multi-label 0/1 rows, or divide each row by its sum")
     return Y
 
 
