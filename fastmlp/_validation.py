@@ -178,7 +178,28 @@ def check_sample_weight(sample_weight, class_weight, y_encoded, classes, dtype, 
         weights = per_class[index] * (1 if weights is None else weights)
         if weights.sum() <= 0:
             raise ValueError("class_weight leaves every sample with weight 0")
-    return None if weights is None else np.ascontiguousarray(weights, dtype=dtype)
+        name = f"{name} times class_weight" if sample_weight is not None else "class_weight"
+    return None if weights is None else _weights_in(weights, dtype, name)
+
+
+def _weights_in(weights, dtype, name):
+    """The (float64, >= 0) weights as ``dtype``, checked there: none overflows to infinity or
+    underflows (a positive weight must stay a normal number, so that a mini-batch's sum of weights
+    is 0 or at least the smallest normal), and their sum stays finite."""
+    info = np.finfo(dtype)
+    with np.errstate(over="ignore"):
+        used = np.ascontiguousarray(weights, dtype=dtype)
+    if not np.isfinite(used).all():
+        raise ValueError(f"{name} holds values too large for {info.dtype}: the largest is {weights.max():g}")
+    lost = (weights > 0) & (used < info.tiny)
+    if lost.any():
+        raise ValueError(f"{name} holds positive values too small for {info.dtype} ({weights[lost][0]:g}, "
+                         f"below its smallest normal number {info.tiny:g}); scale all the weights up")
+    total = float(used.sum(dtype=np.float64))
+    if not total <= float(info.max):
+        raise ValueError(f"{name} sums to {total:g}, more than the largest {info.dtype} ({info.max:g}); "
+                         "scale all the weights down")
+    return used
 
 
 def check_labels(y, name="y"):

@@ -60,3 +60,21 @@ def test_log_loss_accepts_soft_labels_rounded_in_float32(small):
     y = rng.dirichlet(np.ones(10), 6).astype(np.float32)   # each row sums to 1 within float32 rounding
     model = fastmlp.fit(X, y, loss="log_loss", task="regression", hidden=(3,), epochs=1, learning_rate=0.1)
     assert np.isfinite(model.output(X)).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# Sample weights, checked in the dtype they are used in (issue 25, 6)
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("weights, message", [
+    (np.full(6, 1e-50), "too small for float32"),                      # 0 in float32: a 0/0 mean
+    (np.full(6, 1e-40), "too small for float32"),                      # subnormal in float32
+    (np.full(6, 1e38), "sums to 6e\\+38, more than the largest float32"),
+    (np.full(6, 1e39), "too large for float32"),
+])
+def test_sample_weights_are_checked_in_float32(small, weights, message):
+    X, _ = small
+    y = np.arange(6) % 2
+    with pytest.raises(ValueError, match=message):
+        fastmlp.fit(X, y, sample_weight=weights, epochs=1)
+    fastmlp.fit(X, y, sample_weight=weights, dtype="float64", epochs=1, learning_rate=0.1)   # fine there
