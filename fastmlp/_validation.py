@@ -5,6 +5,7 @@ these functions. Error messages name the argument and show the value. Inputs are
 conversion makes a copy whenever the dtype or memory layout has to change.
 """
 import numbers
+import os
 
 import numpy as np
 
@@ -227,24 +228,71 @@ def encode_labels(y, classes, dtype, name="y"):
     return Y
 
 
-def check_int(value, name, minimum=1):
+# Counts (epochs, batch sizes, seeds, layer sizes, ...) reach C as 64-bit integers: anything larger
+# is a mistake, and a clear one, not an OverflowError from deep inside.
+MAX_INT = 2**63 - 1
+
+
+def check_int(value, name, minimum=1, maximum=MAX_INT):
+    """``value`` as a Python int in [minimum, maximum]: TypeError for a non-integer (bools, floats and
+    strings included), ValueError naming ``name`` and the value when out of range."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
+        raise TypeError(f"{name} must be an integer, got {_shown(value)}")
+    value = int(value)
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+        raise ValueError(f"{name} must be >= {minimum}, got {_shown(value)}")
+    if value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {_shown(value)}")
+    return value
 
 
-def check_float(value, name, minimum=0.0, inclusive=True, maximum=None):
+def check_float(value, name, minimum=0.0, inclusive=True, maximum=None, dtype=None):
+    """``value`` as a finite Python float with ``minimum <= value`` (``<`` unless ``inclusive``) and
+    ``value < maximum``.
+
+    Python ints too large for a float are a ValueError, as NaN and infinity are. With ``dtype``
+    (the float type the value is used in) the value must also be finite in that dtype, and a value
+    > 0 must not round to 0 there: 1e-50 is 0 in float32, 1e39 is infinity.
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    value = float(value)
+        raise TypeError(f"{name} must be a number, got {_shown(value)}")
+    shown = value
+    try:
+        value = float(value)
+    except (OverflowError, ValueError):   # an int beyond 1.8e308 (or a Real whose __float__ fails)
+        value, shown = float("nan"), _shown(value)
+    if not isinstance(shown, str):
+        shown = value
     too_small = value < minimum if inclusive else value <= minimum
     if not np.isfinite(value) or too_small or (maximum is not None and value >= maximum):
         bound = f">= {minimum}" if inclusive else f"> {minimum}"
         bound += f" and < {maximum}" if maximum is not None else ""
-        raise ValueError(f"{name} must be finite and {bound}, got {value}")
+        raise ValueError(f"{name} must be finite and {bound}, got {shown}")
+    if dtype is not None:
+        info = np.finfo(dtype)
+        if abs(value) > float(info.max) or (value != 0 and abs(value) < float(info.tiny)):
+            raise ValueError(f"{name}={value!r} is out of range in {np.dtype(dtype).name}, whose finite "
+                             f"non-zero magnitudes run from {info.tiny:.3g} to {info.max:.3g}")
     return value
+
+
+def check_choice(value, name, choices):
+    """``value`` if it is one of ``choices`` (strings, or None), else a ValueError listing them."""
+    try:
+        known = bool(value in choices)
+    except (TypeError, ValueError):   # an unhashable value, or an array compared with each choice
+        known = False
+    if not known or isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be one of {list(choices)}, got {_shown(value)}")
+    return value
+
+
+def _shown(value, limit=60):
+    """repr(value), shortened: a huge int or a long string in a message stays one line."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(int(value)) >= 10**18:
+        return f"an integer of {len(str(abs(int(value))))} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def check_hidden(hidden):
@@ -293,11 +341,15 @@ def check_activations(n_layers, activation, output_activation, loss, task):
 
 def check_parameters(weights, biases, layer_sizes, dtype):
     """Copies of user-given weights and biases, checked against the layer sizes."""
+    for name, value in (("weights", weights), ("biases", biases)):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{name} must be a list of arrays, one per layer, got {type(value).__name__}")
     if len(weights) != len(layer_sizes) - 1 or len(biases) != len(layer_sizes) - 1:
         raise ValueError(f"need {len(layer_sizes) - 1} weight matrices and bias vectors for layer sizes "
                          f"{tuple(layer_sizes)}, got {len(weights)} and {len(biases)}")
     weights = [check_array(w, dtype, f"weights[{l}]").copy() for l, w in enumerate(weights)]
-    biases = [np.array(_as_numeric_array(b, f"biases[{l}]"), dtype=dtype) for l, b in enumerate(biases)]
+    with np.errstate(over="ignore"):   # a bias too large for float32 becomes inf, reported below
+        biases = [np.array(_as_numeric_array(b, f"biases[{l}]"), dtype=dtype) for l, b in enumerate(biases)]
     for l, (w, b) in enumerate(zip(weights, biases)):
         expected = (layer_sizes[l], layer_sizes[l + 1])
         if w.shape != expected:
@@ -305,5 +357,24 @@ def check_parameters(weights, biases, layer_sizes, dtype):
         if b.shape != (expected[1],):
             raise ValueError(f"biases[{l}] must have shape ({expected[1]},), got {b.shape}")
         if not np.isfinite(b).all():
-            raise ValueError(f"biases[{l}] contains NaN or infinity")
+            raise ValueError(f"biases[{l}] contains NaN or infinity (or values too large for {np.dtype(dtype)})")
     return weights, biases
+
+
+def check_fits_in_memory(layer_sizes, dtype, what):
+    """A clear ValueError, instead of a MemoryError, for layers whose parameters cannot fit in memory.
+
+    Counts the weights and biases in ``dtype`` and, beside them, the float64 draw of the largest
+    weight matrix (initial weights are drawn in float64 and then cast). ``what`` names the argument
+    in the message (``hidden=(...)``).
+    """
+    sizes = [int(n) for n in layer_sizes]
+    layers = [(n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    needed = sum(layers) * np.dtype(dtype).itemsize + max(layers, default=0) * 8
+    try:
+        available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return
+    if needed > available:
+        raise ValueError(f"{what} needs {needed / 2**30:.1f} GiB for its weights (and their float64 "
+                         f"initial draw), more than this machine's {available / 2**30:.1f} GiB of memory")

@@ -1,4 +1,6 @@
 """Hostile input, round two (issue 25): plain regression tests for what it found."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,200 @@ def test_sample_weights_are_checked_in_float32(small, weights, message):
     with pytest.raises(ValueError, match=message):
         fastmlp.fit(X, y, sample_weight=weights, epochs=1)
     fastmlp.fit(X, y, sample_weight=weights, dtype="float64", epochs=1, learning_rate=0.1)   # fine there
+
+
+def test_a_mini_batch_whose_weights_are_all_zero_is_skipped(small):
+    X, _ = small
+    y = np.arange(6) % 2
+    weights = np.array([1.0, 1.0, 0.0, 0.0, 0.0, 0.0])   # the second and third batches weigh nothing
+    model = fastmlp.fit(X, y, sample_weight=weights, batch_size=2, shuffle=False, epochs=3, hidden=(3,),
+                        learning_rate=0.5, seed=0)
+    alone = fastmlp.fit(X[:2], y[:2], batch_size=2, shuffle=False, epochs=3, hidden=(3,), learning_rate=0.5,
+                        seed=0)   # the same steps: those of the first batch
+    for got, expected in zip(model.weights + model.biases, alone.weights + alone.biases):
+        np.testing.assert_array_equal(got, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Divergence, checked on what fit returns (issue 25, 1 and 4)
+# ---------------------------------------------------------------------------------------------
+
+def identity_network_that_overflows():
+    """Found by a search: finite costs and weights after epoch 2, but outputs beyond float32."""
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        n, f = int(rng.integers(4, 40)), int(rng.integers(1, 5))
+        X = rng.standard_normal((n, f)) * 10 ** rng.uniform(-1, 2)
+        y = rng.integers(0, 2, n) if rng.random() < 0.5 else rng.standard_normal(n)
+        options = dict(hidden=(int(rng.integers(1, 6)),), activation="identity", epochs=2,
+                       learning_rate=float(10 ** rng.uniform(-2, 1)), batch_size=int(rng.integers(1, 10)), seed=0,
+                       dtype=str(rng.choice(["float32", "float64"])))
+        if options["dtype"] == "float32" and options["learning_rate"] > 1 and f == 3 and n == 14:
+            return X, y, options
+    raise AssertionError("the search no longer finds the case")
+
+
+def test_outputs_that_overflow_are_divergence():
+    X, y, options = identity_network_that_overflows()
+    with pytest.raises(fastmlp.DivergenceError, match=r"diverged in epoch 2: the outputs on the training data "
+                                                      r"overflowed float32"):
+        fastmlp.fit(X, y, **options)
+    with pytest.warns(RuntimeWarning, match="diverged in epoch 2"):
+        model = fastmlp.fit(X, y, on_divergence="stop", **options)
+    assert np.isfinite(model.output(X)).all() and model.history["diverged"] == 2
+
+
+def test_a_nan_penalty_of_huge_weights_is_not_reported_as_a_cost():
+    """0 · Σ‖W‖² was NaN once the weights passed 1e154 (float64), and fit returned the model."""
+    model = fastmlp.fit(np.ones((2, 1)), [1e160, 1e160], hidden=(), epochs=1, dtype="float64",
+                        weights=[np.full((1, 1), 1e160)], biases=[np.zeros(1)])   # a perfect fit
+    assert model.penalty() == 0.0 and np.isfinite(model.history["loss"]).all()
+
+
+def test_adam_moments_that_overflow_are_divergence(small):
+    """A huge penalty made Adam's second moment inf in float32: the weights stopped changing and
+    the saved model was then refused by load."""
+    X, _ = small
+    with pytest.raises(fastmlp.DivergenceError, match=r"epoch 1: the optimizer state .* overflowed float32"):
+        fastmlp.fit(X, X.sum(axis=1), optimizer="adam", l2=1e30, epochs=3, learning_rate=0.01)
+
+
+def test_divergence_error_is_both_a_floating_point_error_and_a_value_error():
+    assert issubclass(fastmlp.DivergenceError, FloatingPointError)
+    assert issubclass(fastmlp.DivergenceError, ValueError)
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers at their limits (issue 25, 3 and 5): a ValueError or TypeError naming the argument
+# ---------------------------------------------------------------------------------------------
+
+HUGE = 10**400   # beyond any float
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(lr_schedule="invscaling", power_t=10**100, epochs=2), None, None),      # was an exact big-int power
+    (dict(lr_schedule="invscaling", power_t=1e300, epochs=2), None, None),        # was an OverflowError
+    (dict(learning_rate=HUGE), ValueError, "learning_rate must be finite .* got an integer of 401 digits"),
+    (dict(learning_rate=1e-50), ValueError, r"learning_rate=1e-50 is out of range in float32"),
+    (dict(l2=HUGE), ValueError, "l2 must be finite"),
+    (dict(l2=1e39), ValueError, "l2=1e\\+39 is out of range in float32"),
+    (dict(momentum=HUGE), ValueError, "momentum must be finite"),
+    (dict(epsilon=1e-320, optimizer="adam"), ValueError, "epsilon=1e-320 is out of range in float32"),
+    (dict(tol=HUGE), ValueError, "tol must be finite"),
+    (dict(dropout=HUGE), ValueError, "dropout must be finite"),
+    (dict(validation_fraction=HUGE), ValueError, "validation_fraction must be finite"),
+    (dict(power_t=-1e308, lr_schedule="invscaling"), ValueError, "power_t must be finite and >= 0.0"),
+    (dict(lr_decay=0, lr_schedule="step"), ValueError, "lr_decay must be finite and > 0.0, got 0"),
+    (dict(lr_decay=HUGE, lr_schedule="step"), ValueError, "lr_decay must be finite"),
+    (dict(lr_decay=2.0, lr_schedule="step"), ValueError, "lr_decay must be <= 1"),
+    (dict(lr_step=0, lr_schedule="step"), ValueError, "lr_step must be >= 1, got 0"),    # was ZeroDivisionError
+    (dict(lr_patience="2"), TypeError, "lr_patience must be an integer"),
+    (dict(epochs=10**30), ValueError, "epochs must be <= 9223372036854775807, got an integer of 31 digits"),
+    (dict(batch_size=2**63), ValueError, "batch_size must be <= 9223372036854775807"),
+    (dict(seed=2**64), ValueError, "seed must be <= 18446744073709551615"),   # was an OverflowError
+    (dict(seed=2**64 - 1), None, None),
+    (dict(max_fun=10**30, optimizer="lbfgs"), ValueError, "max_fun must be <="),
+    (dict(samples_seen=10**30), ValueError, "samples_seen must be <="),
+    (dict(hidden=(10**30,)), ValueError, "hidden layer size must be <="),
+    (dict(init=["fan_in"]), ValueError, r"init must be one of \['fan_in', 'normal'\]"),
+])
+def test_fit_numbers_at_their_limits(small, kwargs, error, message):
+    X, _ = small
+    kwargs = {"epochs": 1, "hidden": (3,), "learning_rate": 0.1, **kwargs}
+    if error is None:
+        model = fastmlp.fit(X, X.sum(axis=1), **kwargs)
+        assert np.isfinite(model.output(X)).all()
+    else:
+        with pytest.raises(error, match=message):
+            fastmlp.fit(X, X.sum(axis=1), **kwargs)
+
+
+@pytest.mark.parametrize("n", [0, -1, 10**6, 2**64, 1.5, True, "2", None])
+def test_set_num_threads_rejects_counts_beyond_any_machine(threads, n):
+    with pytest.raises(ValueError, match="number of threads must be an integer >= 1 and <= 1024"):
+        threads(n)
+
+
+def test_set_num_threads_takes_numpy_integers_and_networks_get_at_most_a_team(threads):
+    threads(np.int64(1000))
+    assert fastmlp.get_num_threads() == 1000
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    fastmlp.fit(X, X[:, 0], hidden=(3,), epochs=1)   # 64 workspaces at most, not 1000
+
+
+@pytest.mark.parametrize("params, error, message", [
+    (dict(power_t=10**100, solver="sgd", learning_rate="invscaling"), None, None),   # was a hang
+    (dict(alpha=HUGE), ValueError, "alpha must be finite"),
+    (dict(alpha=1e300), ValueError, "alpha=1e\\+300 gives an L2 coefficient"),
+    (dict(learning_rate_init=1e-50), ValueError, "learning_rate_init=1e-50 is out of range in float32"),
+    (dict(epsilon=HUGE), ValueError, "epsilon must be finite"),
+    (dict(tol="x"), TypeError, "tol must be a number"),
+    (dict(momentum=HUGE, solver="sgd"), ValueError, "momentum must be finite"),
+    (dict(max_iter=10**30), ValueError, "max_iter must be <="),
+    (dict(batch_size=10**30), ValueError, "batch_size must be <="),
+    (dict(random_state=10**30), ValueError, "random_state must be <="),
+    (dict(random_state=-1), ValueError, "random_state must be >= 0"),
+    (dict(hidden_layer_sizes=10**30), ValueError, r"hidden_layer_sizes\[i\] must be <="),
+    (dict(hidden_layer_sizes=(2**40,)), ValueError, r"hidden_layer_sizes=\(1099511627776,\) needs"),
+    (dict(solver=["adam"]), ValueError, "solver must be one of"),
+])
+def test_estimator_numbers_at_their_limits(small, params, error, message):
+    X, _ = small
+    estimator = fastmlp.MLPRegressor((3,), max_iter=2).set_params(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # ConvergenceWarning
+        if error is None:
+            assert np.isfinite(estimator.fit(X.astype(np.float32), X.sum(axis=1)).predict(X)).all()
+        else:
+            with pytest.raises(error, match=message):
+                estimator.fit(X.astype(np.float32), X.sum(axis=1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Smaller entry points (issue 25, 9)
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["output", "backprop"])
+def test_an_unknown_backend_is_a_value_error_listing_the_choices(small, method):
+    X, _ = small
+    model = fastmlp.fit(X, X[:, 0], hidden=(3,), epochs=1)
+    arguments = (X,) if method == "output" else (X, X[:, 0])
+    with pytest.raises(ValueError, match=r"backend must be one of \['compiled', 'numpy'\], got 'gpu'"):
+        getattr(model, method)(*arguments, backend="gpu")
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(epsilon=0), ValueError, "epsilon must be finite and > 0.0"),             # was ZeroDivisionError
+    (dict(l2="x"), TypeError, "l2 must be a number"),
+    (dict(backend="x"), ValueError, "backend must be one of"),                      # was KeyError
+    (dict(seed=-1), ValueError, "seed must be >= 0"),
+    (dict(weights=[np.zeros((2, 2))], biases=[np.zeros(2)]), ValueError, "need 2 weight matrices"),
+    (dict(weights=[np.zeros((3, 3)), np.zeros((3, 1))]), ValueError, "give both weights and biases"),
+    (dict(weights=np.zeros((3, 3)), biases=np.zeros(3)), TypeError, "weights must be a list of arrays"),
+])
+def test_check_gradients_rejects_what_it_would_fail_on(small, kwargs, error, message):
+    X, _ = small
+    with pytest.raises(error, match=message):
+        fastmlp.check_gradients(X, X[:, 0], **kwargs)
+
+
+@pytest.mark.parametrize("args, error, message", [
+    (((4, -1), ["sigmoid"], np.random.default_rng(0)), ValueError, "layer size must be >= 1"),
+    (((4, 2), ["sigmoid"], 0), TypeError, "rng must be a numpy.random.Generator"),
+    (((4, 2, 2), ["sigmoid"], np.random.default_rng(0)), ValueError, "one activation per layer"),
+    (((4, 2), ["swish"], np.random.default_rng(0)), ValueError, "activation must be one of"),
+    ((4, ["sigmoid"], np.random.default_rng(0)), TypeError, "layer_sizes must be a sequence"),
+    (((4, 2**40), ["sigmoid"], np.random.default_rng(0)), ValueError, r"layer_sizes=\(4, 1099511627776\) needs"),
+])
+def test_init_parameters_rejects_what_it_would_fail_on(args, error, message):
+    with pytest.raises(error, match=message):
+        fastmlp.init_parameters(*args)
+
+
+def test_the_memory_check_counts_the_float64_initial_draw(monkeypatch):
+    """A layer whose float32 weights fit but whose float64 draw does not was let through."""
+    import os
+    monkeypatch.setattr(os, "sysconf", lambda name: {"SC_PHYS_PAGES": 3 * 2**18, "SC_PAGE_SIZE": 4096}[name])
+    X = np.zeros((2, 1000))   # 3 GiB of memory; 1000 x 500000 float32 weights are 1.9 GiB, the draw 3.7
+    with pytest.raises(ValueError, match="float64 initial draw"):
+        fastmlp.fit(X, [0, 1], hidden=(500_000,), epochs=1)
