@@ -1,5 +1,10 @@
 """Hostile input, round two (issue 25): plain regression tests for what it found."""
+import gzip
+import json
+import struct
 import warnings
+import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -277,3 +282,99 @@ def test_the_memory_check_counts_the_float64_initial_draw(monkeypatch):
     X = np.zeros((2, 1000))   # 3 GiB of memory; 1000 x 500000 float32 weights are 1.9 GiB, the draw 3.7
     with pytest.raises(ValueError, match="float64 initial draw"):
         fastmlp.fit(X, [0, 1], hidden=(500_000,), epochs=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Damaged files (issue 25, 7)
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def model_bytes(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 3))
+    path = tmp_path_factory.mktemp("model") / "model.npz"
+    fastmlp.save(fastmlp.fit(X, rng.integers(0, 2, 20), hidden=(3,), epochs=2, seed=0), path)
+    return path.read_bytes()
+
+
+def patch_zip_headers(content, field, value):
+    """Every local and central-directory header of a zip with ``field`` ("flags" or "method") set."""
+    content = bytearray(content)
+    offsets = {b"PK\x03\x04": {"flags": 6, "method": 8}, b"PK\x01\x02": {"flags": 8, "method": 10}}
+    for signature, fields in offsets.items():
+        at = content.find(signature)
+        while at >= 0:
+            content[at + fields[field]:at + fields[field] + 2] = struct.pack("<H", value)
+            at = content.find(signature, at + 4)
+    return bytes(content)
+
+
+@pytest.mark.parametrize("field, value", [("flags", 0x1), ("flags", 0x41), ("method", 99), ("method", 12),
+                                          ("method", 8)])
+def test_zip_level_damage_to_a_model_is_a_value_error(tmp_path, model_bytes, field, value):
+    """An 'encrypted' flag was a RuntimeError, strong encryption or an unknown method NotImplementedError."""
+    (tmp_path / "damaged.npz").write_bytes(patch_zip_headers(model_bytes, field, value))
+    with pytest.raises(ValueError, match="damaged.npz is not a readable fastmlp model file"):
+        fastmlp.load(tmp_path / "damaged.npz")
+
+
+def compressed_npz_promising(path, shape):
+    """A deflated .npz member whose .npy header promises ``shape`` of float64 but holds 16 bytes."""
+    header = {"descr": "<f8", "fortran_order": False, "shape": shape}
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("X.npy", "w") as member:
+            np.lib.format.write_array_header_1_0(member, header)
+            member.write(bytes(16))
+    return path
+
+
+@pytest.mark.parametrize("shape", [(2**40,), (2**62, 2**62), (10**6, 10**6)])
+def test_a_compressed_data_file_promising_a_huge_shape_is_a_value_error(tmp_path, shape):
+    from fastmlp.io import read_npz
+
+    path = compressed_npz_promising(tmp_path / "huge.npz", shape)
+    with pytest.raises(ValueError, match="shorter than its header says"):
+        read_npz(path, "data file", compressed=True)
+
+
+def test_a_model_history_is_checked_when_loaded(tmp_path):
+    from fastmlp.io import _digest
+
+    arrays = {"weights_0": np.zeros((2, 1)), "biases_0": np.zeros(1)}
+    for history, message in [({"loss": ["x"]}, "history\\['loss'\\] must be a number"),
+                             ({"loss": [float("nan")]}, "must be finite"),
+                             ({"interrupted": -1}, "must be >= 0"),
+                             ({"diverged": 2.5}, "must be an integer")]:
+        metadata = {"format": "fastmlp", "format_version": 1, "layer_sizes": [2, 1], "dtype": "float64",
+                    "layer_activations": ["identity"], "loss": "quadratic", "l2": 0.0, "history": history}
+        metadata["sha256"] = _digest(arrays, metadata)
+        np.savez(tmp_path / "forged.npz", metadata=np.array(json.dumps(metadata)), **arrays)
+        with pytest.raises(ValueError, match=message):
+            fastmlp.load(tmp_path / "forged.npz")
+
+
+def test_a_small_gzip_idx_file_that_inflates_to_gigabytes_is_refused_early(tmp_path):
+    """The header declares 10 bytes; the stream inflates to 256 MiB of zeros after them. The old reader
+    inflated all of it before looking at the header."""
+    import tracemalloc
+
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)   # gzip framing
+    parts = [compressor.compress(b"\x00\x00\x08\x01" + struct.pack(">I", 10) + bytes(10))]
+    block = bytes(1 << 20)
+    parts += [compressor.compress(block) for _ in range(256)] + [compressor.flush()]
+    (tmp_path / "bomb.gz").write_bytes(b"".join(parts))
+    assert (tmp_path / "bomb.gz").stat().st_size < 2**20
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="extra bytes after IDX data"):
+            fastmlp.datasets.read_idx(tmp_path / "bomb.gz")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20
+
+
+def test_a_gzip_idx_header_declaring_more_than_deflate_can_hold_is_refused_unread(tmp_path):
+    (tmp_path / "liar.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03" + struct.pack(">3I", 2**20, 2**10, 2**10)))
+    with pytest.raises(ValueError, match="truncated IDX data.*more than the file can hold"):
+        fastmlp.datasets.read_idx(tmp_path / "liar.gz")
