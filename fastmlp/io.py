@@ -170,7 +170,8 @@ def _check_member(archive, info, file_size, compressed):
     """Refuse a member that is not a ``.npy`` array holding the data its header promises."""
     methods = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) if compressed else (zipfile.ZIP_STORED,)
     if not info.filename.endswith(".npy") or info.compress_type not in methods:
-        raise ValueError(f"member {info.filename!r} is not an {'' if compressed else 'uncompressed '}.npy array")
+        raise ValueError(f"member {info.filename!r} is not a .npy array, "
+                         f"{'stored or deflated' if compressed else 'stored uncompressed'}")
     limit = file_size if info.compress_type == zipfile.ZIP_STORED else _DEFLATE_RATIO * file_size + 1024
     if info.file_size > limit:
         raise ValueError(f"member {info.filename!r} says it holds {info.file_size} bytes, more than the file can")

@@ -1,6 +1,7 @@
 """Hostile input, round two (issue 25): plain regression tests for what it found."""
 import gzip
 import json
+import re
 import struct
 import warnings
 import zipfile
@@ -378,3 +379,72 @@ def test_a_gzip_idx_header_declaring_more_than_deflate_can_hold_is_refused_unrea
     (tmp_path / "liar.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03" + struct.pack(">3I", 2**20, 2**10, 2**10)))
     with pytest.raises(ValueError, match="truncated IDX data.*more than the file can hold"):
         fastmlp.datasets.read_idx(tmp_path / "liar.gz")
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line (issue 25, 8): one line on stderr and exit status 2 for every data-file mistake
+# ---------------------------------------------------------------------------------------------
+
+def run_cli(argv, capsys):
+    import fastmlp.__main__ as cli
+
+    threads = fastmlp.get_num_threads()
+    try:
+        status = cli.main(argv)
+    finally:
+        fastmlp.set_num_threads(threads)
+    err = capsys.readouterr().err
+    return status, err
+
+
+@pytest.fixture
+def data_files(tmp_path, model_bytes):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 3))
+    y = rng.integers(0, 2, 30)
+    np.savez(tmp_path / "one-d.npz", X=X[:, 0], y=y)
+    np.savez(tmp_path / "strings.npz", X=X.astype(str), y=y)
+    np.savez(tmp_path / "scalar-y.npz", X=X, y=np.array(3))
+    np.savez(tmp_path / "good.npz", X=X, y=y)
+    np.savez_compressed(tmp_path / "compressed.npz", X=X, y=y)
+    (tmp_path / "encrypted.npz").write_bytes(patch_zip_headers((tmp_path / "good.npz").read_bytes(), "flags", 1))
+    (tmp_path / "bzip2.npz").write_bytes(patch_zip_headers((tmp_path / "good.npz").read_bytes(), "method", 12))
+    compressed_npz_promising(tmp_path / "huge.npz", (2**40, 1))
+    (tmp_path / "model.npz").write_bytes(model_bytes)
+    return tmp_path
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--dataset", "{one-d.npz}"], r"one-d.npz: X must be a 2-D array of numbers .* shape \(30,\)"),
+    (["train", "--dataset", "{strings.npz}"], "X must be a 2-D array of numbers"),
+    (["train", "--dataset", "{scalar-y.npz}"], "y must be 1-D"),
+    (["train", "--dataset", "{encrypted.npz}"], "encrypted.npz is not a readable npz file of arrays"),
+    (["train", "--dataset", "{bzip2.npz}"], "is not a .npy array, stored or deflated"),
+    (["train", "--dataset", "{huge.npz}"], "shorter than its header says"),
+    (["train", "--dataset", "{good.npz}", "--seed", str(2**64)], "seed must be <="),
+    (["train", "--dataset", "{good.npz}", "--seed", "-1"], "seed must be >= 0"),
+    (["train", "--dataset", "{good.npz}", "--threads", str(10**6)], "number of threads must be an integer >= 1 and <= 1024"),
+    (["train", "--dataset", "{good.npz}", "--epochs", str(10**30)], "epochs must be <="),
+    (["train", "--dataset", "{good.npz}", "--learning-rate", "1e400"], "learning_rate must be finite"),
+    (["train", "--dataset", "{good.npz}", "--hidden", str(10**12)], "needs .* GiB"),
+    (["predict", "{model.npz}", "{one-d.npz}"], "X must be a 2-D array"),
+    (["predict", "{model.npz}", "{encrypted.npz}"], "not a readable npz file"),
+    (["check-grad", "--samples", str(10**12)], "more data than a gradient check needs"),
+    (["check-grad", "--features", "0"], "--features must be >= 1"),
+    (["check-grad", "--classes", "1"], "--classes must be >= 2"),
+    (["check-grad", "--hidden", "100000"], "too many to check"),
+    (["check-grad", "--seed", "-1"], "--seed must be >= 0"),
+    (["bench", "--threads", str(10**6)], "number of threads must be an integer >= 1 and <= 1024"),
+])
+def test_data_file_and_number_mistakes_are_one_line_and_status_2(data_files, capsys, argv, message):
+    argv = [str(data_files / word[1:-1]) if word.startswith("{") else word for word in argv]
+    status, err = run_cli(argv, capsys)
+    assert status == 2, err
+    assert err.count("\n") == 1 and err.startswith("fastmlp: error: ") and "Traceback" not in err
+    assert re.search(message, err), err
+
+
+def test_the_command_line_trains_on_a_compressed_npz(data_files, capsys):
+    status, err = run_cli(["train", "--dataset", str(data_files / "compressed.npz"), "--hidden", "3",
+                           "--epochs", "1", "--threads", "1"], capsys)
+    assert status == 0, err
