@@ -448,3 +448,19 @@ def test_the_command_line_trains_on_a_compressed_npz(data_files, capsys):
     status, err = run_cli(["train", "--dataset", str(data_files / "compressed.npz"), "--hidden", "3",
                            "--epochs", "1", "--threads", "1"], capsys)
     assert status == 0, err
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda plots, path: plots.plot_history(None, path), "non-empty 'loss' list"),
+    (lambda plots, path: plots.plot_history({"loss": [1.0], "val_loss": ["x"]}, path), r"history\['val_loss'\]"),
+    (lambda plots, path: plots.plot_first_layer(np.zeros((784, 2)), path, image_shape=(-28, -28)), "image_shape"),
+    (lambda plots, path: plots.plot_first_layer(np.zeros((784, 2)), path, image_shape="28x28"), "image_shape"),
+    (lambda plots, path: plots.plot_misclassified(np.zeros((2, 4)), [0, 1], [1, 0], path, image_shape=(2, 2),
+                                                  class_names=["a"]), "no name for label 1"),
+])
+def test_plots_reject_what_they_would_fail_on(tmp_path, call, message):
+    pytest.importorskip("matplotlib")
+    from fastmlp import plots
+
+    with pytest.raises(ValueError, match=message):
+        call(plots, tmp_path / "picture.png")
