@@ -350,8 +350,9 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         ``penalty``, ``learning_rate``, ``seconds`` and the validation metrics); a true return
         value stops training.
     on_divergence : {"raise", "stop"}
-        When the cost or the weights stop being finite: raise ``FloatingPointError`` naming the
-        epoch, or stop and keep the weights of the last finite epoch (``history["diverged"]``).
+        When the cost, the weights, the optimizer state or the outputs on the training (or
+        validation) data stop being finite: raise :class:`DivergenceError` naming the epoch, or
+        stop and keep the weights of the last finite epoch (``history["diverged"]``).
     backend : {"compiled", "numpy"}
         The compiled kernels, or their NumPy twin (the same algorithm, for checking and comparing).
     verbose : int
@@ -367,8 +368,8 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     ------
     ValueError, TypeError
         On invalid input, naming the argument.
-    FloatingPointError
-        When training diverges (the cost or the weights stop being finite).
+    DivergenceError
+        When training diverges (a FloatingPointError and a ValueError).
 
     Notes
     -----
