@@ -1,4 +1,18 @@
-"""Hostile input, round two (issue 25): plain regression tests for what it found."""
+"""Hostile input, round two (issue 25): regression tests for what it found, then a property suite.
+
+The first part holds one plain test per failure found (by the issue or by the properties below).
+The second part is property-based (hypothesis, marker ``hostile``): hostile numbers (huge and
+tiny, negative, zero, NaN, infinity, Python ints beyond any float or C integer, bools, strings),
+hostile arrays (wrong dimensions and dtypes, NaN, empty, non-contiguous), every optimizer ×
+activation × loss × task, damaged model and data files (truncation, byte flips, zip-header
+fields, huge declared shapes) and command lines. It asserts that only documented exception types
+escape (docs/api.md, "Errors"), that inputs are not modified, and that any model returned has
+finite outputs.
+
+Examples per property: a few dozen by default (the file runs in well under a minute on a slow
+2-core machine). Set FASTMLP_HOSTILE_EXAMPLES to scale them, e.g.
+``FASTMLP_HOSTILE_EXAMPLES=2000 pytest -m hostile tests/test_hostile.py`` for thousands.
+"""
 import gzip
 import json
 import re
@@ -464,3 +478,384 @@ def test_plots_reject_what_they_would_fail_on(tmp_path, call, message):
 
     with pytest.raises(ValueError, match=message):
         call(plots, tmp_path / "picture.png")
+
+
+# =============================================================================================
+# Property-based suite
+# =============================================================================================
+
+import contextlib  # noqa: E402
+import io  # noqa: E402
+import os  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+import fastmlp.__main__ as cli  # noqa: E402
+
+SCALE = int(os.environ.get("FASTMLP_HOSTILE_EXAMPLES", "0") or 0)
+settings.register_profile("hostile", deadline=None, derandomize=not SCALE, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                                 HealthCheck.data_too_large])
+
+
+def examples(default):
+    """``default`` examples, or FASTMLP_HOSTILE_EXAMPLES when it is set."""
+    return settings(settings.get_profile("hostile"), max_examples=SCALE or default)
+
+
+# The documented exception types (docs/api.md, "Errors"); DivergenceError is a ValueError.
+DOCUMENTED = (ValueError, TypeError)
+
+HUGE_INTS = st.sampled_from([2**31, 2**63 - 1, 2**63, 2**64, 10**30, 10**400, -(10**400)])
+HOSTILE_NUMBERS = st.one_of(
+    st.sampled_from([0, -1, 1, 0.0, -0.0, 1e-320, 1e-50, 1e-40, 1e38, 1e39, 1e300, 1.7976931348623157e308,
+                     float("nan"), float("inf"), float("-inf"), True, False, None, "1", "", b"1", [1], (1,),
+                     np.float32(1e-30), np.int64(-5), np.float64(np.nan), complex(1, 0)]),
+    HUGE_INTS,
+    st.integers(-10, 10),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+FIT_NUMBERS = ["epochs", "batch_size", "learning_rate", "momentum", "beta1", "beta2", "epsilon", "l2", "l1",
+               "dropout", "power_t", "samples_seen", "lr_decay", "lr_step", "lr_patience", "seed",
+               "validation_fraction", "n_iter_no_change", "tol", "max_fun"]
+OPTIONS_FOR = {"power_t": dict(lr_schedule="invscaling"), "samples_seen": dict(lr_schedule="invscaling"),
+               "lr_decay": dict(lr_schedule="step", lr_step=1), "lr_step": dict(lr_schedule="step"),
+               "lr_patience": dict(lr_schedule="plateau"), "beta1": dict(optimizer="adam"),
+               "beta2": dict(optimizer="adam"), "epsilon": dict(optimizer="adam"),
+               "max_fun": dict(optimizer="lbfgs"), "momentum": dict(optimizer="nesterov"),
+               "n_iter_no_change": dict(early_stopping=True)}
+
+
+def snapshot(value):
+    return value.copy() if isinstance(value, np.ndarray) else value
+
+
+def assert_unchanged(value, before):
+    if isinstance(value, np.ndarray):
+        same = (repr(value.tolist()) == repr(before.tolist()) if value.dtype.kind == "O"
+                else np.array_equal(value, before, equal_nan=value.dtype.kind in "fc"))
+        assert value.dtype == before.dtype and same, "an input array was modified"
+
+
+def assert_finite_model(model, X):
+    assert all(np.isfinite(p).all() for p in model.weights + model.biases), "non-finite weights returned"
+    assert np.isfinite(model.output(np.asarray(X, model.dtype))).all(), "a model with non-finite outputs returned"
+
+
+def quietly(function, *args, **kwargs):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return function(*args, **kwargs)
+
+
+def blobs(n_samples=24, n_features=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, n_features))
+    return X, (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)
+
+
+@pytest.mark.hostile
+@examples(120)
+@given(name=st.sampled_from(FIT_NUMBERS), value=HOSTILE_NUMBERS, dtype=st.sampled_from(["float32", "float64"]))
+def test_every_number_of_fit_at_its_limits(name, value, dtype):
+    if name == "max_fun":
+        pytest.importorskip("scipy")
+    X, y = blobs()
+    options = dict(hidden=(3,), epochs=2, learning_rate=0.1, dtype=dtype, **OPTIONS_FOR.get(name, {}))
+    options[name] = value
+    try:
+        model = quietly(fastmlp.fit, X, y, **options)
+    except DOCUMENTED:
+        return
+    assert_finite_model(model, X)
+
+
+@pytest.mark.hostile
+@examples(60)
+@given(name=st.sampled_from(["alpha", "learning_rate_init", "power_t", "max_iter", "batch_size", "momentum",
+                             "beta_1", "beta_2", "epsilon", "tol", "n_iter_no_change", "validation_fraction",
+                             "max_fun", "dropout", "l1", "random_state", "hidden_layer_sizes"]),
+       value=HOSTILE_NUMBERS, solver=st.sampled_from(["adam", "sgd", "lbfgs"]),
+       schedule=st.sampled_from(["constant", "invscaling", "adaptive"]), early_stopping=st.booleans())
+def test_every_number_of_the_estimators_at_its_limits(name, value, solver, schedule, early_stopping):
+    if solver == "lbfgs":
+        pytest.importorskip("scipy")
+    X, y = blobs(30)
+    estimator = fastmlp.MLPClassifier((3,), max_iter=2, solver=solver, learning_rate=schedule,
+                                      early_stopping=early_stopping, random_state=0)
+    try:
+        estimator.set_params(**{name: value})
+        quietly(estimator.fit, X, y)
+    except DOCUMENTED:
+        return
+    assert_finite_model(estimator.model_, X)
+
+
+@pytest.mark.hostile
+@examples(30)
+@given(value=HOSTILE_NUMBERS)
+def test_set_num_threads_at_its_limits(threads, value):
+    try:
+        threads(value)
+    except ValueError:
+        return
+    assert 1 <= fastmlp.get_num_threads() <= 1024
+
+
+FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=64)
+ARRAY_DTYPES = st.sampled_from([np.float64, np.float32, np.float16, np.int64, np.uint8, np.bool_, np.complex128,
+                                object, "U4"])
+
+
+@st.composite
+def hostile_arrays(draw, shapes):
+    values = draw(hnp.arrays(np.float64, draw(shapes), elements=st.one_of(st.floats(-5, 5), FLOATS)))
+    dtype = draw(ARRAY_DTYPES)
+    with np.errstate(all="ignore"):
+        if np.dtype(dtype).kind in "iub":
+            values = np.nan_to_num(values, posinf=9, neginf=-9).clip(-9, 9)
+        array = np.array(values, dtype=dtype)   # an array even for 0-D values (astype gives a scalar)
+    layout = draw(st.sampled_from(["C", "F", "strided", "read-only"]))
+    if array.ndim and layout == "F":
+        array = np.asfortranarray(array)
+    elif array.ndim and layout == "strided":
+        array = np.repeat(array, 2, axis=-1)[..., ::2]
+    elif layout == "read-only":
+        array.flags.writeable = False
+    return array
+
+
+SHAPES = st.one_of(st.tuples(st.integers(0, 8), st.integers(0, 3)),
+                   hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3))
+TARGETS = st.one_of(hostile_arrays(st.sampled_from([(8,), (8, 1), (8, 2), (7,), (0,), ()])),
+                    st.lists(st.sampled_from(["a", "b", 1, None]), min_size=8, max_size=8).map(np.array))
+
+
+@pytest.mark.hostile
+@examples(80)
+@given(X=hostile_arrays(SHAPES), y=TARGETS, sample_weight=st.none() | hostile_arrays(st.sampled_from([(8,), (3,)])),
+       loss=st.sampled_from([None, "quadratic", "cross_entropy", "log_loss", "poisson"]))
+def test_fit_with_hostile_arrays(X, y, sample_weight, loss):
+    before = [snapshot(value) for value in (X, y, sample_weight)]
+    try:
+        model = quietly(fastmlp.fit, X, y, sample_weight=sample_weight, loss=loss, hidden=(2,), epochs=2,
+                        batch_size=3, learning_rate=0.5, seed=0)
+    except DOCUMENTED:
+        pass
+    else:
+        assert_finite_model(model, X)
+    for value, saved in zip((X, y, sample_weight), before):
+        assert_unchanged(value, saved)
+
+
+@pytest.mark.hostile
+@examples(40)
+@given(X=hostile_arrays(SHAPES), y=TARGETS,
+       method=st.sampled_from(["predict", "predict_proba", "score", "cost", "backprop", "forward"]))
+def test_a_fitted_model_with_hostile_arrays(X, y, method):
+    model = fitted_for_properties()
+    before = snapshot(X), snapshot(y)
+    arguments = (X, y) if method in ("score", "cost", "backprop") else (X,)
+    try:
+        quietly(getattr(model, method), *arguments)
+    except DOCUMENTED:
+        pass
+    assert_unchanged(X, before[0])
+    assert_unchanged(y, before[1])
+
+
+_FITTED = {}
+
+
+def fitted_for_properties():
+    if "model" not in _FITTED:
+        X, y = blobs(30, 3)
+        _FITTED["model"] = fastmlp.fit(X, y, hidden=(3,), epochs=2, seed=0)
+    return _FITTED["model"]
+
+
+@pytest.mark.hostile
+@examples(60)
+@given(optimizer=st.sampled_from(["sgd", "nesterov", "adam", "lbfgs"]),
+       activation=st.sampled_from(["sigmoid", "tanh", "relu", "identity"]),
+       loss=st.sampled_from(["quadratic", "cross_entropy", "log_loss", "poisson"]),
+       task=st.sampled_from(["classification", "multilabel", "regression"]),
+       learning_rate=st.sampled_from([1e-3, 0.1, 3.0, 1e3, 1e30]), l2=st.sampled_from([0.0, 1e-3, 1e10]),
+       momentum=st.sampled_from([0.0, 0.9]), dropout=st.sampled_from([0.0, 0.5]),
+       dtype=st.sampled_from(["float32", "float64"]), scale=st.sampled_from([1.0, 1e6, 1e30]),
+       schedule=st.sampled_from(["constant", "invscaling", "step", "plateau"]))
+def test_every_optimizer_activation_loss_and_task(optimizer, activation, loss, task, learning_rate, l2, momentum,
+                                                  dropout, dtype, scale, schedule):
+    if optimizer == "lbfgs":
+        pytest.importorskip("scipy")
+    X, labels = blobs(20)
+    X = X * scale
+    y = {"classification": labels, "multilabel": np.column_stack([labels > 0, labels > 1]).astype(int),
+         "regression": np.abs(X[:, :2]).astype(float)}[task]
+    try:
+        model = quietly(fastmlp.fit, X, y, optimizer=optimizer, activation=activation, loss=loss, task=task,
+                        learning_rate=learning_rate, l2=l2, momentum=momentum, dropout=dropout, dtype=dtype,
+                        lr_schedule=schedule, hidden=(4,), epochs=3, batch_size=7, seed=0)
+    except DOCUMENTED:
+        return
+    assert_finite_model(model, X)
+
+
+ZIP_FIELDS = {b"PK\x03\x04": {"flags": (6, 2), "method": (8, 2), "compressed size": (18, 4),
+                              "size": (22, 4), "name length": (26, 2), "extra length": (28, 2)},
+              b"PK\x01\x02": {"flags": (8, 2), "method": (10, 2), "compressed size": (20, 4), "size": (24, 4),
+                              "name length": (28, 2), "extra length": (30, 2), "offset": (42, 4)},
+              b"PK\x05\x06": {"entries": (10, 2), "directory size": (12, 4), "directory offset": (16, 4)}}
+
+
+@st.composite
+def damaged(draw, content):
+    """``content`` truncated, bit-flipped, or with zip-header fields (or .npy shapes) set to hostile values."""
+    content = bytearray(content)
+    kind = draw(st.sampled_from(["truncate", "flip", "field", "shape"]))
+    if kind == "truncate":
+        return bytes(content[:draw(st.integers(0, len(content) - 1))])
+    if kind == "flip":
+        for position in draw(st.lists(st.integers(0, len(content) - 1), min_size=1, max_size=4)):
+            content[position] ^= 1 << draw(st.integers(0, 7))
+        return bytes(content)
+    if kind == "shape":
+        at = content.find(b"'shape': (")
+        if at >= 0:
+            end = content.find(b")", at)
+            shape = draw(st.sampled_from([b"2**40", b"4294967296, 4294967296", b"-1", b"10000000", b"0"]))
+            shape = str(eval(shape)).encode() if b"**" in shape else shape   # noqa: S307 (a constant)
+            content[at + 10:end] = (shape + b",")[:max(1, end - at - 10)].ljust(end - at - 10)
+        return bytes(content)
+    signature = draw(st.sampled_from(sorted(ZIP_FIELDS)))
+    field, (offset, width) = draw(st.sampled_from(sorted(ZIP_FIELDS[signature].items())))
+    value = draw(st.sampled_from([0, 1, 0x41, 8, 12, 14, 99, 2**(8 * width) - 1, 2**(8 * width - 1)]))
+    at = content.find(signature)
+    while at >= 0:
+        content[at + offset:at + offset + width] = (value % 2**(8 * width)).to_bytes(width, "little")
+        at = content.find(signature, at + 4)
+    return bytes(content)
+
+
+def model_file_bytes_for_properties():
+    if "bytes" not in _FITTED:
+        buffer = io.BytesIO()
+        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"fastmlp-hostile-{os.getpid()}.npz")
+        fastmlp.save(fitted_for_properties(), path)
+        with open(path, "rb") as file:
+            buffer.write(file.read())
+        os.unlink(path)
+        _FITTED["bytes"] = buffer.getvalue()
+    return _FITTED["bytes"]
+
+
+@pytest.mark.hostile
+@examples(80)
+@given(data=st.data())
+def test_a_damaged_model_file_loads_intact_or_is_a_value_error(tmp_path, data):
+    content = data.draw(damaged(model_file_bytes_for_properties()))
+    (tmp_path / "damaged.npz").write_bytes(content)
+    try:
+        model = fastmlp.load(tmp_path / "damaged.npz")
+    except ValueError:
+        return
+    original = fitted_for_properties()
+    for loaded, saved in zip(model.weights + model.biases, original.weights + original.biases):
+        np.testing.assert_array_equal(loaded, saved)
+
+
+def data_file_bytes(compressed):
+    key = f"data {compressed}"
+    if key not in _FITTED:
+        buffer = io.BytesIO()
+        X, y = blobs(12)
+        (np.savez_compressed if compressed else np.savez)(buffer, X=X, y=y)
+        _FITTED[key] = buffer.getvalue()
+    return _FITTED[key]
+
+
+@pytest.mark.hostile
+@examples(60)
+@given(data=st.data(), compressed=st.booleans())
+def test_a_damaged_data_file_is_read_or_is_one_line_and_status_2(tmp_path, data, compressed):
+    (tmp_path / "data.npz").write_bytes(data.draw(damaged(data_file_bytes(compressed))))
+    out, err = io.StringIO(), io.StringIO()
+    threads = fastmlp.get_num_threads()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), np.errstate(all="ignore"), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            status = cli.main(["train", "--dataset", str(tmp_path / "data.npz"), "--hidden", "2", "--epochs", "1",
+                               "--threads", "1"])
+    finally:
+        fastmlp.set_num_threads(threads)
+    assert status in (0, 2), err.getvalue()
+    if status == 2:
+        assert err.getvalue().count("\n") == 1 and err.getvalue().startswith("fastmlp: error: ")
+
+
+@st.composite
+def idx_bytes(draw):
+    type_code = draw(st.sampled_from([0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E, 0x00, 0xFF]))
+    shape = draw(st.lists(st.one_of(st.integers(0, 3), st.sampled_from([2**31, 2**32 - 1])), min_size=0,
+                          max_size=3))
+    n_dims = draw(st.one_of(st.just(len(shape)), st.integers(0, 255)))
+    body = draw(st.binary(max_size=64))
+    return bytes([0, 0, type_code, n_dims]) + struct.pack(f">{len(shape)}I", *shape) + body
+
+
+@pytest.mark.hostile
+@examples(60)
+@given(content=idx_bytes(), compress=st.booleans(), damage=st.none() | st.integers(0, 40))
+def test_read_idx_reads_or_is_a_value_error(tmp_path, content, compress, damage):
+    raw = gzip.compress(content) if compress else content
+    if damage is not None and raw:
+        raw = raw[:damage] + bytes([raw[damage % len(raw)] ^ 0xFF]) + raw[damage + 1:]
+    (tmp_path / "file.idx").write_bytes(raw)
+    try:
+        array = fastmlp.datasets.read_idx(tmp_path / "file.idx")
+    except ValueError:
+        return
+    assert array.dtype.isnative and array.flags.writeable
+
+
+CLI_WORDS = ["train", "check-grad", "predict", "evaluate", "--hidden", "--epochs", "--batch-size", "--learning-rate",
+             "--momentum", "--l2", "--dropout", "--threads", "--seed", "--samples", "--features", "--classes",
+             "--validation-fraction", "--dtype", "--loss", "--activation", "--optimizer", "--dataset"]
+CLI_VALUES = ["0", "-1", "1", "2", "3", "1e400", "-1e400", "nan", "inf", "1e-320", str(2**31), str(2**63),
+              str(2**64), str(10**30), "3,0", "3,-2", str(10**12), "", "x", "{data}", "{model}", "{one-d}",
+              "log_loss", "cross_entropy", "poisson", "identity", "adam", "lbfgs", "float64"]
+
+
+@pytest.mark.hostile
+@examples(80)
+@given(argv=st.lists(st.one_of(st.sampled_from(CLI_WORDS), st.sampled_from(CLI_VALUES)), max_size=9))
+def test_command_lines_end_in_0_1_or_2_and_never_a_traceback(tmp_path, argv):
+    X, y = blobs(20)
+    files = {"data": tmp_path / "data.npz", "model": tmp_path / "model.npz", "one-d": tmp_path / "one-d.npz"}
+    np.savez(files["data"], X=X, y=y)
+    np.savez(files["one-d"], X=X[:, 0], y=y)
+    (files["model"]).write_bytes(model_file_bytes_for_properties())
+    argv = [str(files[word[1:-1]]) if word.startswith("{") else word for word in argv]
+    if "--dataset" not in argv and argv[:1] in (["train"], ["evaluate"]):
+        argv += ["--dataset", str(files["data"])]
+    out, err = io.StringIO(), io.StringIO()
+    threads = fastmlp.get_num_threads()
+    directory = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), np.errstate(all="ignore"), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                status = cli.main(argv + (["--epochs", "1"] if argv[:1] == ["train"] and "--epochs" not in argv
+                                          else []))
+            except SystemExit as exit:   # --help, --version
+                status = exit.code
+    finally:
+        os.chdir(directory)
+        fastmlp.set_num_threads(threads)
+    assert status in (0, 1, 2), (argv, status, err.getvalue())
+    assert "Traceback" not in err.getvalue()
