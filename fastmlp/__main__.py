@@ -7,18 +7,18 @@ import argparse
 import csv
 import importlib.util
 import os
-import pickle
 import sys
 import time
 import warnings
-import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 
 import fastmlp
 from fastmlp import datasets
+from fastmlp._config import check_num_threads
 from fastmlp._validation import check_targets
+from fastmlp.io import read_npz as read_npz_arrays
 
 DATASETS = ("fashion-mnist", "fashion-mnist-small", "mnist", "mnist-nielsen")
 # A data file without a test split: this fraction is held out, the same rows every time (so that
@@ -86,9 +86,13 @@ def load_dataset(name, task=None, download=False):
         if table.shape[1] < 2:
             raise UserError(f"{name} has one column; it needs features and, last, the label or target")
         X, y, arrays = table[:, :-1], _labels(table[:, -1], task), {}
+    X = _features(X, f"{name}: X")
+    if np.ndim(y) not in (1, 2):
+        raise UserError(f"{name}: y must be 1-D (labels or targets) or 2-D (targets), got shape {np.shape(y)}")
     if len(X) != len(y):
         raise UserError(f"{name}: X has {len(X)} rows but y has {len(y)}")
     if "X_test" in arrays:
+        _features(arrays["X_test"], f"{name}: X_test")
         return Data(X, y, arrays["X_test"], arrays["y_test"], f"{name} ({len(X)} training and "
                     f"{len(arrays['X_test'])} test samples)")
     stratify = task != "regression" and np.ndim(y) == 1 and np.asarray(y).dtype.kind != "f"
@@ -132,11 +136,7 @@ def read_npz(path, required):
     with open(path, "rb") as file:
         if file.read(4) != b"PK\x03\x04":   # else np.load would try it as a .npy or a pickle
             raise UserError(f"{path} is not a .npz archive")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as error:
-        raise UserError(f"{path} is not a readable .npz file of arrays: {error}") from None
+    arrays = read_npz_arrays(path, "npz file of arrays", compressed=True)   # damage: a ValueError
     missing = [key for key in required if key not in arrays]
     if missing:
         raise UserError(f"{path} has no array {missing[0]!r} (it holds: {', '.join(arrays) or 'nothing'})")
@@ -204,12 +204,21 @@ def hold_out(X, y, stratify, name):
     return X[keep], labels[keep], X[held], labels[held]
 
 
+def _features(X, name):
+    """X, if it is a 2-D array of numbers (rows of features); else a UserError naming it."""
+    X = np.asarray(X)
+    if X.ndim != 2 or X.dtype.kind not in "biuf":
+        raise UserError(f"{name} must be a 2-D array of numbers (one row per sample), got {X.dtype} of "
+                        f"shape {X.shape}")
+    return X
+
+
 def read_features(path):
     """The inputs to predict: array ``X`` of a ``.npz`` file, or every column of a CSV file."""
     if not os.path.isfile(path):
         raise UserError(f"no such file: {path}")
     if path.lower().endswith(".npz"):
-        return read_npz(path, required=("X",))["X"]
+        return _features(read_npz(path, required=("X",))["X"], f"{path}: X")
     if path.lower().endswith(".csv"):
         return read_csv(path)
     raise UserError(f"{path}: expected a .npz file (array X) or a .csv file of features")
@@ -340,6 +349,8 @@ def bench(args):
                                    ("--samples", args.samples, 1), ("--threads", args.threads, 1)):
         if value is not None and value < minimum:
             raise UserError(f"{option} must be >= {minimum}, got {value}")
+    if args.threads is not None:
+        check_num_threads(args.threads)
     peers, notes = timing.available_peers(peers, configs)
     threads = args.threads or fastmlp.get_num_threads()
     limiter = timing.set_threads(threads, peers)
@@ -376,7 +387,23 @@ def _choose(text, allowed, option):
     return chosen
 
 
+# A gradient check computes the cost twice per parameter: a few thousand rows are plenty.
+MAX_CHECK_VALUES = 10**7
+
+
 def check_grad(args):
+    for option, value, minimum in (("--samples", args.samples, 1), ("--features", args.features, 1),
+                                   ("--classes", args.classes, 2), ("--seed", args.seed, 0)):
+        if value < minimum:
+            raise UserError(f"--{option.lstrip('-')} must be >= {minimum}, got {value}")
+    if args.samples * max(args.features, args.classes) > MAX_CHECK_VALUES or args.features > MAX_CHECK_VALUES:
+        raise UserError(f"--samples {args.samples} and --features {args.features} are more data than a gradient "
+                        f"check needs (at most {MAX_CHECK_VALUES} values)")
+    sizes = (args.features,) + args.hidden + (args.classes,)
+    n_parameters = sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    if n_parameters > MAX_CHECK_VALUES // 100:
+        raise UserError(f"a {'-'.join(map(str, sizes))} network has {n_parameters} parameters, too many to check "
+                        f"one by one (at most {MAX_CHECK_VALUES // 100})")
     rng = np.random.default_rng(args.seed)
     X = rng.standard_normal((args.samples, args.features))
     y = rng.integers(0, args.classes, args.samples)

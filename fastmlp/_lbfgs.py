@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from ._config import get_num_threads
+from ._config import kernel_threads
 
 
 def fit_lbfgs(model, X, Y, sample_weight, max_iter, max_fun, tol, backend, verbose):
@@ -20,13 +20,13 @@ def fit_lbfgs(model, X, Y, sample_weight, max_iter, max_fun, tol, backend, verbo
         from scipy.optimize import minimize
     except ImportError:
         raise ImportError("optimizer='lbfgs' needs SciPy: pip install scipy") from None
-    from .model import BACKENDS, _Checkpoint
+    from .model import BACKENDS, DivergenceError, _Checkpoint, _max_abs, _non_finite
 
     parameters = model.weights + (model.biases if model.use_bias else [])
     shapes = [p.shape for p in parameters]
     splits = np.cumsum([p.size for p in parameters])[:-1]
     network = BACKENDS[backend](model.weights, model.biases, model.layer_activations, model.loss, len(X),
-                                l2=model.l2, nthreads=get_num_threads(), l1=model.l1, use_bias=model.use_bias)
+                                l2=model.l2, nthreads=kernel_threads(), l1=model.l1, use_bias=model.use_bias)
     total_weight = len(X) if sample_weight is None else float(sample_weight.sum())
     history = model.history
     gradients = network.weight_grads + (network.bias_grads if model.use_bias else [])
@@ -65,6 +65,8 @@ def fit_lbfgs(model, X, Y, sample_weight, max_iter, max_fun, tol, backend, verbo
     cost_and_gradient(result.x)    # leave the best parameters in the model
     if result.status == 1:         # SciPy: too many iterations or cost evaluations
         history["limit_reached"] = len(history.get("loss", ()))
-    if not all(np.isfinite(p).all() for p in parameters):
-        raise FloatingPointError("L-BFGS diverged: the weights stopped being finite")
+    loss = history["loss"][-1] if history.get("loss") else 0.0
+    problem = (f"the cost became {loss}" if not np.isfinite(loss) else _non_finite(model, X, _max_abs(X)))
+    if problem is not None:
+        raise DivergenceError(f"L-BFGS diverged in iteration {max(1, len(history.get('loss', ())))}: {problem}")
     return model

@@ -5,6 +5,7 @@ these functions. Error messages name the argument and show the value. Inputs are
 conversion makes a copy whenever the dtype or memory layout has to change.
 """
 import numbers
+import os
 
 import numpy as np
 
@@ -108,15 +109,41 @@ def check_targets(y, n_samples, task, dtype, name="y", loss=None):
         Y = check_array(labels.reshape(n_samples, -1), dtype, name)
         if not np.isin(Y, (0, 1)).all():
             raise ValueError(f"{name} for multi-label classification must hold only 0 and 1")
-        return task, Y, np.arange(Y.shape[1])
+        return task, check_targets_for_loss(Y, loss, name), np.arange(Y.shape[1])
     Y = check_array(labels.reshape(n_samples, -1), dtype, name)
     return task, check_targets_for_loss(Y, loss, name), None
 
 
 def check_targets_for_loss(Y, loss, name="y"):
-    """Y, if the loss is defined for it: the Poisson loss needs y ≥ 0 (counts or rates)."""
-    if loss == "poisson" and Y.size and Y.min() < 0:
-        raise ValueError(f"{name} must be >= 0 for loss 'poisson' (counts or rates), got a minimum of {Y.min():g}")
+    """Y, if ``loss`` is defined for it with backprop's output error its exact gradient; else a
+    ValueError saying why. This is the one place that decides which targets a loss takes.
+
+    quadratic      any finite targets (with any output activation; softmax's Jacobian is applied)
+    cross_entropy  0 <= y <= 1: outside, −y ln a − (1 − y) ln(1 − a) has no minimum (it falls
+                   without bound as a output nears 0 or 1)
+    log_loss       rows of probabilities that sum to 1: the softmax output error a − y is the
+                   gradient of −Σ y ln a only then (it is (Σ y) a − y), and a negative y has no minimum
+    poisson        y >= 0 (counts or rates): a − y ln a has no minimum for y < 0
+    """
+    if loss is None or loss == "quadratic" or not Y.size:
+        return Y
+    low, high = float(Y.min()), float(Y.max())
+    if loss == "poisson" and low < 0:
+        raise ValueError(f"{name} must be >= 0 for loss 'poisson' (counts or rates), got a minimum of {low:g}")
+    if loss == "cross_entropy" and (low < 0 or high > 1):
+        raise ValueError(f"{name} must be in [0, 1] for loss 'cross_entropy' (the probability of each "
+                         f"output), got values from {low:g} to {high:g}; use loss='quadratic' for other targets")
+    if loss == "log_loss":
+        if low < 0 or high > 1:
+            raise ValueError(f"{name} must be in [0, 1] for loss 'log_loss' (a probability distribution per "
+                             f"row), got values from {low:g} to {high:g}")
+        sums = Y.sum(axis=1, dtype=np.float64)
+        worst = sums[np.argmax(np.abs(sums - 1))]
+        # rounding: soft labels normalised in float64 and then cast sum to 1 within a few ulps per output
+        if abs(worst - 1) > 8 * Y.shape[1] * np.finfo(Y.dtype if Y.dtype.kind == "f" else np.float64).eps:
+            raise ValueError(f"{name} rows must each sum to 1 for loss 'log_loss' (softmax outputs: a "
+                             f"probability distribution per row), got a row summing to {worst:g}; use "
+                             "loss='cross_entropy' for multi-label 0/1 rows, or divide each row by its sum")
     return Y
 
 
@@ -152,7 +179,28 @@ def check_sample_weight(sample_weight, class_weight, y_encoded, classes, dtype, 
         weights = per_class[index] * (1 if weights is None else weights)
         if weights.sum() <= 0:
             raise ValueError("class_weight leaves every sample with weight 0")
-    return None if weights is None else np.ascontiguousarray(weights, dtype=dtype)
+        name = f"{name} times class_weight" if sample_weight is not None else "class_weight"
+    return None if weights is None else _weights_in(weights, dtype, name)
+
+
+def _weights_in(weights, dtype, name):
+    """The (float64, >= 0) weights as ``dtype``, checked there: none overflows to infinity or
+    underflows (a positive weight must stay a normal number, so that a mini-batch's sum of weights
+    is 0 or at least the smallest normal), and their sum stays finite."""
+    info = np.finfo(dtype)
+    with np.errstate(over="ignore"):
+        used = np.ascontiguousarray(weights, dtype=dtype)
+    if not np.isfinite(used).all():
+        raise ValueError(f"{name} holds values too large for {info.dtype}: the largest is {weights.max():g}")
+    lost = (weights > 0) & (used < info.tiny)
+    if lost.any():
+        raise ValueError(f"{name} holds positive values too small for {info.dtype} ({weights[lost][0]:g}, "
+                         f"below its smallest normal number {info.tiny:g}); scale all the weights up")
+    total = float(used.sum(dtype=np.float64))
+    if not total <= float(info.max):
+        raise ValueError(f"{name} sums to {total:g}, more than the largest {info.dtype} ({info.max:g}); "
+                         "scale all the weights down")
+    return used
 
 
 def check_labels(y, name="y"):
@@ -180,24 +228,71 @@ def encode_labels(y, classes, dtype, name="y"):
     return Y
 
 
-def check_int(value, name, minimum=1):
+# Counts (epochs, batch sizes, seeds, layer sizes, ...) reach C as 64-bit integers: anything larger
+# is a mistake, and a clear one, not an OverflowError from deep inside.
+MAX_INT = 2**63 - 1
+
+
+def check_int(value, name, minimum=1, maximum=MAX_INT):
+    """``value`` as a Python int in [minimum, maximum]: TypeError for a non-integer (bools, floats and
+    strings included), ValueError naming ``name`` and the value when out of range."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
+        raise TypeError(f"{name} must be an integer, got {_shown(value)}")
+    value = int(value)
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+        raise ValueError(f"{name} must be >= {minimum}, got {_shown(value)}")
+    if value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {_shown(value)}")
+    return value
 
 
-def check_float(value, name, minimum=0.0, inclusive=True, maximum=None):
+def check_float(value, name, minimum=0.0, inclusive=True, maximum=None, dtype=None):
+    """``value`` as a finite Python float with ``minimum <= value`` (``<`` unless ``inclusive``) and
+    ``value < maximum``.
+
+    Python ints too large for a float are a ValueError, as NaN and infinity are. With ``dtype``
+    (the float type the value is used in) the value must also be finite in that dtype, and a value
+    > 0 must not round to 0 there: 1e-50 is 0 in float32, 1e39 is infinity.
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    value = float(value)
+        raise TypeError(f"{name} must be a number, got {_shown(value)}")
+    shown = value
+    try:
+        value = float(value)
+    except (OverflowError, ValueError):   # an int beyond 1.8e308 (or a Real whose __float__ fails)
+        value, shown = float("nan"), _shown(value)
+    if not isinstance(shown, str):
+        shown = value
     too_small = value < minimum if inclusive else value <= minimum
     if not np.isfinite(value) or too_small or (maximum is not None and value >= maximum):
         bound = f">= {minimum}" if inclusive else f"> {minimum}"
         bound += f" and < {maximum}" if maximum is not None else ""
-        raise ValueError(f"{name} must be finite and {bound}, got {value}")
+        raise ValueError(f"{name} must be finite and {bound}, got {shown}")
+    if dtype is not None:
+        info = np.finfo(dtype)
+        if abs(value) > float(info.max) or (value != 0 and abs(value) < float(info.tiny)):
+            raise ValueError(f"{name}={value!r} is out of range in {np.dtype(dtype).name}, whose finite "
+                             f"non-zero magnitudes run from {info.tiny:.3g} to {info.max:.3g}")
     return value
+
+
+def check_choice(value, name, choices):
+    """``value`` if it is one of ``choices`` (strings, or None), else a ValueError listing them."""
+    try:
+        known = bool(value in choices)
+    except (TypeError, ValueError):   # an unhashable value, or an array compared with each choice
+        known = False
+    if not known or isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be one of {list(choices)}, got {_shown(value)}")
+    return value
+
+
+def _shown(value, limit=60):
+    """repr(value), shortened: a huge int or a long string in a message stays one line."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(int(value)) >= 10**18:
+        return f"an integer of {len(str(abs(int(value))))} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def check_hidden(hidden):
@@ -246,11 +341,15 @@ def check_activations(n_layers, activation, output_activation, loss, task):
 
 def check_parameters(weights, biases, layer_sizes, dtype):
     """Copies of user-given weights and biases, checked against the layer sizes."""
+    for name, value in (("weights", weights), ("biases", biases)):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{name} must be a list of arrays, one per layer, got {type(value).__name__}")
     if len(weights) != len(layer_sizes) - 1 or len(biases) != len(layer_sizes) - 1:
         raise ValueError(f"need {len(layer_sizes) - 1} weight matrices and bias vectors for layer sizes "
                          f"{tuple(layer_sizes)}, got {len(weights)} and {len(biases)}")
     weights = [check_array(w, dtype, f"weights[{l}]").copy() for l, w in enumerate(weights)]
-    biases = [np.array(_as_numeric_array(b, f"biases[{l}]"), dtype=dtype) for l, b in enumerate(biases)]
+    with np.errstate(over="ignore"):   # a bias too large for float32 becomes inf, reported below
+        biases = [np.array(_as_numeric_array(b, f"biases[{l}]"), dtype=dtype) for l, b in enumerate(biases)]
     for l, (w, b) in enumerate(zip(weights, biases)):
         expected = (layer_sizes[l], layer_sizes[l + 1])
         if w.shape != expected:
@@ -258,5 +357,24 @@ def check_parameters(weights, biases, layer_sizes, dtype):
         if b.shape != (expected[1],):
             raise ValueError(f"biases[{l}] must have shape ({expected[1]},), got {b.shape}")
         if not np.isfinite(b).all():
-            raise ValueError(f"biases[{l}] contains NaN or infinity")
+            raise ValueError(f"biases[{l}] contains NaN or infinity (or values too large for {np.dtype(dtype)})")
     return weights, biases
+
+
+def check_fits_in_memory(layer_sizes, dtype, what):
+    """A clear ValueError, instead of a MemoryError, for layers whose parameters cannot fit in memory.
+
+    Counts the weights and biases in ``dtype`` and, beside them, the float64 draw of the largest
+    weight matrix (initial weights are drawn in float64 and then cast). ``what`` names the argument
+    in the message (``hidden=(...)``).
+    """
+    sizes = [int(n) for n in layer_sizes]
+    layers = [(n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    needed = sum(layers) * np.dtype(dtype).itemsize + max(layers, default=0) * 8
+    try:
+        available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return
+    if needed > available:
+        raise ValueError(f"{what} needs {needed / 2**30:.1f} GiB for its weights (and their float64 "
+                         f"initial draw), more than this machine's {available / 2**30:.1f} GiB of memory")

@@ -97,13 +97,42 @@ def read_idx(path):
     ((10000, 28, 28), dtype('uint8'))
     """
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] == b"\x1f\x8b":
+    with open(path, "rb") as file:
+        file_size = os.fstat(file.fileno()).st_size
+        compressed = file.read(2) == b"\x1f\x8b"
+        file.seek(0)
+        if not compressed:
+            return _read_idx_stream(file, path, file_size, file_size)
+        # The header is read first and bounds how much is inflated: a small file that inflates to
+        # gigabytes is refused after the bytes its header declares. Deflate inflates at most
+        # 1032-fold, so a header declaring more than that cannot be true and nothing is inflated.
         try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
+            with gzip.GzipFile(fileobj=file, mode="rb") as stream:
+                try:
+                    return _read_idx_stream(stream, path, 1032 * file_size + 1024, None)
+                except ValueError:
+                    _read_exactly(stream, 1 << 20)   # a damaged stream explains bad content better
+                    raise
+        except (OSError, EOFError, zlib.error) as exc:   # gzip.BadGzipFile is an OSError
             raise ValueError(f"{path}: corrupt gzip stream ({exc})") from exc
+
+
+def _read_exactly(stream, n_bytes):
+    """Up to ``n_bytes`` from ``stream`` (fewer only at its end)."""
+    chunks, left = [], n_bytes
+    while left > 0:
+        chunk = stream.read(min(left, 1 << 24))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_idx_stream(stream, path, limit, file_size):
+    """The array of the IDX bytes in ``stream``, which holds at most ``limit`` bytes (exactly
+    ``file_size`` when it is known: a plain file)."""
+    raw = _read_exactly(stream, 4)
     if len(raw) < 4:
         raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes)")
     if raw[0] != 0 or raw[1] != 0:
@@ -114,6 +143,7 @@ def read_idx(path):
     if n_dims == 0:
         raise ValueError(f"{path}: bad IDX magic, number of dimensions must be >= 1, got 0")
     header_size = 4 + 4 * n_dims
+    raw += _read_exactly(stream, header_size - 4)
     if len(raw) < header_size:
         raise ValueError(f"{path}: truncated IDX header, {n_dims} dimensions need {header_size} "
                          f"bytes, got {len(raw)}")
@@ -121,12 +151,19 @@ def read_idx(path):
     dtype = np.dtype(_IDX_DTYPES[type_code])
     size = math.prod(shape)
     n_bytes = header_size + size * dtype.itemsize
-    if len(raw) != n_bytes:
-        problem = "truncated IDX data" if len(raw) < n_bytes else "extra bytes after IDX data"
-        raise ValueError(f"{path}: {problem}, shape {shape} of {dtype.name} needs {n_bytes} bytes, "
-                         f"got {len(raw)}")
-    data = np.frombuffer(raw, dtype, count=size, offset=header_size).reshape(shape)
-    return data.astype(dtype.newbyteorder("="))   # a writable copy in native byte order
+    got = "" if file_size is None else f", got {file_size}"
+    if n_bytes > limit:
+        raise ValueError(f"{path}: truncated IDX data, shape {shape} of {dtype.name} needs {n_bytes} bytes, "
+                         f"more than the file can hold{got}")
+    data = _read_exactly(stream, n_bytes - header_size)
+    if len(data) < n_bytes - header_size:
+        raise ValueError(f"{path}: truncated IDX data, shape {shape} of {dtype.name} needs {n_bytes} bytes, "
+                         f"got {header_size + len(data)}")
+    if stream.read(1):   # at a gzip stream's end this also checks its CRC and length
+        raise ValueError(f"{path}: extra bytes after IDX data, shape {shape} of {dtype.name} needs {n_bytes} "
+                         f"bytes{got or ', got more'}")
+    array = np.frombuffer(data, dtype, count=size).reshape(shape)
+    return array.astype(dtype.newbyteorder("="))   # a writable copy in native byte order
 
 
 def _check_kind(kind):

@@ -26,9 +26,9 @@ from inspect import signature
 
 import numpy as np
 
-from ._validation import (check_array, check_dtype, check_float, check_int, check_sample_weight,
-                          check_targets_for_loss)
-from .model import fit, r2_score
+from ._validation import (MAX_INT, check_array, check_choice, check_dtype, check_fits_in_memory, check_float,
+                          check_int, check_sample_weight, check_targets_for_loss)
+from .model import MAX_SEED, fit, invscaling_rate, r2_score
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -124,7 +124,7 @@ def _base_seed(random_state):
     if random_state is None or random_state is np.random:
         return int(np.random.randint(np.iinfo(np.int32).max))
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        return int(random_state)
+        return check_int(random_state, "random_state", 0, MAX_SEED)
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(np.iinfo(np.int32).max))
     if isinstance(random_state, np.random.Generator):
@@ -266,23 +266,29 @@ class _BaseMLP(BaseEstimator):
     # -- checks -----------------------------------------------------------------------------------
 
     def _check_params(self):
-        """The hidden layer sizes, checked (fit checks the parameters it takes under the same name)."""
+        """The hidden layer sizes, checked; the numbers are checked and kept, converted to bounded
+        ints and finite floats, in ``self._numbers`` (a huge int ``power_t`` would otherwise be
+        raised to exactly). fit checks the parameters it takes under other names again."""
         for name, allowed in (("activation", tuple(ACTIVATIONS)), ("solver", SOLVERS),
                               ("learning_rate", LEARNING_RATES)):
-            if not isinstance(getattr(self, name), str) or getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
-        for name, minimum, inclusive, maximum in (("alpha", 0.0, True, None), ("learning_rate_init", 0.0, False, None),
-                                                  ("power_t", 0.0, True, None), ("beta_1", 0.0, True, 1.0),
-                                                  ("beta_2", 0.0, True, 1.0), ("validation_fraction", 0.0, True, 1.0)):
-            check_float(getattr(self, name), name, minimum, inclusive, maximum)
-        check_int(self.max_iter, "max_iter")
-        check_int(self.max_fun, "max_fun")
+            check_choice(getattr(self, name), name, allowed)
+        numbers_ = {name: check_float(getattr(self, name), name, minimum, inclusive, maximum)
+                    for name, minimum, inclusive, maximum in (
+                        ("alpha", 0.0, True, None), ("learning_rate_init", 0.0, False, None),
+                        ("power_t", 0.0, True, None), ("beta_1", 0.0, True, 1.0), ("beta_2", 0.0, True, 1.0),
+                        ("validation_fraction", 0.0, True, 1.0), ("tol", 0.0, True, None),
+                        ("momentum", 0.0, True, 1.0), ("epsilon", 0.0, False, None),
+                        ("dropout", 0.0, True, 1.0), ("l1", 0.0, True, None))}
+        # max_iter + 1 epochs is fit's n_iter_no_change: one less than the largest count
+        numbers_["max_iter"] = check_int(self.max_iter, "max_iter", 1, MAX_INT - 1)
+        numbers_["max_fun"] = check_int(self.max_fun, "max_fun")
         if self.batch_size != "auto":
             check_int(self.batch_size, "batch_size")
-        if self.n_iter_no_change != np.inf:
+        if not (isinstance(self.n_iter_no_change, float) and self.n_iter_no_change == np.inf):
             check_int(self.n_iter_no_change, "n_iter_no_change")
         if self.dtype is not None:
             check_dtype(self.dtype)
+        self._numbers = types.SimpleNamespace(**numbers_)
         sizes = self.hidden_layer_sizes
         sizes = (sizes,) if isinstance(sizes, numbers.Integral) else sizes
         try:
@@ -344,6 +350,8 @@ class _BaseMLP(BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         first = not hasattr(self, "model_") or (not self.warm_start and not incremental)
         X, y = self._validate(X, y, reset=first)
+        for name in ("learning_rate_init", "epsilon"):   # used in X's dtype: neither 0 nor inf there
+            check_float(getattr(self._numbers, name), name, 0.0, inclusive=False, dtype=X.dtype)
         targets, strata, weights, task = self._encode(y, sample_weight, X.dtype, first, incremental, classes)
         if first or not incremental:
             self._seed = _base_seed(self.random_state)
@@ -351,6 +359,7 @@ class _BaseMLP(BaseEstimator):
         if first:
             n_outputs = targets.shape[1] if targets.ndim == 2 else len(self.classes_)
             layer_sizes = (X.shape[1],) + hidden + (n_outputs,)
+            check_fits_in_memory(layer_sizes, X.dtype, f"hidden_layer_sizes={self.hidden_layer_sizes!r}")
             start = dict(zip(("weights", "biases"), _glorot_uniform(layer_sizes, self.activation, rng, X.dtype)))
             self.t_, self.loss_curve_ = 0, []
         elif incremental:
@@ -366,7 +375,7 @@ class _BaseMLP(BaseEstimator):
         options = dict(task=task, hidden=hidden, activation=ACTIVATIONS[self.activation],
                        loss=self._loss_for(task),
                        dtype=X.dtype, classes_=np.arange(len(self.classes_)) if task == "classification" else None,
-                       l1=self.l1, dropout=self.dropout, verbose=0, **start)
+                       l1=self._numbers.l1, dropout=self._numbers.dropout, verbose=0, **start)
         # scikit-learn reports its squared error averaged over the outputs too (its gradients, and
         # ours, are those of the sum), so the loss is divided by this before it is recorded
         outputs_averaged = targets.shape[1] if options["loss"] == "quadratic" and task == "regression" else 1
@@ -377,14 +386,26 @@ class _BaseMLP(BaseEstimator):
         self._set_model(self.model_)
         return self
 
+    def _l2(self, divisor, dtype):
+        """fastmlp's ``l2 = alpha / divisor`` (batch size times mean sample weight, or the total
+        weight), checked to be finite and not 0 for a positive alpha in ``dtype``."""
+        alpha = self._numbers.alpha
+        with np.errstate(over="ignore"):
+            l2 = alpha / divisor
+        if alpha and not (np.finfo(dtype).tiny <= l2 <= np.finfo(dtype).max):
+            raise ValueError(f"alpha={alpha!r} gives an L2 coefficient alpha / {divisor:g} = {l2:g}, out of "
+                             f"range in {np.dtype(dtype).name}")
+        return l2
+
     def _loss_for(self, task):
         """fastmlp's name of the loss this estimator trains with."""
         return {"regression": "quadratic", "multilabel": "cross_entropy"}.get(task, "log_loss")
 
     def _fit_lbfgs(self, X, targets, weights, options, outputs_averaged):
         total_weight = len(X) if weights is None else float(np.sum(weights))
-        model = fit(X, targets, optimizer="lbfgs", epochs=self.max_iter, max_fun=self.max_fun, tol=self.tol,
-                    l2=self.alpha / total_weight, sample_weight=weights, **options)
+        numbers_ = self._numbers
+        model = fit(X, targets, optimizer="lbfgs", epochs=numbers_.max_iter, max_fun=numbers_.max_fun,
+                    tol=numbers_.tol, l2=self._l2(total_weight, X.dtype), sample_weight=weights, **options)
         self.loss_curve_ = [_as_sklearn_reports(loss, penalty, outputs_averaged) for loss, penalty in
                              zip(model.history.get("loss", []), model.history.get("penalty", []))]
         self.n_iter_ = max(1, len(self.loss_curve_))
@@ -401,9 +422,10 @@ class _BaseMLP(BaseEstimator):
         ``learning_rate="adaptive"`` needs more calls: each one ends when the rule fires, and the
         next continues (optimizer state included) with the step size divided by 5.
         """
+        numbers_ = self._numbers
         validation_data = None
         if self.early_stopping:
-            train, held = _split_indices(len(X), self.validation_fraction, strata, rng)
+            train, held = _split_indices(len(X), self._numbers.validation_fraction, strata, rng)
             validation_data = (X[held], targets[held], None if weights is None else weights[held])
             X, targets = X[train], targets[train]
             weights = None if weights is None else weights[train]
@@ -418,19 +440,19 @@ class _BaseMLP(BaseEstimator):
         mean_weight = 1.0 if weights is None else float(np.mean(weights))
         sgd = self.solver == "sgd"
         if not incremental or not hasattr(self, "_learning_rate"):
-            self._learning_rate = self.learning_rate_init   # a new optimizer, as in scikit-learn
+            self._learning_rate = numbers_.learning_rate_init   # a new optimizer, as in scikit-learn
         invscaling = sgd and self.learning_rate == "invscaling"
         adaptive = sgd and self.learning_rate == "adaptive"
-        options.update(batch_size=batch_size, l2=self.alpha / (batch_size * mean_weight), shuffle=self.shuffle,
-                       sample_weight=weights, validation_data=validation_data, momentum=self.momentum,
+        options.update(batch_size=batch_size, l2=self._l2(batch_size * mean_weight, X.dtype), shuffle=self.shuffle,
+                       sample_weight=weights, validation_data=validation_data, momentum=numbers_.momentum,
                        optimizer="adam" if not sgd else "nesterov" if self.nesterovs_momentum else "sgd",
-                       beta1=self.beta_1, beta2=self.beta_2, epsilon=self.epsilon, epsilon_hat=True,
-                       power_t=self.power_t, samples_seen=self.t_,
+                       beta1=numbers_.beta_1, beta2=numbers_.beta_2, epsilon=numbers_.epsilon, epsilon_hat=True,
+                       power_t=numbers_.power_t, samples_seen=self.t_,
                        lr_schedule="invscaling" if invscaling and not incremental else "constant",
                        # fit's own early stopping never stops (the callback does) but keeps the best
                        # epoch's weights: tol=0 makes "best" mean "higher score", as in scikit-learn.
                        early_stopping=self.early_stopping, monitor="val_score" if self.early_stopping else None,
-                       restore_best=True, n_iter_no_change=self.max_iter + 1, tol=0.0)
+                       restore_best=True, n_iter_no_change=numbers_.max_iter + 1, tol=0.0)
         run = {"stopped": False, "cut": False, "improved": False}
 
         def end_epoch(metrics):
@@ -445,12 +467,12 @@ class _BaseMLP(BaseEstimator):
                 self.validation_scores_.append(score)
                 if self.verbose:
                     print(f"Validation score: {score:f}")
-                improved = score >= self.best_validation_score_ + self.tol
+                improved = score >= self.best_validation_score_ + numbers_.tol
                 if score > self.best_validation_score_:
                     self.best_validation_score_, run["improved"] = score, True
             else:
                 best_loss = np.inf if self.best_loss_ is None else self.best_loss_
-                improved = self.loss_ <= best_loss - self.tol
+                improved = self.loss_ <= best_loss - numbers_.tol
                 self.best_loss_ = min(best_loss, self.loss_)
             self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
             if self._no_improvement_count <= self.n_iter_no_change:
@@ -467,25 +489,25 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_ = 0
         best = None
         while True:
-            learning_rate = self.learning_rate_init if options["lr_schedule"] == "invscaling" else self._learning_rate
+            learning_rate = numbers_.learning_rate_init if options["lr_schedule"] == "invscaling" else self._learning_rate
             seed = int(np.random.SeedSequence([self._seed, self.t_]).generate_state(1)[0])
-            model = fit(X, targets, epochs=1 if incremental else self.max_iter - self.n_iter_,
+            model = fit(X, targets, epochs=1 if incremental else numbers_.max_iter - self.n_iter_,
                         learning_rate=learning_rate, seed=seed, callback=end_epoch, **options)
             if run["improved"]:   # the best weights so far (fit has restored them)
                 best = [p.copy() for p in model.weights + model.biases]
             if run["cut"]:
                 self._learning_rate /= 5
-            if incremental or not run["cut"] or self.n_iter_ >= self.max_iter:
+            if incremental or not run["cut"] or self.n_iter_ >= numbers_.max_iter:
                 break
             model.history = {}
             run.update(cut=False, improved=False)
             options = dict(options, warm_start=model, weights=None, biases=None)
         if invscaling:
-            self._learning_rate = self.learning_rate_init / (self.t_ + 1) ** self.power_t
+            self._learning_rate = invscaling_rate(numbers_.learning_rate_init, self.t_, numbers_.power_t)
         if best is not None:
             for target, source in zip(model.weights + model.biases, best):
                 target[...] = source
-        if not incremental and not run["stopped"] and self.n_iter_ == self.max_iter:
+        if not incremental and not run["stopped"] and self.n_iter_ == numbers_.max_iter:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                           "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)
         self.model_ = model

@@ -1,8 +1,9 @@
 """Gradient checking: backpropagation against centred finite differences (Welch Labs, part 5)."""
 import numpy as np
 
-from .model import MLP, init_parameters
-from ._validation import check_activations, check_array, check_hidden, check_targets
+from .model import MAX_SEED, MLP, init_parameters, network_class
+from ._validation import (check_activations, check_array, check_float, check_hidden, check_int, check_parameters,
+                          check_targets)
 
 
 def check_gradients(X, y, *, hidden=(3,), activation="sigmoid", output_activation=None,
@@ -27,6 +28,12 @@ def check_gradients(X, y, *, hidden=(3,), activation="sigmoid", output_activatio
     dict
         ``{"weights": [error per layer], "biases": [error per layer], "max": largest error}``.
 
+    Raises
+    ------
+    ValueError, TypeError
+        On invalid input, naming the argument, as :func:`fastmlp.fit` does (targets a loss is not
+        defined for included).
+
     Examples
     --------
     >>> import numpy as np, fastmlp
@@ -35,14 +42,20 @@ def check_gradients(X, y, *, hidden=(3,), activation="sigmoid", output_activatio
     >>> result["max"] < 1e-7
     True
     """
+    l2 = check_float(l2, "l2")
+    epsilon = check_float(epsilon, "epsilon", 0.0, inclusive=False)
+    seed = check_int(seed, "seed", 0, MAX_SEED)
+    network_class(backend)
     X = check_array(X, np.float64, "X")
     task, Y, classes = check_targets(y, len(X), task, np.float64, loss=loss)
     layer_sizes = (X.shape[1],) + check_hidden(hidden) + (Y.shape[1],)
     activations = check_activations(len(layer_sizes) - 1, activation, output_activation, loss, task)
+    if (weights is None) != (biases is None):
+        raise ValueError("give both weights and biases, or neither")
     if weights is None:
         weights, biases = init_parameters(layer_sizes, activations, np.random.default_rng(seed), np.float64)
-    weights = [np.array(w, np.float64) for w in weights]
-    biases = [np.array(b, np.float64) for b in biases]
+    else:
+        weights, biases = check_parameters(weights, biases, layer_sizes, np.float64)   # copies
     model = MLP(weights, biases, activations, loss, classes, l2=l2)
     weight_grads, bias_grads = model.backprop(X, y, backend=backend)
 

@@ -15,6 +15,7 @@ import json
 import math
 import numbers
 import os
+import struct
 import tempfile
 import zipfile
 import zlib
@@ -110,7 +111,7 @@ def load(path):
         damaged, or its arrays do not match its metadata.
     """
     path = os.fspath(path)
-    arrays = _read_arrays(path)
+    arrays = read_npz(path)
     try:
         metadata = json.loads(str(arrays.pop("metadata")))
     except (KeyError, ValueError, RecursionError):   # RecursionError: absurdly nested JSON
@@ -128,35 +129,60 @@ def load(path):
         raise ValueError(f"{path} does not describe a valid model: {error!r}") from None
 
 
-def _read_arrays(path):
-    """Every array of the ``.npz`` archive at ``path``; what is not such an archive is a ValueError."""
-    try:
-        with open(path, "rb") as file:     # ours to close, whatever np.load makes of it
+# What a damaged zip can raise from zipfile, zlib and NumPy's .npy reader: a flag saying
+# "encrypted" (RuntimeError), an unknown compression method (NotImplementedError), headers with
+# absurd fields (OverflowError, struct.error), a cut deflate stream (EOFError, zlib.error), ...
+_DAMAGED = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError, KeyError, RuntimeError,
+            NotImplementedError, OverflowError, struct.error, UnicodeDecodeError, IndexError, OSError)
+# Deflate inflates at most 1032-fold.
+_DEFLATE_RATIO = 1032
+
+
+def read_npz(path, what="fastmlp model file", compressed=False):
+    """Every array of the ``.npz`` archive at ``path`` (never unpickled), as a dict.
+
+    Each member must be a ``.npy`` array, stored (or with ``compressed``, deflated, as
+    ``np.savez_compressed`` writes) and no larger than its header promises, before anything is
+    allocated: NumPy allocates the array a header describes before reading a byte of it.
+    Whatever is not such an archive is a ValueError naming ``path`` and ``what`` it should be;
+    a file that cannot be opened is an OSError (FileNotFoundError when it does not exist).
+    """
+    with open(path, "rb") as file:     # ours to close, whatever zipfile makes of it
+        try:
             if file.read(4) != b"PK\x03\x04":
                 raise ValueError("not a .npz archive")
             size = os.fstat(file.fileno()).st_size
             file.seek(0)
-            with np.load(file, allow_pickle=False) as archive:
-                for info in archive.zip.infolist():
-                    _check_member(archive.zip, info, size)
-                return {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as error:
-        raise ValueError(f"{path} is not a readable fastmlp model file (truncated or damaged?): {error}") from None
+            with zipfile.ZipFile(file) as archive:
+                infos = archive.infolist()
+                for info in infos:
+                    _check_member(archive, info, size, compressed)
+                arrays = {}
+                for info in infos:
+                    with archive.open(info) as member:
+                        arrays[info.filename[:-len(".npy")]] = np.lib.format.read_array(member, allow_pickle=False)
+                return arrays
+        except _DAMAGED as error:
+            raise ValueError(f"{path} is not a readable {what} (truncated or damaged?): {error}") from None
 
 
-def _check_member(archive, info, file_size):
-    """Refuse a member that is not an uncompressed ``.npy`` array holding the data its header
-    promises: NumPy allocates the array a header describes before reading a byte of it."""
-    if not info.filename.endswith(".npy") or info.compress_type != zipfile.ZIP_STORED:
-        raise ValueError(f"member {info.filename!r} is not an uncompressed .npy array")
+def _check_member(archive, info, file_size, compressed):
+    """Refuse a member that is not a ``.npy`` array holding the data its header promises."""
+    methods = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) if compressed else (zipfile.ZIP_STORED,)
+    if not info.filename.endswith(".npy") or info.compress_type not in methods:
+        raise ValueError(f"member {info.filename!r} is not a .npy array, "
+                         f"{'stored or deflated' if compressed else 'stored uncompressed'}")
+    limit = file_size if info.compress_type == zipfile.ZIP_STORED else _DEFLATE_RATIO * file_size + 1024
+    if info.file_size > limit:
+        raise ValueError(f"member {info.filename!r} says it holds {info.file_size} bytes, more than the file can")
     with archive.open(info) as member:
         version = np.lib.format.read_magic(member)
+        if version not in ((1, 0), (2, 0), (3, 0)):
+            raise ValueError(f"member {info.filename!r} has .npy format version {version}")
         read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                        else np.lib.format.read_array_header_2_0)
         shape, _, dtype = read_header(member)
-    if math.prod(shape) * dtype.itemsize > min(info.file_size, file_size):
+    if math.prod(shape) * dtype.itemsize > info.file_size:
         raise ValueError(f"member {info.filename!r} is shorter than its header says ({shape} of {dtype})")
 
 
@@ -183,9 +209,9 @@ def _model(arrays, metadata):
                                 or not np.array_equal(np.unique(classes), classes)):
         raise ValueError(f"classes must be {sizes[-1]} distinct sorted numbers or strings, "
                          f"got {classes.dtype} of shape {classes.shape}")
-    history = metadata.get("history", {})
-    if not isinstance(history, dict):
-        raise ValueError(f"history must be a dict, got {type(history).__name__}")
+    history = _history(metadata.get("history", {}))
+    if not isinstance(metadata.get("single_target", True), bool):
+        raise ValueError("single_target must be true or false")
     use_bias = metadata.get("use_bias", True)
     if not isinstance(use_bias, bool) or (not use_bias and any(b.any() for b in biases)):
         raise ValueError("use_bias must be true or false, and false only with zero biases")
@@ -194,6 +220,20 @@ def _model(arrays, metadata):
                single_target=bool(metadata.get("single_target", True)), task=task,
                l1=check_float(metadata.get("l1", 0.0), "l1"), use_bias=use_bias,
                optimizer_state=_optimizer_state(arrays, metadata.get("optimizer"), weights + biases))
+
+
+def _history(history):
+    """A model's history as fit writes it: per-epoch lists of finite numbers, and epoch numbers
+    (``interrupted``, ``diverged``, ``stopped_early``, ...)."""
+    if not isinstance(history, dict):
+        raise ValueError(f"history must be a dict, got {type(history).__name__}")
+    checked = {}
+    for key, value in history.items():
+        if isinstance(value, list):
+            checked[key] = [check_float(v, f"history[{key!r}]", -np.inf) for v in value]
+        else:
+            checked[key] = check_int(value, f"history[{key!r}]", 0)
+    return checked
 
 
 def _optimizer_state(arrays, optimizer, parameters):
@@ -215,5 +255,5 @@ def _optimizer_state(arrays, optimizer, parameters):
         raise ValueError("optimizer config must be a dict")
     return {"optimizer": optimizer["name"], "state": [np.ascontiguousarray(a) for a in state],
             "step_count": check_int(optimizer.get("step_count", 0), "step_count", 0),
-            "dropout_counter": check_int(optimizer.get("dropout_counter", 0), "dropout_counter", 0),
+            "dropout_counter": check_int(optimizer.get("dropout_counter", 0), "dropout_counter", 0, 2**64 - 1),
             "config": {key: check_float(value, key, -np.inf) for key, value in config.items()}}

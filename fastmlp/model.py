@@ -3,22 +3,46 @@
 Python drives the epochs and mini-batches; each mini-batch is one call into compiled code
 (``fastmlp._kernels.Network.train_batch``), or into its NumPy twin with ``backend="numpy"``.
 """
-import os
+import math
 import time
 import warnings
 
 import numpy as np
 
 from . import _kernels, reference
-from ._config import get_num_threads
+from ._config import kernel_threads
 from ._progress import Progress
-from ._validation import (check_activations, check_array, check_dtype, check_float, check_hidden,
-                          check_int, check_parameters, check_sample_weight, check_targets,
-                          check_targets_for_loss, encode_labels)
+from ._validation import (check_activations, check_array, check_choice, check_dtype, check_fits_in_memory,
+                          check_float, check_hidden, check_int, check_parameters, check_sample_weight,
+                          check_targets, check_targets_for_loss, encode_labels)
 
 BACKENDS = {"compiled": _kernels.Network, "numpy": reference.Network}
 OPTIMIZERS = ("sgd", "nesterov", "adam", "lbfgs")
 SCHEDULES = ("constant", "invscaling", "step", "plateau")
+MAX_SEED = 2**64 - 1   # the compiled network keeps its dropout seed as a uint64
+ACTIVATION_NAMES = ("sigmoid", "tanh", "relu", "identity", "softmax", "exp")
+
+
+class DivergenceError(FloatingPointError, ValueError):
+    """Training diverged: the cost, the weights, the optimizer state or the outputs on the training
+    data stopped being finite. The message names the epoch (L-BFGS: iteration).
+
+    A FloatingPointError, as fastmlp has always raised, and a ValueError, as scikit-learn's MLP
+    raises for non-finite weights, so that either ``except`` catches it.
+    """
+
+
+def network_class(backend):
+    """The Network class of ``backend``: "compiled" (the kernels) or "numpy" (their NumPy twin)."""
+    return BACKENDS[check_choice(backend, "backend", tuple(BACKENDS))]
+
+
+def invscaling_rate(learning_rate, samples_seen, power_t):
+    """η / (samples_seen + 1)^power_t (scikit-learn's "invscaling"), 0 where the power overflows."""
+    try:
+        return learning_rate / float(samples_seen + 1) ** power_t
+    except OverflowError:   # (t + 1)^power_t beyond 1.8e308: η over it is 0 in double precision
+        return 0.0
 
 
 def r2_score(Y, predicted, sample_weight=None):
@@ -38,8 +62,21 @@ def init_parameters(layer_sizes, activations, rng, dtype=np.float32, init="fan_i
     ``init="normal"``: weights and biases ~ N(0, 1), as in Nielsen's network.py.
     Drawn in float64 from ``rng`` and then cast, so both dtypes start from the same numbers.
     """
-    if init not in ("fan_in", "normal"):
-        raise ValueError(f"init must be 'fan_in' or 'normal', got {init!r}")
+    check_choice(init, "init", ("fan_in", "normal"))
+    if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
+        raise TypeError(f"layer_sizes must be a sequence of ints, got {layer_sizes!r}")
+    layer_sizes = [check_int(n, "layer size") for n in layer_sizes]
+    if isinstance(activations, (str, bytes)) or not hasattr(activations, "__len__"):
+        raise TypeError(f"activations must be a sequence of names, got {activations!r}")
+    if len(layer_sizes) < 2 or len(activations) != len(layer_sizes) - 1:
+        raise ValueError(f"need at least two layer sizes and one activation per layer after the first, got "
+                         f"{len(layer_sizes)} sizes and {len(activations)} activations")
+    for activation in activations:
+        check_choice(activation, "activation", ACTIVATION_NAMES)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {rng!r}")
+    dtype = check_dtype(dtype)
+    check_fits_in_memory(layer_sizes, dtype, f"layer_sizes={tuple(layer_sizes)}")
     weights, biases = [], []
     for n_in, n_out, activation in zip(layer_sizes[:-1], layer_sizes[1:], activations):
         if init == "normal":
@@ -104,8 +141,8 @@ class MLP:
         # Networks update their weights in place, so read-only ones (a memory-mapped model) are copied.
         weights, biases = ([p if p.flags.writeable else p.copy() for p in parameters]
                            for parameters in (self.weights, self.biases))
-        network = BACKENDS[backend](weights, biases, self.layer_activations, self.loss,
-                                    min(X.shape[0], 1024), nthreads=get_num_threads(),
+        network = network_class(backend)(weights, biases, self.layer_activations, self.loss,
+                                         min(X.shape[0], 1024), nthreads=kernel_threads(),
                                     use_bias=self.use_bias)
         network.forward(X, out)
         return out
@@ -181,9 +218,17 @@ class MLP:
         return out, self.targets(y, len(out))
 
     def penalty(self):
-        """The regularisation term of the cost: (l2/2) Σ‖W‖² + l1 Σ|W|, over the weights."""
-        return sum(0.5 * self.l2 * float(np.sum(np.square(w, dtype=np.float64)))
-                   + self.l1 * float(np.sum(np.abs(w), dtype=np.float64)) for w in self.weights)
+        """The regularisation term of the cost: (l2/2) Σ‖W‖² + l1 Σ|W|, over the weights.
+
+        A term whose coefficient is 0 is 0, however large the weights (never 0 · inf = NaN)."""
+        total = 0.0
+        with np.errstate(over="ignore"):   # weights beyond 1e154: Σ‖W‖² is inf, and so is the cost
+            for w in self.weights:
+                if self.l2:
+                    total += 0.5 * self.l2 * float(np.sum(np.square(w, dtype=np.float64)))
+                if self.l1:
+                    total += self.l1 * float(np.sum(np.abs(w), dtype=np.float64))
+        return total
 
     def cost(self, X, y):
         """The mean cost over the rows of X, including the regularisation term."""
@@ -195,11 +240,12 @@ class MLP:
 
         Same shapes as ``weights`` and ``biases``; the regularisation term is included.
         """
+        Network = network_class(backend)
         X = check_array(X, self.dtype, "X", self.layer_sizes[0])
         Y = self.targets(y, len(X))
-        network = BACKENDS[backend](self.weights, self.biases, self.layer_activations, self.loss,
-                                    len(X), l2=self.l2, nthreads=get_num_threads(), l1=self.l1,
-                                    use_bias=self.use_bias)
+        network = Network(self.weights, self.biases, self.layer_activations, self.loss,
+                          len(X), l2=self.l2, nthreads=kernel_threads(), l1=self.l1,
+                          use_bias=self.use_bias)
         network.backprop(X, Y)
         return [g.copy() for g in network.weight_grads], [g.copy() for g in network.bias_grads]
 
@@ -304,8 +350,9 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         ``penalty``, ``learning_rate``, ``seconds`` and the validation metrics); a true return
         value stops training.
     on_divergence : {"raise", "stop"}
-        When the cost or the weights stop being finite: raise ``FloatingPointError`` naming the
-        epoch, or stop and keep the weights of the last finite epoch (``history["diverged"]``).
+        When the cost, the weights, the optimizer state or the outputs on the training (or
+        validation) data stop being finite: raise :class:`DivergenceError` naming the epoch, or
+        stop and keep the weights of the last finite epoch (``history["diverged"]``).
     backend : {"compiled", "numpy"}
         The compiled kernels, or their NumPy twin (the same algorithm, for checking and comparing).
     verbose : int
@@ -321,8 +368,8 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     ------
     ValueError, TypeError
         On invalid input, naming the argument.
-    FloatingPointError
-        When training diverges (the cost or the weights stop being finite).
+    DivergenceError
+        When training diverges (a FloatingPointError and a ValueError).
 
     Notes
     -----
@@ -342,27 +389,35 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     if warm_start is not None and not isinstance(warm_start, MLP):
         raise TypeError(f"warm_start must be a fitted fastmlp.MLP, got {type(warm_start).__name__}")
     dtype = check_dtype(dtype if warm_start is None else warm_start.dtype)
+    # Every number becomes a bounded Python int or a finite float first (a huge int exponent would
+    # otherwise be raised to exactly, a float beyond the dtype would overflow in the kernels).
     epochs = check_int(epochs, "epochs")
     batch_size = check_int(batch_size, "batch_size")
     max_fun = check_int(max_fun, "max_fun")
-    learning_rate = check_float(learning_rate, "learning_rate", 0.0, inclusive=False)
-    momentum = check_float(momentum, "momentum", 0.0, maximum=1.0)
-    beta1 = check_float(beta1, "beta1", 0.0, maximum=1.0)
-    beta2 = check_float(beta2, "beta2", 0.0, maximum=1.0)
-    epsilon = check_float(epsilon, "epsilon", 0.0, inclusive=False)
-    l2, l1 = check_float(l2, "l2"), check_float(l1, "l1")
+    learning_rate = check_float(learning_rate, "learning_rate", 0.0, inclusive=False, dtype=dtype)
+    momentum = check_float(momentum, "momentum", 0.0, maximum=1.0, dtype=dtype)
+    beta1 = check_float(beta1, "beta1", 0.0, maximum=1.0, dtype=dtype)
+    beta2 = check_float(beta2, "beta2", 0.0, maximum=1.0, dtype=dtype)
+    epsilon = check_float(epsilon, "epsilon", 0.0, inclusive=False, dtype=dtype)
+    l2, l1 = check_float(l2, "l2", dtype=dtype), check_float(l1, "l1", dtype=dtype)
     dropout = check_float(dropout, "dropout", 0.0, maximum=1.0)
     tol = check_float(tol, "tol")
     n_iter_no_change = check_int(n_iter_no_change, "n_iter_no_change")
     samples_seen = check_int(samples_seen, "samples_seen", 0)
+    power_t = check_float(power_t, "power_t")
+    lr_decay = check_float(lr_decay, "lr_decay", 0.0, inclusive=False)
+    if lr_decay > 1:
+        raise ValueError(f"lr_decay must be <= 1 (the rate is multiplied by it), got {lr_decay}")
+    lr_step = check_int(lr_step, "lr_step")
+    lr_patience = check_int(lr_patience, "lr_patience")
     for name, value, allowed in (("optimizer", optimizer, OPTIMIZERS), ("lr_schedule", lr_schedule, SCHEDULES),
                                  ("on_divergence", on_divergence, ("raise", "stop")),
                                  ("backend", backend, tuple(BACKENDS)),
-                                 ("monitor", monitor, (None, "val_loss", "val_score", "loss"))):
-        if value not in allowed:
-            raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+                                 ("monitor", monitor, (None, "val_loss", "val_score", "loss")),
+                                 ("init", init, ("fan_in", "normal"))):
+        check_choice(value, name, allowed)
     if seed is not None:
-        seed = check_int(seed, "seed", 0)
+        seed = check_int(seed, "seed", 0, MAX_SEED)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
 
@@ -385,7 +440,7 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         if loss is None:
             loss = "cross_entropy" if task == "multilabel" else "quadratic"
         layer_sizes = (X.shape[1],) + check_hidden(hidden) + (Y.shape[1],)
-        _check_fits_in_memory(layer_sizes, dtype, hidden)
+        check_fits_in_memory(layer_sizes, dtype, f"hidden={hidden!r}")
         layer_activations = check_activations(len(layer_sizes) - 1, activation, output_activation, loss, task)
         if (weights is None) != (biases is None):
             raise ValueError("give both weights and biases, or neither")
@@ -433,13 +488,20 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     n_samples = X.shape[0]
     capacity = min(batch_size, n_samples)
     network = BACKENDS[backend](model.weights, model.biases, model.layer_activations, model.loss, capacity,
-                                momentum=momentum, l2=l2, nthreads=get_num_threads(), optimizer=optimizer,
+                                momentum=momentum, l2=l2, nthreads=kernel_threads(), optimizer=optimizer,
                                 l1=l1, dropout=dropout, use_bias=model.use_bias, beta1=beta1, beta2=beta2,
                                 epsilon=epsilon, epsilon_hat=bool(epsilon_hat), seed=0 if seed is None else seed)
     _restore_state(network, model.optimizer_state, optimizer)
     order = np.arange(n_samples, dtype=np.int64)
     network.bind(X, Y, order, sample_weight)
-    total_weight = n_samples if sample_weight is None else float(sample_weight.sum())
+    total_weight = n_samples if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
+    # A mini-batch whose sample weights are all 0 has no cost to take a step on (its weighted mean
+    # would be 0/0): it is skipped. Only looked for when some weight is 0.
+    zero_weights = sample_weight is not None and not sample_weight.all()
+    x_max = _max_abs(X)
+    problem = _non_finite(model, X, x_max)
+    if problem is not None:
+        raise ValueError(f"the starting weights give non-finite outputs: {problem}")
     rng = np.random.default_rng(seed)
 
     history = model.history
@@ -459,27 +521,34 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
                 rng.shuffle(order)
             total = 0.0
             for start in range(0, n_samples, capacity):
-                total += network.train_batch(start, min(start + capacity, n_samples), rate)
+                stop = min(start + capacity, n_samples)
+                if zero_weights and not sample_weight[order[start:stop]].any():
+                    continue
+                total += network.train_batch(start, stop, rate)
                 if progress.live:   # a terminal: redraw the progress line now and then
                     progress.batch(epoch, start + capacity, started)
             seconds = time.perf_counter() - started
             samples_seen += n_samples
             epoch_loss = total / total_weight
-            if not np.isfinite(epoch_loss) or not all(np.isfinite(p).all() for p in parameters):
-                message = (f"training diverged in epoch {epoch}: the cost became {epoch_loss} or the weights "
-                           f"stopped being finite; try a smaller learning_rate (now {rate})")
+            penalty = model.penalty()
+            # Checked on what fit would return: the cost, the weights, the optimizer state (which
+            # warm_start and save carry on) and the outputs on the training and validation data.
+            output = model.output(X_val) if validation_data is not None else None
+            problem = (f"the cost became {epoch_loss + penalty}" if not np.isfinite(epoch_loss + penalty)
+                       else _non_finite(model, X, x_max, network.state, output))
+            if problem is not None:
+                message = (f"training diverged in epoch {epoch}: {problem}; try a smaller learning_rate "
+                           f"(now {rate})" + (" or penalty" if l2 or l1 else ""))
                 if on_divergence == "raise":
-                    raise FloatingPointError(message)
+                    raise DivergenceError(message)
                 best = checkpoint.restore(parameters, history, network)
                 history["diverged"] = epoch
                 warnings.warn(message + "; keeping the weights of the last finite epoch", RuntimeWarning, stacklevel=2)
                 break
 
-            penalty = model.penalty()
             metrics = {"epoch": epoch, "loss": epoch_loss + penalty, "penalty": penalty, "learning_rate": rate,
                        "seconds": seconds}
             if validation_data is not None:
-                output = model.output(X_val)
                 total_val = len(X_val) if W_val is None else W_val.sum()
                 metrics["val_loss"] = reference.loss_sum(output, Y_val, model.loss, W_val) / total_val
                 metrics["val_accuracy" if model.task != "regression" else "val_r2"] = model._score(output, Y_val,
@@ -502,7 +571,7 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
                 history["stopped_early"] = epoch
                 break
             if lr_schedule == "invscaling":
-                rate = learning_rate / (samples_seen + 1) ** power_t
+                rate = invscaling_rate(learning_rate, samples_seen, power_t)
             elif lr_schedule == "step" and (epoch - first_epoch + 1) % lr_step == 0:
                 rate *= lr_decay
             elif lr_schedule == "plateau":
@@ -603,14 +672,40 @@ class _Checkpoint:
         return None if self.best is None else dict(self.best)
 
 
-def _check_fits_in_memory(layer_sizes, dtype, hidden):
-    """A clear error, instead of a MemoryError, for layers whose weights cannot fit in memory."""
-    n_parameters = sum((n_in + 1) * n_out for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:]))
-    needed = n_parameters * np.dtype(dtype).itemsize
-    try:
-        available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return
-    if needed > available:
-        raise ValueError(f"hidden={hidden} needs {needed / 2**30:.1f} GiB of weights, more than this "
-                         f"machine's {available / 2**30:.1f} GiB of memory")
+def _max_abs(X, block_bytes=1 << 20):
+    """max |X| as a float, a block of rows at a time (no copy of a memory-mapped X)."""
+    rows = max(1, block_bytes // max(1, X[:1].nbytes))
+    return max(max(float(np.max(X[start:start + rows])), -float(np.min(X[start:start + rows])))
+               for start in range(0, len(X), rows))
+
+
+def _outputs_bounded(model, x_max):
+    """Whether every pre-activation and output is surely finite for inputs no larger than x_max.
+
+    Layer by layer |z_j| <= max|a| · Σᵢ |W_ij| + |b_j| (no partial sum of a product exceeds it
+    either); sigmoid, tanh and softmax outputs are at most 1. Costs one pass over the weights. A
+    bound near the dtype's largest value is inconclusive (False): then the outputs are computed.
+    """
+    limit = float(np.finfo(model.dtype).max) / 16
+    bound = x_max
+    with np.errstate(over="ignore", invalid="ignore"):
+        for weights, biases, activation in zip(model.weights, model.biases, model.layer_activations):
+            z = bound * float(np.linalg.norm(weights, 1)) + (float(np.max(np.abs(biases))) if biases.size else 0.0)
+            if not z < limit or (activation == "exp" and not z < math.log(limit)):
+                return False
+            bound = 1.0 if activation in ("sigmoid", "tanh", "softmax") else math.exp(z) if activation == "exp" else z
+    return True
+
+
+def _non_finite(model, X, x_max, state=(), validation_output=None):
+    """What of the model, as fit would return it, is not finite (a phrase), or None."""
+    name = np.dtype(model.dtype).name
+    if not all(np.isfinite(p).all() for p in model.weights + model.biases):
+        return "the weights stopped being finite"
+    if not all(np.isfinite(s).all() for s in state):
+        return f"the optimizer state (a velocity or Adam's moments) overflowed {name}"
+    if not _outputs_bounded(model, x_max) and not np.isfinite(model.output(X)).all():
+        return f"the outputs on the training data overflowed {name}"
+    if validation_output is not None and not np.isfinite(validation_output).all():
+        return f"the outputs on the validation data overflowed {name}"
+    return None

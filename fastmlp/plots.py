@@ -38,11 +38,27 @@ def _check_count(n, name="n"):
     return int(n)
 
 
+def _check_image_shape(image_shape):
+    """image_shape as a tuple of positive ints, else a ValueError naming it."""
+    try:
+        shape = tuple(image_shape)
+    except TypeError:
+        shape = None
+    if not shape or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and 1 <= n <= 2**31
+                            for n in shape):
+        raise ValueError(f"image_shape must be a tuple of positive ints such as (28, 28), got {image_shape!r}")
+    return tuple(int(n) for n in shape)
+
+
 def _label_name(label, class_names):
     """``class_names[label]`` when names are given, else the label itself, as text."""
     if class_names is None:
         return str(label)
-    return str(class_names[label.item() if isinstance(label, np.generic) else label])
+    label = label.item() if isinstance(label, np.generic) else label
+    try:
+        return str(class_names[label])
+    except (KeyError, IndexError, TypeError):
+        raise ValueError(f"class_names has no name for label {label!r}") from None
 
 
 def _image_grid(figure, images, titles, cmap, symmetric):
@@ -89,8 +105,13 @@ def plot_history(history, path):
     'history.png'
     """
     history = getattr(history, "history", history)
-    if not history.get("loss"):
+    if not isinstance(history, dict) or not isinstance(history.get("loss"), list) or not history["loss"]:
         raise ValueError("history must hold a non-empty 'loss' list (MLP.history after fit)")
+    for key in ("loss", "val_loss", "val_accuracy", "val_r2"):
+        values = history.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                                                    for v in values):
+            raise ValueError(f"history[{key!r}] must be a list of numbers")
     score_key = next((key for key in ("val_accuracy", "val_r2") if history.get(key)), None)
     figure = _figure(10 if score_key else 5, 4)
     epochs = np.arange(1, len(history["loss"]) + 1)
@@ -242,6 +263,7 @@ def plot_first_layer(weights, path, image_shape=(28, 28), n=16):
     """
     weights = np.asarray(weights, dtype=np.float64)
     n = _check_count(n)
+    image_shape = _check_image_shape(image_shape)
     if weights.ndim != 2 or weights.shape[0] != math.prod(image_shape):
         raise ValueError(f"weights must have shape (n_pixels, n_hidden) with n_pixels = "
                          f"{math.prod(image_shape)} for image_shape {tuple(image_shape)}, got {weights.shape}")
@@ -286,6 +308,7 @@ def plot_misclassified(X, y_true, y_pred, path, class_names=None, n=16, image_sh
     X = np.asarray(X)
     y_true, y_pred = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
     n = _check_count(n)
+    image_shape = _check_image_shape(image_shape)
     if X.ndim != 2 or X.shape[1] != math.prod(image_shape):
         raise ValueError(f"X must have shape (n_samples, {math.prod(image_shape)}) for image_shape "
                          f"{tuple(image_shape)}, got {X.shape}")

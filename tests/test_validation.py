@@ -147,7 +147,7 @@ PARAMETER_ERRORS = [
     (dict(dtype=np.int32), TypeError, "dtype must be float32 or float64, got int32"),
     (dict(dtype="double precision"), TypeError, "dtype must be float32 or float64, got 'double precision'"),
     (dict(backend="torch"), ValueError, r"backend must be one of \['compiled', 'numpy'\], got 'torch'"),
-    (dict(init="xavier"), ValueError, "init must be 'fan_in' or 'normal', got 'xavier'"),
+    (dict(init="xavier"), ValueError, r"init must be one of \['fan_in', 'normal'\], got 'xavier'"),
     (dict(weights=[np.zeros((4, 5)), np.zeros((5, 3))]), ValueError, "give both weights and biases"),
     (dict(weights=[np.zeros((4, 5))], biases=[np.zeros(5)]), ValueError,
      r"need 2 weight matrices and bias vectors for layer sizes \(4, 5, 3\), got 1 and 1"),
