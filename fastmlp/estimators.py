@@ -28,6 +28,7 @@ import numpy as np
 
 from ._validation import (check_array, check_dtype, check_float, check_int, check_sample_weight,
                           check_targets_for_loss)
+from .exceptions import DivergenceError
 from .model import fit, r2_score
 
 try:
@@ -117,6 +118,11 @@ class _StochasticOnly:
             raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
                                  f"{estimator.solver} is not stochastic.")
         return types.MethodType(self.method, estimator)
+
+
+# What scikit-learn raises when the weights stop being finite (and its tests look for).
+_DIVERGED = ("Solver produced non-finite parameter weights. The input data may contain large values and need "
+             "to be preprocessed.")
 
 
 def _base_seed(random_state):
@@ -370,10 +376,13 @@ class _BaseMLP(BaseEstimator):
         # scikit-learn reports its squared error averaged over the outputs too (its gradients, and
         # ours, are those of the sum), so the loss is divided by this before it is recorded
         outputs_averaged = targets.shape[1] if options["loss"] == "quadratic" and task == "regression" else 1
-        if self.solver == "lbfgs":
-            self._fit_lbfgs(X, targets, weights, options, outputs_averaged)
-        else:
-            self._fit_stochastic(X, targets, strata, weights, options, rng, incremental, outputs_averaged)
+        try:
+            if self.solver == "lbfgs":
+                self._fit_lbfgs(X, targets, weights, options, outputs_averaged)
+            else:
+                self._fit_stochastic(X, targets, strata, weights, options, rng, incremental, outputs_averaged)
+        except FloatingPointError as error:   # the cost or the weights stopped being finite
+            raise DivergenceError(f"{_DIVERGED} ({error})") from error
         self._set_model(self.model_)
         return self
 

@@ -229,6 +229,18 @@ def test_convergence_warning_at_max_iter(blobs):
         MLPClassifier((4,), max_iter=2).fit(*blobs)
 
 
+def test_divergence_raises_sklearns_value_error():
+    import fastmlp
+    from fastmlp.exceptions import DivergenceError
+    rng = np.random.RandomState(0)
+    X = np.finfo(np.float64).max * rng.uniform(size=(10, 2))   # scikit-learn's test_nonfinite_params
+    assert fastmlp.DivergenceError is DivergenceError
+    assert issubclass(DivergenceError, FloatingPointError) and issubclass(DivergenceError, ValueError)
+    with pytest.raises(DivergenceError, match=r"^Solver produced non-finite parameter weights\. The input data may "
+                                              r"contain large values and need to be preprocessed\. \(training diverged"):
+        quietly(MLPRegressor(), X, rng.standard_normal(10))
+
+
 # -- classification outputs -----------------------------------------------------------------------
 
 def test_binary_has_one_logistic_output_and_two_probability_columns(blobs):
