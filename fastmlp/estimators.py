@@ -439,7 +439,10 @@ class _BaseMLP(BaseEstimator):
                        # fit's own early stopping never stops (the callback does) but keeps the best
                        # epoch's weights: tol=0 makes "best" mean "higher score", as in scikit-learn.
                        early_stopping=self.early_stopping, monitor="val_score" if self.early_stopping else None,
-                       restore_best=True, n_iter_no_change=self.max_iter + 1, tol=0.0)
+                       restore_best=True, n_iter_no_change=self.max_iter + 1, tol=0.0,
+                       # With early stopping a diverging epoch ends training (scikit-learn's issue
+                       # 29504: it must not raise); without, fit raises and _fit re-raises it.
+                       on_divergence="stop" if self.early_stopping else "raise")
         run = {"stopped": False, "cut": False, "improved": False}
 
         def end_epoch(metrics):
@@ -478,10 +481,16 @@ class _BaseMLP(BaseEstimator):
         while True:
             learning_rate = self.learning_rate_init if options["lr_schedule"] == "invscaling" else self._learning_rate
             seed = int(np.random.SeedSequence([self._seed, self.t_]).generate_state(1)[0])
-            model = fit(X, targets, epochs=1 if incremental else self.max_iter - self.n_iter_,
-                        learning_rate=learning_rate, seed=seed, callback=end_epoch, **options)
+            with warnings.catch_warnings():   # fit's own warning of a divergence: ours follows
+                warnings.filterwarnings("ignore", "training diverged", RuntimeWarning)
+                model = fit(X, targets, epochs=1 if incremental else self.max_iter - self.n_iter_,
+                            learning_rate=learning_rate, seed=seed, callback=end_epoch, **options)
             if run["improved"]:   # the best weights so far (fit has restored them)
                 best = [p.copy() for p in model.weights + model.biases]
+            if "diverged" in model.history:   # early stopping only: fit stopped before that epoch
+                self._record_divergence(n_train)
+                run["stopped"] = True
+                break
             if run["cut"]:
                 self._learning_rate /= 5
             if incremental or not run["cut"] or self.n_iter_ >= self.max_iter:
@@ -498,6 +507,20 @@ class _BaseMLP(BaseEstimator):
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                           "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)
         self.model_ = model
+
+    def _record_divergence(self, n_train):
+        """The epoch in which the loss or the weights stopped being finite, as scikit-learn records
+        it (loss and validation score nan); training ends with the best validation epoch's weights."""
+        self.n_iter_ += 1
+        self.t_ += n_train
+        self.loss_ = float("nan")
+        self.loss_curve_.append(self.loss_)
+        self.validation_scores_.append(float("nan"))
+        if self.verbose:
+            print(f"Iteration {self.n_iter_}, loss = nan\nValidation score: nan")
+        warnings.warn(f"Training diverged in epoch {self.n_iter_} (the loss or the weights stopped being finite): "
+                      f"stopped, keeping the weights of the epoch with the best validation score. Try a smaller "
+                      f"learning_rate_init, or scale the data.", ConvergenceWarning, stacklevel=5)
 
     def _set_model(self, model):
         self.model_ = model
@@ -543,6 +566,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     Single-label y: a softmax output with log-loss (one logistic output with binary log-loss for
     two classes, as scikit-learn). Multi-label y (a 0/1 indicator matrix): one logistic output per
     label with binary cross-entropy.
+
+    Training that diverges (the cost or the weights stop being finite) raises
+    :class:`fastmlp.DivergenceError`, a ``ValueError`` with scikit-learn's message; with
+    ``early_stopping`` it ends training instead (a ``ConvergenceWarning``), with the weights of
+    the best validation epoch and nan recorded for the diverged one. The same holds for
+    ``MLPRegressor``.
 {_PARAMETERS}
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes, multiplied into ``sample_weight`` (fastmlp extra; single-label y).

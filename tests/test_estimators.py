@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from fastmlp import MLPClassifier, MLPRegressor, _kernels, reference
+from fastmlp import MLPClassifier, MLPRegressor, _kernels, estimators, reference
 
 try:
     import sklearn
@@ -239,6 +239,37 @@ def test_divergence_raises_sklearns_value_error():
     with pytest.raises(DivergenceError, match=r"^Solver produced non-finite parameter weights\. The input data may "
                                               r"contain large values and need to be preprocessed\. \(training diverged"):
         quietly(MLPRegressor(), X, rng.standard_normal(10))
+
+
+@pytest.fixture
+def diverging():
+    """A regression that SGD with learning rate 0.3 drives to infinity within 10 epochs."""
+    rng = np.random.default_rng(0)
+    centers = 3 * rng.standard_normal((3, 4))
+    y = np.repeat(np.arange(3), 50)
+    X = centers[y] + rng.standard_normal((150, 4))
+    return X, y.astype(float), dict(hidden_layer_sizes=(16,), activation="identity", solver="sgd",
+                                    learning_rate_init=0.3, max_iter=30, random_state=0)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_divergence_with_early_stopping_stops_at_the_best_epoch(diverging):
+    # scikit-learn's issue 29504: no error; the diverged epoch is recorded with nan
+    X, y, options = diverging
+    with pytest.warns(estimators.ConvergenceWarning, match=r"Training diverged in epoch \d+ .*best validation score"):
+        reg = MLPRegressor(early_stopping=True, **options).fit(X, y)
+    assert 1 < reg.n_iter_ < 30 and len(reg.loss_curve_) == len(reg.validation_scores_) == reg.n_iter_
+    assert np.isnan(reg.validation_scores_[-1]) and isinstance(reg.validation_scores_[-1], float)
+    assert np.isnan(reg.loss_) and np.isnan(reg.loss_curve_[-1])
+    assert np.isfinite(reg.predict(X)).all()
+    # the weights are those of the best epoch: a run that ends there has them too
+    best = int(np.nanargmax(reg.validation_scores_)) + 1
+    assert reg.best_validation_score_ == reg.validation_scores_[best - 1]
+    short = quietly(MLPRegressor(early_stopping=True, **dict(options, max_iter=best)), X, y)
+    for mine, want in zip(reg.coefs_ + reg.intercepts_, short.coefs_ + short.intercepts_):
+        assert_array_equal(mine, want)
+    with pytest.raises(ValueError, match="non-finite parameter weights"):   # without early stopping
+        quietly(MLPRegressor(**options), X, y)
 
 
 # -- classification outputs -----------------------------------------------------------------------
