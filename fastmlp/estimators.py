@@ -125,22 +125,30 @@ _DIVERGED = ("Solver produced non-finite parameter weights. The input data may c
              "to be preprocessed.")
 
 
-def _base_seed(random_state):
-    """An int seed from scikit-learn's ``random_state`` (None: drawn from NumPy's global state)."""
+def _check_random_state(random_state):
+    """The random generator ``random_state`` names, as scikit-learn's ``check_random_state``:
+    None is NumPy's global RandomState, an int seeds a new RandomState, a RandomState (or a
+    ``np.random.Generator``, a fastmlp extra) is used as it is."""
     if random_state is None or random_state is np.random:
-        return int(np.random.randint(np.iinfo(np.int32).max))
+        return np.random.mtrand._rand
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        return int(random_state)
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(np.iinfo(np.int32).max))
+        return np.random.RandomState(random_state)
+    if isinstance(random_state, (np.random.RandomState, np.random.Generator)):
+        return random_state
+    raise ValueError(f"random_state must be None, an int or a numpy RandomState, got {random_state!r}")
+
+
+def _base_seed(random_state):
+    """An int seed drawn from a RandomState or Generator."""
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(np.iinfo(np.int32).max))
-    raise ValueError(f"random_state must be None, an int or a numpy RandomState, got {random_state!r}")
+    return int(random_state.randint(np.iinfo(np.int32).max))
 
 
 def _glorot_uniform(layer_sizes, activation, rng, dtype):
     """scikit-learn's initialisation: weights and biases ~ U(-r, r), r = sqrt(6 / (n_in + n_out))
-    (sqrt(2 / ...) for logistic hidden layers)."""
+    (sqrt(2 / ...) for logistic hidden layers), drawn in float64 in scikit-learn's order (a
+    layer's weights, then its biases, layer by layer): from the same RandomState, the same numbers."""
     factor = 2.0 if activation == "logistic" else 6.0
     weights, biases = [], []
     for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:]):
@@ -189,7 +197,9 @@ _PARAMETERS = """
     shuffle : bool, default=True
         Shuffle the rows every epoch.
     random_state : int, RandomState instance or None, default=None
-        Seeds the initial weights, the validation split, the shuffling and dropout.
+        Draws the initial weights (as scikit-learn does: the same numbers for the same
+        ``random_state``), then the seed of the validation split, the shuffling and dropout
+        (which are drawn differently from scikit-learn's).
     tol : float, default=1e-4
         Training stops when the training loss (the validation score with ``early_stopping``) has
         not improved by ``tol`` for more than ``n_iter_no_change`` epochs in a row.
@@ -351,19 +361,21 @@ class _BaseMLP(BaseEstimator):
         first = not hasattr(self, "model_") or (not self.warm_start and not incremental)
         X, y = self._validate(X, y, reset=first)
         targets, strata, weights, task = self._encode(y, sample_weight, X.dtype, first, incremental, classes)
-        if first or not incremental:
-            self._seed = _base_seed(self.random_state)
-        rng = np.random.default_rng(self._seed)
+        random_state = _check_random_state(self.random_state) if first or not incremental else None
         if first:
             n_outputs = targets.shape[1] if targets.ndim == 2 else len(self.classes_)
             layer_sizes = (X.shape[1],) + hidden + (n_outputs,)
-            start = dict(zip(("weights", "biases"), _glorot_uniform(layer_sizes, self.activation, rng, X.dtype)))
+            start = dict(zip(("weights", "biases"),
+                             _glorot_uniform(layer_sizes, self.activation, random_state, X.dtype)))
             self.t_, self.loss_curve_ = 0, []
         elif incremental:
             self.model_.history = {}   # model_.history keeps the last call's epochs, not all of them
             start = {"warm_start": self.model_}
         else:   # warm_start: the current weights, a fresh optimizer
             start = {"weights": self.model_.weights, "biases": self.model_.biases}
+        if random_state is not None:   # after the initial weights, as scikit-learn draws its split and shuffles
+            self._seed = _base_seed(random_state)
+        rng = np.random.default_rng(self._seed)
         if first or self.early_stopping != (self.validation_scores_ is not None):
             self._no_improvement_count = 0
             self.best_loss_ = None if self.early_stopping else np.inf
