@@ -158,10 +158,21 @@ def _glorot_uniform(layer_sizes, activation, rng, dtype):
     return weights, biases
 
 
-def _split_indices(n_samples, fraction, strata, rng):
+def _split_indices(n_samples, fraction, strata, rng, classes=None):
     """(train, validation) row indices: ceil(fraction · n) rows held out, per class when ``strata``
-    (class codes) is given, so that every class keeps its share."""
-    groups = [np.arange(n_samples)] if strata is None else [np.flatnonzero(strata == c) for c in np.unique(strata)]
+    (codes into ``classes``) is given, so that every class keeps its share."""
+    if strata is not None:
+        codes, counts = np.unique(strata, return_counts=True)
+        if counts.min() < 2:
+            # scikit-learn's error (from train_test_split), which names the classes as its
+            # binarized y spells them: "True" / "False" for two classes; the labels follow.
+            lonely = codes[counts < 2]
+            names = [str(bool(code)) if len(classes) <= 2 else str(classes[code]) for code in lonely]
+            raise ValueError(f"The least populated classes in y have only 1 member, which is too few. The minimum "
+                             f"number of groups for any class cannot be less than 2. Classes with too few members "
+                             f"are: {names} (labels {classes[lonely].tolist()}); early_stopping holds out a "
+                             f"validation set stratified by class")
+    groups = [np.arange(n_samples)] if strata is None else [np.flatnonzero(strata == c) for c in codes]
     held = np.sort(np.concatenate([rng.permutation(g)[:int(np.ceil(fraction * len(g)))] for g in groups]))
     if len(held) < 2 or len(held) == n_samples:
         raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of "
@@ -424,7 +435,7 @@ class _BaseMLP(BaseEstimator):
         """
         validation_data = None
         if self.early_stopping:
-            train, held = _split_indices(len(X), self.validation_fraction, strata, rng)
+            train, held = _split_indices(len(X), self.validation_fraction, strata, rng, getattr(self, "classes_", None))
             validation_data = (X[held], targets[held], None if weights is None else weights[held])
             X, targets = X[train], targets[train]
             weights = None if weights is None else weights[train]

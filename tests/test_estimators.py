@@ -5,6 +5,7 @@ Pipeline/GridSearchCV/clone, and the fallback base class when scikit-learn is mi
 scikit-learn is a test-only dependency: the tests that need it are skipped without it.
 """
 import pickle
+import re
 import subprocess
 import sys
 import warnings
@@ -326,6 +327,19 @@ def test_divergence_with_early_stopping_stops_at_the_best_epoch(diverging):
         assert_array_equal(mine, want)
     with pytest.raises(ValueError, match="non-finite parameter weights"):   # without early stopping
         quietly(MLPRegressor(**options), X, y)
+
+
+@pytest.mark.parametrize("y, names", [([3, 3, 3, 3, 3, 3, 7], "['True'] (labels [7])"),
+                                      ([3, 7, 7, 7, 7, 7, 7], "['False'] (labels [3])"),
+                                      (["a", "a", "b", "b", "c", "c", "d"], "['d'] (labels ['d'])")])
+def test_early_stopping_refuses_a_class_of_one_member(y, names):
+    """scikit-learn's train_test_split error for a stratified split, the classes named as in its
+    binarized y for two classes ('True' / 'False'), then by their labels."""
+    X = np.arange(14.0).reshape(7, 2)
+    with pytest.raises(ValueError, match=r"The least populated classes in y have only 1 member, which is too few\. "
+                                         r".*Classes with too few members are: " + re.escape(names)):
+        MLPClassifier(early_stopping=True).fit(X, y)
+    quietly(MLPClassifier(**SMALL), X, y)   # without early stopping: no split, no error
 
 
 # -- classification outputs -----------------------------------------------------------------------
