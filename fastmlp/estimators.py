@@ -477,6 +477,8 @@ class _BaseMLP(BaseEstimator):
                 print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
             if self.early_stopping:
                 score = metrics["val_r2" if "val_r2" in metrics else "val_accuracy"]
+                if len(getattr(self, "classes_", ())) == 1:   # one class: predict is always right (fit
+                    score = 1.0                                 # scores the network's output against 0)
                 self.validation_scores_.append(score)
                 if self.verbose:
                     print(f"Validation score: {score:f}")
@@ -588,7 +590,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     Single-label y: a softmax output with log-loss (one logistic output with binary log-loss for
     two classes, as scikit-learn). Multi-label y (a 0/1 indicator matrix): one logistic output per
-    label with binary cross-entropy.
+    label with binary cross-entropy. A y of one class is accepted, as scikit-learn does: the
+    network (one logistic output) is trained, ``predict`` always returns that class and
+    ``predict_proba`` a column of ones.
 
     Training that diverges (the cost or the weights stop being finite) raises
     :class:`fastmlp.DivergenceError`, a ``ValueError`` with scikit-learn's message; with
@@ -646,9 +650,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             if incremental and classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
             self.classes_ = present if multilabel or not incremental else np.unique(classes)
-            if len(self.classes_) < 2 and not multilabel:
-                raise ValueError(f"This solver needs samples of at least 2 classes in the data, but the data "
-                                 f"contains only one class: {self.classes_[0]!r}")
         elif self.warm_start and not incremental and not np.array_equal(present, self.classes_):
             raise ValueError(f"warm_start can only be used where `y` has the same classes as in the previous "
                              f"call to fit. Previously got {self.classes_}, `y` has {present}")
@@ -664,11 +665,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         weights = check_sample_weight(sample_weight, self.class_weight, one_hot, self.classes_, dtype)
         if len(self.classes_) == 2:
             return one_hot[:, 1:], codes, weights, "multilabel"
+        if len(self.classes_) == 1:   # as scikit-learn: one logistic output, trained towards 0
+            return np.zeros_like(one_hot), codes, weights, "multilabel"
         return codes, codes, weights, "classification"
 
     def predict_proba(self, X):
         """Class probabilities, ndarray of shape (n_samples, n_classes) in the dtype of the network."""
         out = self._output(X)
+        if len(self.classes_) == 1:   # fitted on one class: that class, surely
+            return np.ones_like(out)
         return np.hstack([1 - out, out]) if len(self.classes_) == 2 and self.n_outputs_ == 1 else out
 
     def predict_log_proba(self, X):
@@ -682,8 +687,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         out = self._output(X)
         if self.out_activation_ == "softmax":
             return self.classes_[np.argmax(out, axis=1)]
-        if self.n_outputs_ == 1 and len(self.classes_) == 2:
-            return self.classes_[(out[:, 0] > 0.5).astype(np.intp)]
+        if self.n_outputs_ == 1 and len(self.classes_) <= 2:   # two classes, or one (always predicted)
+            return self.classes_[(out[:, 0] > 0.5).astype(np.intp) if len(self.classes_) == 2
+                                 else np.zeros(len(out), np.intp)]
         return (out > 0.5).astype(np.int64)
 
     @_StochasticOnly

@@ -387,6 +387,25 @@ def test_class_weight_is_a_sample_weight_per_class(blobs):
         MLPClassifier(class_weight={7: 2.0}).fit(X, y)
 
 
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_one_class_is_accepted_and_always_predicted(blobs, early_stopping):
+    # As scikit-learn: one logistic output trained towards 0; that class is always predicted.
+    X, _ = blobs
+    y = np.full(len(X), "only")
+    clf = quietly(MLPClassifier(**SMALL, early_stopping=early_stopping), X, y)
+    assert_array_equal(clf.classes_, ["only"])
+    assert clf.n_outputs_ == 1 and clf.out_activation_ == "logistic" and clf.coefs_[-1].shape == (8, 1)
+    assert_array_equal(clf.predict(X), y)
+    assert_array_equal(clf.predict_proba(X), np.ones((len(X), 1)))
+    assert clf.score(X, y) == 1.0
+    if early_stopping:   # every epoch scores 1 (as scikit-learn's accuracy): the rule stops after 12
+        assert clf.validation_scores_ == [1.0] * 12 and clf.n_iter_ == 12
+    else:
+        assert clf.loss_curve_[-1] < clf.loss_curve_[0]   # the output learns its 0
+    partial = MLPClassifier(**SMALL).partial_fit(X, y, classes=["only"])
+    assert_array_equal(partial.predict(X[:3]), y[:3])
+
+
 # -- partial_fit and warm_start -------------------------------------------------------------------
 
 def test_partial_fit_keeps_adams_state(blobs):
