@@ -20,9 +20,10 @@ from . import datasets, reference
 from ._kernels import gemm_isa as kernel_isa
 from ._config import get_num_threads, set_num_threads
 from ._info import show_config
+from .exceptions import DivergenceError
 from .gradcheck import check_gradients
 from .io import load, save
-from .model import MLP, DivergenceError, fit, init_parameters
+from .model import MLP, fit, init_parameters
 
 __all__ = ["fit", "MLP", "check_gradients", "init_parameters", "datasets", "reference",
            "get_num_threads", "set_num_threads", "kernel_isa", "show_config", "save", "load", "__version__",

@@ -20,7 +20,8 @@ def fit_lbfgs(model, X, Y, sample_weight, max_iter, max_fun, tol, backend, verbo
         from scipy.optimize import minimize
     except ImportError:
         raise ImportError("optimizer='lbfgs' needs SciPy: pip install scipy") from None
-    from .model import BACKENDS, DivergenceError, _Checkpoint, _max_abs, _non_finite
+    from .exceptions import DivergenceError
+    from .model import BACKENDS, _Checkpoint, _max_abs, _non_finite
 
     parameters = model.weights + (model.biases if model.use_bias else [])
     shapes = [p.shape for p in parameters]

@@ -28,7 +28,8 @@ import numpy as np
 
 from ._validation import (MAX_INT, check_array, check_choice, check_dtype, check_fits_in_memory, check_float,
                           check_int, check_sample_weight, check_targets_for_loss)
-from .model import MAX_SEED, fit, invscaling_rate, r2_score
+from .exceptions import DivergenceError
+from .model import fit, invscaling_rate, r2_score
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -119,22 +120,35 @@ class _StochasticOnly:
         return types.MethodType(self.method, estimator)
 
 
-def _base_seed(random_state):
-    """An int seed from scikit-learn's ``random_state`` (None: drawn from NumPy's global state)."""
+# What scikit-learn raises when the weights stop being finite (and its tests look for).
+_DIVERGED = ("Solver produced non-finite parameter weights. The input data may contain large values and need "
+             "to be preprocessed.")
+
+
+def _check_random_state(random_state):
+    """The random generator ``random_state`` names, as scikit-learn's ``check_random_state``:
+    None is NumPy's global RandomState, an int seeds a new RandomState, a RandomState (or a
+    ``np.random.Generator``, a fastmlp extra) is used as it is."""
     if random_state is None or random_state is np.random:
-        return int(np.random.randint(np.iinfo(np.int32).max))
+        return np.random.mtrand._rand
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        return check_int(random_state, "random_state", 0, MAX_SEED)
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(np.iinfo(np.int32).max))
+        return np.random.RandomState(check_int(random_state, "random_state", 0, 2**32 - 1))
+    if isinstance(random_state, (np.random.RandomState, np.random.Generator)):
+        return random_state
+    raise ValueError(f"random_state must be None, an int or a numpy RandomState, got {random_state!r}")
+
+
+def _base_seed(random_state):
+    """An int seed drawn from a RandomState or Generator."""
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(np.iinfo(np.int32).max))
-    raise ValueError(f"random_state must be None, an int or a numpy RandomState, got {random_state!r}")
+    return int(random_state.randint(np.iinfo(np.int32).max))
 
 
 def _glorot_uniform(layer_sizes, activation, rng, dtype):
     """scikit-learn's initialisation: weights and biases ~ U(-r, r), r = sqrt(6 / (n_in + n_out))
-    (sqrt(2 / ...) for logistic hidden layers)."""
+    (sqrt(2 / ...) for logistic hidden layers), drawn in float64 in scikit-learn's order (a
+    layer's weights, then its biases, layer by layer): from the same RandomState, the same numbers."""
     factor = 2.0 if activation == "logistic" else 6.0
     weights, biases = [], []
     for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:]):
@@ -144,10 +158,21 @@ def _glorot_uniform(layer_sizes, activation, rng, dtype):
     return weights, biases
 
 
-def _split_indices(n_samples, fraction, strata, rng):
+def _split_indices(n_samples, fraction, strata, rng, classes=None):
     """(train, validation) row indices: ceil(fraction · n) rows held out, per class when ``strata``
-    (class codes) is given, so that every class keeps its share."""
-    groups = [np.arange(n_samples)] if strata is None else [np.flatnonzero(strata == c) for c in np.unique(strata)]
+    (codes into ``classes``) is given, so that every class keeps its share."""
+    if strata is not None:
+        codes, counts = np.unique(strata, return_counts=True)
+        if counts.min() < 2:
+            # scikit-learn's error (from train_test_split), which names the classes as its
+            # binarized y spells them: "True" / "False" for two classes; the labels follow.
+            lonely = codes[counts < 2]
+            names = [str(bool(code)) if len(classes) <= 2 else str(classes[code]) for code in lonely]
+            raise ValueError(f"The least populated classes in y have only 1 member, which is too few. The minimum "
+                             f"number of groups for any class cannot be less than 2. Classes with too few members "
+                             f"are: {names} (labels {classes[lonely].tolist()}); early_stopping holds out a "
+                             f"validation set stratified by class")
+    groups = [np.arange(n_samples)] if strata is None else [np.flatnonzero(strata == c) for c in codes]
     held = np.sort(np.concatenate([rng.permutation(g)[:int(np.ceil(fraction * len(g)))] for g in groups]))
     if len(held) < 2 or len(held) == n_samples:
         raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of "
@@ -183,7 +208,9 @@ _PARAMETERS = """
     shuffle : bool, default=True
         Shuffle the rows every epoch.
     random_state : int, RandomState instance or None, default=None
-        Seeds the initial weights, the validation split, the shuffling and dropout.
+        Draws the initial weights (as scikit-learn does: the same numbers for the same
+        ``random_state``), then the seed of the validation split, the shuffling and dropout
+        (which are drawn differently from scikit-learn's).
     tol : float, default=1e-4
         Training stops when the training loss (the validation score with ``early_stopping``) has
         not improved by ``tol`` for more than ``n_iter_no_change`` epochs in a row.
@@ -353,20 +380,22 @@ class _BaseMLP(BaseEstimator):
         for name in ("learning_rate_init", "epsilon"):   # used in X's dtype: neither 0 nor inf there
             check_float(getattr(self._numbers, name), name, 0.0, inclusive=False, dtype=X.dtype)
         targets, strata, weights, task = self._encode(y, sample_weight, X.dtype, first, incremental, classes)
-        if first or not incremental:
-            self._seed = _base_seed(self.random_state)
-        rng = np.random.default_rng(self._seed)
+        random_state = _check_random_state(self.random_state) if first or not incremental else None
         if first:
             n_outputs = targets.shape[1] if targets.ndim == 2 else len(self.classes_)
             layer_sizes = (X.shape[1],) + hidden + (n_outputs,)
             check_fits_in_memory(layer_sizes, X.dtype, f"hidden_layer_sizes={self.hidden_layer_sizes!r}")
-            start = dict(zip(("weights", "biases"), _glorot_uniform(layer_sizes, self.activation, rng, X.dtype)))
+            start = dict(zip(("weights", "biases"),
+                             _glorot_uniform(layer_sizes, self.activation, random_state, X.dtype)))
             self.t_, self.loss_curve_ = 0, []
         elif incremental:
             self.model_.history = {}   # model_.history keeps the last call's epochs, not all of them
             start = {"warm_start": self.model_}
         else:   # warm_start: the current weights, a fresh optimizer
             start = {"weights": self.model_.weights, "biases": self.model_.biases}
+        if random_state is not None:   # after the initial weights, as scikit-learn draws its split and shuffles
+            self._seed = _base_seed(random_state)
+        rng = np.random.default_rng(self._seed)
         if first or self.early_stopping != (self.validation_scores_ is not None):
             self._no_improvement_count = 0
             self.best_loss_ = None if self.early_stopping else np.inf
@@ -379,10 +408,13 @@ class _BaseMLP(BaseEstimator):
         # scikit-learn reports its squared error averaged over the outputs too (its gradients, and
         # ours, are those of the sum), so the loss is divided by this before it is recorded
         outputs_averaged = targets.shape[1] if options["loss"] == "quadratic" and task == "regression" else 1
-        if self.solver == "lbfgs":
-            self._fit_lbfgs(X, targets, weights, options, outputs_averaged)
-        else:
-            self._fit_stochastic(X, targets, strata, weights, options, rng, incremental, outputs_averaged)
+        try:
+            if self.solver == "lbfgs":
+                self._fit_lbfgs(X, targets, weights, options, outputs_averaged)
+            else:
+                self._fit_stochastic(X, targets, strata, weights, options, rng, incremental, outputs_averaged)
+        except FloatingPointError as error:   # the cost or the weights stopped being finite
+            raise DivergenceError(f"{_DIVERGED} ({error})") from error
         self._set_model(self.model_)
         return self
 
@@ -425,7 +457,8 @@ class _BaseMLP(BaseEstimator):
         numbers_ = self._numbers
         validation_data = None
         if self.early_stopping:
-            train, held = _split_indices(len(X), self._numbers.validation_fraction, strata, rng)
+            train, held = _split_indices(len(X), self._numbers.validation_fraction, strata, rng,
+                                         getattr(self, "classes_", None))
             validation_data = (X[held], targets[held], None if weights is None else weights[held])
             X, targets = X[train], targets[train]
             weights = None if weights is None else weights[train]
@@ -452,7 +485,10 @@ class _BaseMLP(BaseEstimator):
                        # fit's own early stopping never stops (the callback does) but keeps the best
                        # epoch's weights: tol=0 makes "best" mean "higher score", as in scikit-learn.
                        early_stopping=self.early_stopping, monitor="val_score" if self.early_stopping else None,
-                       restore_best=True, n_iter_no_change=numbers_.max_iter + 1, tol=0.0)
+                       restore_best=True, n_iter_no_change=numbers_.max_iter + 1, tol=0.0,
+                       # With early stopping a diverging epoch ends training (scikit-learn's issue
+                       # 29504: it must not raise); without, fit raises and _fit re-raises it.
+                       on_divergence="stop" if self.early_stopping else "raise")
         run = {"stopped": False, "cut": False, "improved": False}
 
         def end_epoch(metrics):
@@ -464,6 +500,8 @@ class _BaseMLP(BaseEstimator):
                 print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
             if self.early_stopping:
                 score = metrics["val_r2" if "val_r2" in metrics else "val_accuracy"]
+                if len(getattr(self, "classes_", ())) == 1:   # one class: predict is always right (fit
+                    score = 1.0                                 # scores the network's output against 0)
                 self.validation_scores_.append(score)
                 if self.verbose:
                     print(f"Validation score: {score:f}")
@@ -491,10 +529,16 @@ class _BaseMLP(BaseEstimator):
         while True:
             learning_rate = numbers_.learning_rate_init if options["lr_schedule"] == "invscaling" else self._learning_rate
             seed = int(np.random.SeedSequence([self._seed, self.t_]).generate_state(1)[0])
-            model = fit(X, targets, epochs=1 if incremental else numbers_.max_iter - self.n_iter_,
-                        learning_rate=learning_rate, seed=seed, callback=end_epoch, **options)
+            with warnings.catch_warnings():   # fit's own warning of a divergence: ours follows
+                warnings.filterwarnings("ignore", "training diverged", RuntimeWarning)
+                model = fit(X, targets, epochs=1 if incremental else numbers_.max_iter - self.n_iter_,
+                            learning_rate=learning_rate, seed=seed, callback=end_epoch, **options)
             if run["improved"]:   # the best weights so far (fit has restored them)
                 best = [p.copy() for p in model.weights + model.biases]
+            if "diverged" in model.history:   # early stopping only: fit stopped before that epoch
+                self._record_divergence(n_train)
+                run["stopped"] = True
+                break
             if run["cut"]:
                 self._learning_rate /= 5
             if incremental or not run["cut"] or self.n_iter_ >= numbers_.max_iter:
@@ -511,6 +555,20 @@ class _BaseMLP(BaseEstimator):
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                           "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)
         self.model_ = model
+
+    def _record_divergence(self, n_train):
+        """The epoch in which the loss or the weights stopped being finite, as scikit-learn records
+        it (loss and validation score nan); training ends with the best validation epoch's weights."""
+        self.n_iter_ += 1
+        self.t_ += n_train
+        self.loss_ = float("nan")
+        self.loss_curve_.append(self.loss_)
+        self.validation_scores_.append(float("nan"))
+        if self.verbose:
+            print(f"Iteration {self.n_iter_}, loss = nan\nValidation score: nan")
+        warnings.warn(f"Training diverged in epoch {self.n_iter_} (the loss or the weights stopped being finite): "
+                      f"stopped, keeping the weights of the epoch with the best validation score. Try a smaller "
+                      f"learning_rate_init, or scale the data.", ConvergenceWarning, stacklevel=5)
 
     def _set_model(self, model):
         self.model_ = model
@@ -555,7 +613,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     Single-label y: a softmax output with log-loss (one logistic output with binary log-loss for
     two classes, as scikit-learn). Multi-label y (a 0/1 indicator matrix): one logistic output per
-    label with binary cross-entropy.
+    label with binary cross-entropy. A y of one class is accepted, as scikit-learn does: the
+    network (one logistic output) is trained, ``predict`` always returns that class and
+    ``predict_proba`` a column of ones.
+
+    Training that diverges (the cost or the weights stop being finite) raises
+    :class:`fastmlp.DivergenceError`, a ``ValueError`` with scikit-learn's message; with
+    ``early_stopping`` it ends training instead (a ``ConvergenceWarning``), with the weights of
+    the best validation epoch and nan recorded for the diverged one. The same holds for
+    ``MLPRegressor``.
 {_PARAMETERS}
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes, multiplied into ``sample_weight`` (fastmlp extra; single-label y).
@@ -607,9 +673,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             if incremental and classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
             self.classes_ = present if multilabel or not incremental else np.unique(classes)
-            if len(self.classes_) < 2 and not multilabel:
-                raise ValueError(f"This solver needs samples of at least 2 classes in the data, but the data "
-                                 f"contains only one class: {self.classes_[0]!r}")
         elif self.warm_start and not incremental and not np.array_equal(present, self.classes_):
             raise ValueError(f"warm_start can only be used where `y` has the same classes as in the previous "
                              f"call to fit. Previously got {self.classes_}, `y` has {present}")
@@ -625,11 +688,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         weights = check_sample_weight(sample_weight, self.class_weight, one_hot, self.classes_, dtype)
         if len(self.classes_) == 2:
             return one_hot[:, 1:], codes, weights, "multilabel"
+        if len(self.classes_) == 1:   # as scikit-learn: one logistic output, trained towards 0
+            return np.zeros_like(one_hot), codes, weights, "multilabel"
         return codes, codes, weights, "classification"
 
     def predict_proba(self, X):
         """Class probabilities, ndarray of shape (n_samples, n_classes) in the dtype of the network."""
         out = self._output(X)
+        if len(self.classes_) == 1:   # fitted on one class: that class, surely
+            return np.ones_like(out)
         return np.hstack([1 - out, out]) if len(self.classes_) == 2 and self.n_outputs_ == 1 else out
 
     def predict_log_proba(self, X):
@@ -643,8 +710,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         out = self._output(X)
         if self.out_activation_ == "softmax":
             return self.classes_[np.argmax(out, axis=1)]
-        if self.n_outputs_ == 1 and len(self.classes_) == 2:
-            return self.classes_[(out[:, 0] > 0.5).astype(np.intp)]
+        if self.n_outputs_ == 1 and len(self.classes_) <= 2:   # two classes, or one (always predicted)
+            return self.classes_[(out[:, 0] > 0.5).astype(np.intp) if len(self.classes_) == 2
+                                 else np.zeros(len(out), np.intp)]
         return (out > 0.5).astype(np.int64)
 
     @_StochasticOnly

@@ -15,21 +15,13 @@ from ._progress import Progress
 from ._validation import (check_activations, check_array, check_choice, check_dtype, check_fits_in_memory,
                           check_float, check_hidden, check_int, check_parameters, check_sample_weight,
                           check_targets, check_targets_for_loss, encode_labels)
+from .exceptions import DivergenceError
 
 BACKENDS = {"compiled": _kernels.Network, "numpy": reference.Network}
 OPTIMIZERS = ("sgd", "nesterov", "adam", "lbfgs")
 SCHEDULES = ("constant", "invscaling", "step", "plateau")
 MAX_SEED = 2**64 - 1   # the compiled network keeps its dropout seed as a uint64
 ACTIVATION_NAMES = ("sigmoid", "tanh", "relu", "identity", "softmax", "exp")
-
-
-class DivergenceError(FloatingPointError, ValueError):
-    """Training diverged: the cost, the weights, the optimizer state or the outputs on the training
-    data stopped being finite. The message names the epoch (L-BFGS: iteration).
-
-    A FloatingPointError, as fastmlp has always raised, and a ValueError, as scikit-learn's MLP
-    raises for non-finite weights, so that either ``except`` catches it.
-    """
 
 
 def network_class(backend):

@@ -5,6 +5,7 @@ Pipeline/GridSearchCV/clone, and the fallback base class when scikit-learn is mi
 scikit-learn is a test-only dependency: the tests that need it are skipped without it.
 """
 import pickle
+import re
 import subprocess
 import sys
 import warnings
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from fastmlp import MLPClassifier, MLPRegressor, _kernels, reference
+from fastmlp import MLPClassifier, MLPRegressor, _kernels, estimators, reference
 
 try:
     import sklearn
@@ -229,6 +230,118 @@ def test_convergence_warning_at_max_iter(blobs):
         MLPClassifier((4,), max_iter=2).fit(*blobs)
 
 
+@pytest.mark.parametrize("activation", ["logistic", "relu"])
+def test_initial_weights_are_drawn_as_sklearn_draws_them(blobs, monkeypatch, activation):
+    """scikit-learn's _init_coef: Glorot uniform (factor 2 for logistic, else 6), a layer's weights
+    then its biases, layer by layer, from check_random_state(random_state)."""
+    import fastmlp.estimators
+    X, y = blobs
+    seen = []
+
+    def recording_fit(*args, weights=None, biases=None, **kwargs):
+        seen.append(([w.copy() for w in weights], [b.copy() for b in biases]))
+        return real_fit(*args, weights=weights, biases=biases, **kwargs)
+
+    real_fit = fastmlp.estimators.fit
+    monkeypatch.setattr(fastmlp.estimators, "fit", recording_fit)
+    shared = np.random.RandomState(5)
+    for random_state in (7, np.random.RandomState(7), shared, shared):
+        quietly(MLPClassifier((6, 5), activation, max_iter=1, random_state=random_state), X, y)
+    expected = []
+    for draw in (np.random.RandomState(7), np.random.RandomState(7), np.random.RandomState(5)):
+        for n_in, n_out in zip((4, 6, 5), (6, 5, 3)):
+            bound = np.sqrt((2.0 if activation == "logistic" else 6.0) / (n_in + n_out))
+            expected += [draw.uniform(-bound, bound, (n_in, n_out)), draw.uniform(-bound, bound, n_out)]
+    drawn = [p for weights, biases in seen for pair in zip(weights, biases) for p in pair]
+    assert len(drawn) == 4 * 6
+    for mine, want in zip(drawn[:12], expected[:12]):   # an int seed, then a fresh RandomState(7)
+        assert_array_equal(mine, want)
+    # a RandomState is used as it is: the first fit draws from it as scikit-learn would, the second
+    # fit draws on from where the first left it (after its seed for the shuffles)
+    for mine, want in zip(drawn[12:18], expected[12:18]):
+        assert_array_equal(mine, want)
+    assert not np.array_equal(drawn[18], drawn[12])
+
+
+@needs_sklearn
+@pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
+def test_lbfgs_from_the_same_random_state_takes_sklearns_steps(activation):
+    """Same initial weights and the same cost: full-batch L-BFGS ends where scikit-learn's does,
+    and both warn when max_fun cuts them off (all but the linear network, which converges first)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 5))
+    y = X[:, 0] - 2 * X[:, 1] + 0.3 * rng.standard_normal(120)
+    options = dict(solver="lbfgs", hidden_layer_sizes=(7,), activation=activation, max_fun=15, tol=0.0, random_state=3)
+    fitted, warned = [], []
+    for estimator in (MLPRegressor, neural_network.MLPRegressor):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            fitted.append(estimator(**options).fit(X, y))
+        warned.append([issubclass(warning.category, ConvergenceWarning) for warning in caught].count(True))
+    ours, theirs = fitted
+    assert warned == [int(activation != "identity")] * 2
+    assert ours.n_iter_ == theirs.n_iter_
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-9)
+    for mine, want in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        assert_allclose(mine, want, rtol=1e-8, atol=1e-10)
+
+
+def test_divergence_raises_sklearns_value_error():
+    import fastmlp
+    from fastmlp.exceptions import DivergenceError
+    rng = np.random.RandomState(0)
+    X = np.finfo(np.float64).max * rng.uniform(size=(10, 2))   # scikit-learn's test_nonfinite_params
+    assert fastmlp.DivergenceError is DivergenceError
+    assert issubclass(DivergenceError, FloatingPointError) and issubclass(DivergenceError, ValueError)
+    with pytest.raises(DivergenceError, match=r"^Solver produced non-finite parameter weights\. The input data may "
+                                              r"contain large values and need to be preprocessed\. \(training diverged"):
+        quietly(MLPRegressor(), X, rng.standard_normal(10))
+
+
+@pytest.fixture
+def diverging():
+    """A regression that SGD with learning rate 0.3 drives to infinity within 10 epochs."""
+    rng = np.random.default_rng(0)
+    centers = 3 * rng.standard_normal((3, 4))
+    y = np.repeat(np.arange(3), 50)
+    X = centers[y] + rng.standard_normal((150, 4))
+    return X, y.astype(float), dict(hidden_layer_sizes=(16,), activation="identity", solver="sgd",
+                                    learning_rate_init=0.3, max_iter=30, random_state=0)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_divergence_with_early_stopping_stops_at_the_best_epoch(diverging):
+    # scikit-learn's issue 29504: no error; the diverged epoch is recorded with nan
+    X, y, options = diverging
+    with pytest.warns(estimators.ConvergenceWarning, match=r"Training diverged in epoch \d+ .*best validation score"):
+        reg = MLPRegressor(early_stopping=True, **options).fit(X, y)
+    assert 1 < reg.n_iter_ < 30 and len(reg.loss_curve_) == len(reg.validation_scores_) == reg.n_iter_
+    assert np.isnan(reg.validation_scores_[-1]) and isinstance(reg.validation_scores_[-1], float)
+    assert np.isnan(reg.loss_) and np.isnan(reg.loss_curve_[-1])
+    assert np.isfinite(reg.predict(X)).all()
+    # the weights are those of the best epoch: a run that ends there has them too
+    best = int(np.nanargmax(reg.validation_scores_)) + 1
+    assert reg.best_validation_score_ == reg.validation_scores_[best - 1]
+    short = quietly(MLPRegressor(early_stopping=True, **dict(options, max_iter=best)), X, y)
+    for mine, want in zip(reg.coefs_ + reg.intercepts_, short.coefs_ + short.intercepts_):
+        assert_array_equal(mine, want)
+    with pytest.raises(ValueError, match="non-finite parameter weights"):   # without early stopping
+        quietly(MLPRegressor(**options), X, y)
+
+
+@pytest.mark.parametrize("y, names", [([3, 3, 3, 3, 3, 3, 7], "['True'] (labels [7])"),
+                                      ([3, 7, 7, 7, 7, 7, 7], "['False'] (labels [3])"),
+                                      (["a", "a", "b", "b", "c", "c", "d"], "['d'] (labels ['d'])")])
+def test_early_stopping_refuses_a_class_of_one_member(y, names):
+    """scikit-learn's train_test_split error for a stratified split, the classes named as in its
+    binarized y for two classes ('True' / 'False'), then by their labels."""
+    X = np.arange(14.0).reshape(7, 2)
+    with pytest.raises(ValueError, match=r"The least populated classes in y have only 1 member, which is too few\. "
+                                         r".*Classes with too few members are: " + re.escape(names)):
+        MLPClassifier(early_stopping=True).fit(X, y)
+    quietly(MLPClassifier(**SMALL), X, y)   # without early stopping: no split, no error
+
+
 # -- classification outputs -----------------------------------------------------------------------
 
 def test_binary_has_one_logistic_output_and_two_probability_columns(blobs):
@@ -242,7 +355,7 @@ def test_binary_has_one_logistic_output_and_two_probability_columns(blobs):
     assert_allclose(proba.sum(axis=1), 1, rtol=1e-12)
     assert_array_equal(clf.predict(X), clf.classes_[np.argmax(proba, axis=1)])
     assert_allclose(clf.predict_log_proba(X), np.log(proba))
-    assert clf.score(X, labels) > 0.95
+    assert clf.score(X, labels) > 0.9   # scikit-learn, from the same initial weights: 0.927
 
 
 def test_multiclass_has_softmax_outputs(blobs):
@@ -272,6 +385,25 @@ def test_class_weight_is_a_sample_weight_per_class(blobs):
     assert_array_equal(weighted.coefs_[0], by_sample.coefs_[0])
     with pytest.raises(ValueError, match="class_weight"):
         MLPClassifier(class_weight={7: 2.0}).fit(X, y)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_one_class_is_accepted_and_always_predicted(blobs, early_stopping):
+    # As scikit-learn: one logistic output trained towards 0; that class is always predicted.
+    X, _ = blobs
+    y = np.full(len(X), "only")
+    clf = quietly(MLPClassifier(**SMALL, early_stopping=early_stopping), X, y)
+    assert_array_equal(clf.classes_, ["only"])
+    assert clf.n_outputs_ == 1 and clf.out_activation_ == "logistic" and clf.coefs_[-1].shape == (8, 1)
+    assert_array_equal(clf.predict(X), y)
+    assert_array_equal(clf.predict_proba(X), np.ones((len(X), 1)))
+    assert clf.score(X, y) == 1.0
+    if early_stopping:   # every epoch scores 1 (as scikit-learn's accuracy): the rule stops after 12
+        assert clf.validation_scores_ == [1.0] * 12 and clf.n_iter_ == 12
+    else:
+        assert clf.loss_curve_[-1] < clf.loss_curve_[0]   # the output learns its 0
+    partial = MLPClassifier(**SMALL).partial_fit(X, y, classes=["only"])
+    assert_array_equal(partial.predict(X[:3]), y[:3])
 
 
 # -- partial_fit and warm_start -------------------------------------------------------------------
