@@ -1,4 +1,4 @@
-"""Export to ONNX: :func:`to_onnx`, and converters that let skl2onnx convert pipelines holding the estimators.
+"""Export to ONNX: :func:`to_onnx`, and skl2onnx converters for the estimators (pipelines holding them).
 
 The graph computes what ``predict`` and ``predict_proba`` compute, in the model's dtype: one
 ``Gemm`` per layer (``Z = A · W + b``) followed by the layer's activation, then the labels and
@@ -54,12 +54,16 @@ def to_onnx(model, path=None):
 
     Examples
     --------
-    >>> import numpy as np, fastmlp
+    >>> import numpy as np, fastmlp, onnxruntime
     >>> X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]] * 25, dtype=np.float32)
-    >>> model = fastmlp.fit(X, X[:, 0] != X[:, 1], hidden=(8,), epochs=300, batch_size=4, learning_rate=2.0)
-    >>> onnx_model = fastmlp.to_onnx(model, "xor.onnx")
-    >>> [(value.name, value.type.tensor_type.elem_type) for value in onnx_model.graph.output]
-    [('label', 9), ('probabilities', 1)]
+    >>> model = fastmlp.fit(X, X[:, 0] != X[:, 1], hidden=(8,), epochs=300, batch_size=4, learning_rate=2.0,
+    ...                     seed=0)
+    >>> onnx_model = fastmlp.to_onnx(model)
+    >>> [output.name for output in onnx_model.graph.output]
+    ['label', 'probabilities']
+    >>> session = onnxruntime.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    >>> session.run(None, {"X": X[:4]})[0]
+    array([False,  True,  True, False])
     """
     onnx = _require_onnx()
     network, reading, classes = _reading(model)
@@ -295,6 +299,8 @@ def _convert(scope, operator, container):
     labels = None if classes is None else _labels(get_label_classes(scope, operator.raw_operator), integers=True)
     values = _predictions(graph, X, network, "regression" if reading == "regression_1d" else reading, labels)
     for variable, value in zip(operator.outputs, values.values()):
+        # Labels are int64 or strings, as declared; probabilities and targets are declared in the
+        # input's float type, which need not be the network's.
         wanted = guess_proto_type(variable.type)
         if wanted in (floats, graph.TensorProto.INT64, graph.TensorProto.STRING):
             graph.op("Identity", [value], output=variable.full_name)
