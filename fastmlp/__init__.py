@@ -27,7 +27,7 @@ from .model import MLP, fit, init_parameters
 
 __all__ = ["fit", "MLP", "check_gradients", "init_parameters", "datasets", "reference",
            "get_num_threads", "set_num_threads", "kernel_isa", "show_config", "save", "load", "__version__",
-           "MLPClassifier", "MLPRegressor", "DivergenceError"]
+           "MLPClassifier", "MLPRegressor", "DivergenceError", "to_onnx"]
 
 
 def __getattr__(name):
@@ -35,4 +35,7 @@ def __getattr__(name):
     if name in ("MLPClassifier", "MLPRegressor"):
         from . import estimators
         return getattr(estimators, name)
+    if name == "to_onnx":   # fastmlp.onnx registers converters with skl2onnx, which imports scikit-learn
+        from .onnx import to_onnx
+        return to_onnx
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""Command line: ``fastmlp train``, ``evaluate``, ``predict``, ``bench``, ``check-grad`` and ``info``.
+"""Command line: ``fastmlp train``, ``evaluate``, ``predict``, ``export``, ``bench``, ``check-grad``
+and ``info``.
 
 User mistakes end in one line on stderr, ``fastmlp: error: ...``, and exit status 2, never a
 traceback; Ctrl-C ends with exit status 130.
@@ -341,6 +342,11 @@ def predict(args):
         sys.stdout.write(text)
 
 
+def export(args):
+    fastmlp.to_onnx(load_model(args.model), args.output)
+    print(f"ONNX model written to {args.output}")
+
+
 def bench(args):
     from fastmlp import bench as timing
 
@@ -441,7 +447,7 @@ DATASET_HELP = (f"{', '.join(DATASETS)} (named data sets are scaled to [0, 1]; f
 
 def parser():
     main = Parser(prog="fastmlp", formatter_class=Formatter,
-                  description="Train multilayer perceptrons on the CPU, use them, and time them.",
+                  description="Train multilayer perceptrons on the CPU, use them, export them, and time them.",
                   epilog="Run 'fastmlp COMMAND --help' for the options of a command.")
     main.add_argument("--version", action="version", version=f"fastmlp {fastmlp.__version__}")
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -511,6 +517,14 @@ def parser():
     guess.add_argument("--output", metavar="FILE", help="write the predictions to this CSV file instead")
     guess.add_argument("--proba", action="store_true", help="class probabilities, one column per class")
     guess.set_defaults(handler=predict)
+
+    convert = add_command("export", help="write a saved model as an ONNX graph",
+                          description="Load a model saved by 'fastmlp train --output' and write it as an ONNX "
+                                      "graph that computes the same predictions (needs onnx: "
+                                      "pip install \"fastmlp[onnx]\").")
+    convert.add_argument("model", metavar="MODEL", help="the model file (.npz)")
+    convert.add_argument("output", metavar="OUTPUT", help="the ONNX file to write (.onnx)")
+    convert.set_defaults(handler=export)
 
     timing = add_command(
         "bench", help="time fastmlp against NumPy, PyTorch and scikit-learn",
