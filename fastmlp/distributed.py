@@ -315,17 +315,25 @@ def _validation(model, validation_data, monitor):
 
 @dataclass
 class _Sums:
-    """Sample-weighted sums over shards: ``arrays`` are Σ wₖ·xₖ, ``weight`` Σ wₖ; ``loss`` the summed
-    cost, ``seconds`` and ``steps`` the largest of the shards (they run side by side)."""
+    """Sample-weighted sums over shards: Σ wₖ·xₖ of each array and Σ wₖ; ``loss`` the summed cost,
+    ``seconds``, ``steps`` and ``dropouts`` the largest of the shards (they run side by side).
+
+    A shard's own result holds its arrays xₖ unscaled in the model's dtype (``scaled`` False), so
+    float32 parameters travel as float32; sums are float64."""
     weight: float
     arrays: list
     loss: float
     seconds: float = 0.0
     steps: int = 0
     dropouts: int = 0
+    scaled: bool = True
+
+    def weighted(self):
+        """Σ wₖ·xₖ in float64."""
+        return self.arrays if self.scaled else [self.weight * a.astype(np.float64) for a in self.arrays]
 
     def __add__(self, other):
-        return _Sums(self.weight + other.weight, [a + b for a, b in zip(self.arrays, other.arrays)],
+        return _Sums(self.weight + other.weight, [a + b for a, b in zip(self.weighted(), other.weighted())],
                      self.loss + other.loss, max(self.seconds, other.seconds), max(self.steps, other.steps),
                      max(self.dropouts, other.dropouts))
 
@@ -339,7 +347,7 @@ def _tree_sum(client, futures):
     the tasks run); returns the total."""
     while len(futures) > 1:
         pairs = [futures[i:i + 2] for i in range(0, len(futures), 2)]
-        futures = [client.submit(_add, *pair) if len(pair) == 2 else pair[0] for pair in pairs]
+        futures = [client.submit(_add, *pair, pure=False) if len(pair) == 2 else pair[0] for pair in pairs]
     return futures[0].result()
 
 
@@ -380,14 +388,13 @@ def _train_shard(shard, setup, start, epoch, shard_index, first_step, n_steps, b
     seconds = time.perf_counter() - started
     rows = order[first:last]
     weight = float(len(rows) if sample_weight is None else sample_weight[rows].sum(dtype=np.float64))
-    arrays = [weight * np.asarray(a, np.float64) for a in parameters + list(network.state)]
-    return _Sums(weight, arrays, loss, seconds, network.step_count - start.step_count,
-                 network.dropout_counter - start.dropout_counter)
+    return _Sums(weight, parameters + list(network.state), loss, seconds, network.step_count - start.step_count,
+                 network.dropout_counter - start.dropout_counter, scaled=False)
 
 
 def _average(total, start, dtype):
     """The next round's start: the weighted means of the shards' parameters and optimizer state."""
-    means = [(a / total.weight).astype(dtype) for a in total.arrays]
+    means = [(a / total.weight).astype(dtype) for a in total.weighted()]
     n_parameters = len(start.parameters)
     return _Round(means[:n_parameters], means[n_parameters:], start.step_count + total.steps,
                   start.dropout_counter + total.dropouts)
@@ -419,7 +426,7 @@ def _fit_rounds(client, model, shards, shard_sizes, setup, options, average_ever
                 first_step = index * average_every
                 futures = [client.submit(_train_shard, shard, setup, current, epoch, k, first_step,
                                          min(average_every, steps[k] - first_step), batch_sizes[k],
-                                         schedule.rate)
+                                         schedule.rate, pure=False)
                            for k, shard in enumerate(shards) if steps[k] > first_step]
                 total = _tree_sum(client, futures)
                 round_number += 1
@@ -557,13 +564,13 @@ def _fit_lbfgs(client, model, shards, shard_sizes, setup, options):
     last = {}
 
     def cost_and_gradient(vector):
-        futures = [client.submit(_cost_gradient, shard, setup, shapes, vector) for shard in shards]
+        futures = [client.submit(_cost_gradient, shard, setup, shapes, vector, pure=False) for shard in shards]
         total = _tree_sum(client, futures)
         for target, piece in zip(parameters, np.split(vector, splits)):
             target[...] = piece.reshape(target.shape)
         loss = total.loss / total_weight + model.penalty()
         last.update(vector=vector.copy(), loss=loss)
-        return loss, total.arrays[0] / total_weight
+        return loss, total.weighted()[0] / total_weight
 
     started = [time.perf_counter()]
     checkpoint = [_model._Checkpoint(parameters, history)]
