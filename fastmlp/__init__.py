@@ -34,4 +34,7 @@ def __getattr__(name):
     if name in ("MLPClassifier", "MLPRegressor"):
         from . import estimators
         return getattr(estimators, name)
+    if name == "distributed":   # data-parallel training on Dask, which it imports only when fit is called
+        import importlib
+        return importlib.import_module(".distributed", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
