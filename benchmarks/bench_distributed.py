@@ -8,10 +8,12 @@ steps) and the rest (communication: submitting tasks, moving parameters, the tre
 client's averaging). L-BFGS rows time cost-and-gradient iterations over the whole set.
 
     nice python benchmarks/bench_distributed.py [--rows 60000] [--workers 2]
+    python benchmarks/bench_distributed.py --paper     # the scaling estimate of docs/distributed.md
 
 A plain script: it defines no pytest benchmarks.
 """
 import argparse
+import math
 import os
 import time
 
@@ -73,12 +75,50 @@ def table_row(config, row, n_samples, nbytes):
             f"{1e3 * per_round:.2f} | {compute} | {rest} | {nbytes / 1e3:,.0f} |")
 
 
+# The paper estimate: one core's mini-batch step (measured above, 1 thread), and assumed costs of
+# a real cluster: 10 GbE links, a Dask task hop and the scheduler's time per task.
+STEP_SECONDS = {"C1": 0.070e-3, "C3": 1.32e-3}
+STATE_COPIES = {"C1": 1, "C3": 2}            # parameters, and C3's momentum velocity
+BANDWIDTH = 1.25e9                           # bytes/s
+HOP_SECONDS = 2e-3
+TASK_SECONDS = 0.25e-3
+
+
+def round_seconds(config, machines, average_every):
+    """(compute, communication) of one round: each machine's average_every steps on its own
+    mini-batch of config.batch_size rows; the parameters sent inside every machine's task through
+    the scheduler, and the float64 tree sum back (log2(machines) levels, then to the client)."""
+    size = parameter_bytes(config, 784, 10) * STATE_COPIES[config.name]
+    levels = math.ceil(math.log2(machines)) if machines > 1 else 0
+    communication = ((levels + 2) * HOP_SECONDS + 2 * machines * TASK_SECONDS + machines * size / BANDWIDTH
+                     + (levels + 1) * 2 * size / BANDWIDTH)
+    return average_every * STEP_SECONDS[config.name], communication
+
+
+def paper_table():
+    print("| config | machines | average_every | compute ms/round | communication ms/round "
+          "| samples/s | of ideal |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name in ("C1", "C3"):
+        config = CONFIGS[name]
+        for machines in (8, 64, 512):
+            for every in (1, 10, 100):
+                compute, communication = round_seconds(config, machines, every)
+                samples = machines * every * config.batch_size / (compute + communication)
+                ideal = machines * config.batch_size / STEP_SECONDS[name]
+                print(f"| {name} | {machines} | {every} | {1e3 * compute:.2f} | {1e3 * communication:.1f} | "
+                      f"{samples:,.0f} | {samples / ideal:.1%} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=60000)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--configs", default="C1,C3")
+    parser.add_argument("--paper", action="store_true", help="print the scaling estimate and exit")
     arguments = parser.parse_args()
+    if arguments.paper:
+        return paper_table()
     from distributed import Client, LocalCluster
 
     X_train, y_train, *_ = fastmlp.datasets.load_fashion_mnist_or_small()
