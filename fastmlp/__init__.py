@@ -38,4 +38,7 @@ def __getattr__(name):
     if name == "to_onnx":   # fastmlp.onnx registers converters with skl2onnx, which imports scikit-learn
         from .onnx import to_onnx
         return to_onnx
+    if name == "distributed":   # data-parallel training on Dask, which it imports only when fit is called
+        import importlib
+        return importlib.import_module(".distributed", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

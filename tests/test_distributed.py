@@ -1,0 +1,171 @@
+"""Data-parallel training on Dask (fastmlp.distributed): equality with single-machine training
+where the algorithm is the same, accuracy where it is not, and recovery from a lost worker."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import fastmlp
+import fastmlp.distributed
+from fastmlp.distributed import _order
+
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 8))
+    y = (X[:, 0] + X[:, 1] ** 2 > 0.5).astype(int) + (X[:, 2] > 1)
+    return X, y
+
+
+def parameters(model):
+    return model.weights + model.biases
+
+
+def assert_same_parameters(first, second, **tolerance):
+    for a, b in zip(parameters(first), parameters(second)):
+        if tolerance:
+            np.testing.assert_allclose(a, b, **tolerance)
+        else:
+            np.testing.assert_array_equal(a, b)
+
+
+def test_importing_fastmlp_does_not_import_dask():
+    code = "import sys, fastmlp; fastmlp.distributed.fit; sys.exit('dask' in sys.modules or 'distributed' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_without_dask_fit_names_the_extra(monkeypatch, data):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ImportError, match=r'pip install "fastmlp\[dask\]"'):
+        fastmlp.distributed.fit(*data)
+
+
+@pytest.mark.parametrize("options, message", [({"average_every": 0}, "average_every must be >= 1, got 0"),
+                                              ({"validation_fraction": 0.1}, "does not support validation_fraction"),
+                                              ({"epochs_": 1}, "unexpected keyword argument 'epochs_'")])
+def test_invalid_arguments(data, options, message):
+    pytest.importorskip("distributed")
+    with pytest.raises((ValueError, TypeError), match=message):
+        fastmlp.distributed.fit(*data, **options)
+
+
+def test_lbfgs_matches_single_machine(client, data):
+    # The cost and gradient are sums over the shards: only the summation order differs.
+    da = pytest.importorskip("dask.array")
+    X, y = data
+    options = dict(hidden=(7,), optimizer="lbfgs", epochs=25, seed=0, dtype="float64")
+    single = fastmlp.fit(X, y, **options)
+    for X_in in (X, da.from_array(X, chunks=(150, 4))):   # 2 blocks; 3 uneven row chunks
+        model = fastmlp.distributed.fit(X_in, y, client=client, **options)
+        assert_same_parameters(model, single, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(model.history["loss"], single.history["loss"], rtol=1e-9)
+
+
+@pytest.mark.parametrize("options", [{}, {"momentum": 0.9}, {"optimizer": "nesterov", "momentum": 0.9}])
+def test_synchronous_sgd_is_sgd_on_the_global_batch(client, data, options):
+    # Two shards of 200 rows, global batch 40: each round every shard steps on 20 of its rows, and
+    # the mean of the two updated parameters (and velocities, which are linear in the gradient
+    # too) is one step on the 40 rows together. Replay the same batches, epoch by epoch, on one
+    # machine: shard k's epoch order comes from (seed, epoch, k).
+    X, y = data
+    options = dict(options, hidden=(7,), batch_size=40, learning_rate=0.5, seed=3, dtype="float64")
+    model = fastmlp.distributed.fit(X, y, client=client, epochs=2, **options)
+    single = None
+    for epoch in (1, 2):
+        orders = [k * 200 + _order(3, epoch, k, 200, True) for k in (0, 1)]
+        rows = np.concatenate([np.concatenate([order[j:j + 20] for order in orders]) for j in range(0, 200, 20)])
+        single = fastmlp.fit(X[rows], y[rows], epochs=1, shuffle=False, warm_start=single, **options)
+    assert_same_parameters(model, single, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(model.history["loss"], single.history["loss"], rtol=1e-12)
+    assert model.history["rounds"] == [10, 20]
+
+
+def test_dask_and_numpy_inputs_give_the_same_model(client, data):
+    da = pytest.importorskip("dask.array")
+    X, y = data
+    weights = np.random.default_rng(1).uniform(0.5, 2, len(X))
+    options = dict(hidden=(5,), epochs=2, batch_size=50, optimizer="adam", learning_rate=0.01, seed=0,
+                   average_every=3, sample_weight=weights, client=client)
+    from_numpy = fastmlp.distributed.fit(X, y, **options)
+    from_dask = fastmlp.distributed.fit(da.from_array(X, chunks=(200, 3)), da.from_array(y, chunks=100),
+                                        **dict(options, sample_weight=da.from_array(weights, chunks=50)))
+    assert_same_parameters(from_numpy, from_dask)
+    assert isinstance(from_dask, fastmlp.MLP) and from_dask.history["loss"][1] < from_dask.history["loss"][0]
+    assert from_dask.optimizer_state["optimizer"] == "adam"
+
+
+def test_local_sgd_reaches_single_machine_accuracy(client):
+    X_train, y_train, X_test, y_test, _ = fastmlp.datasets.load_fashion_mnist_or_small()
+    X, y = X_train[:12000] / 255.0, y_train[:12000]
+    options = dict(hidden=(32,), activation="relu", loss="log_loss", optimizer="adam", learning_rate=1e-3,
+                   epochs=10, batch_size=100, seed=0)
+    single = fastmlp.fit(X, y, **options).score(X_test / 255.0, y_test)
+    model = fastmlp.distributed.fit(X, y, client=client, average_every=10, **options)
+    assert model.score(X_test / 255.0, y_test) >= single - 0.005
+
+
+def test_a_killed_worker_changes_nothing(client, data):
+    # Kill one worker's process during epoch 2; its shard and tasks are recomputed elsewhere.
+    X, y = data
+    options = dict(hidden=(7,), epochs=4, batch_size=20, learning_rate=0.5, seed=0, average_every=2)
+    undisturbed = fastmlp.distributed.fit(X, y, client=client, **options)
+    pids = client.run(os.getpid)
+    address = sorted(pids)[0]
+    killed = []
+    killer = threading.Timer(0.05, lambda: killed.append(os.kill(pids[address], signal.SIGKILL) or time.perf_counter()))
+
+    def kill_after_first_epoch(metrics):
+        if metrics["epoch"] == 1:
+            killer.start()
+
+    disturbed = fastmlp.distributed.fit(X, y, client=client, callback=kill_after_first_epoch, **options)
+    finished = time.perf_counter()
+    killer.join()
+    assert killed[0] < finished
+    client.wait_for_workers(2, timeout=60)
+    assert pids[address] not in client.run(os.getpid).values()
+    assert_same_parameters(disturbed, undisturbed)
+    assert disturbed.history["loss"] == undisturbed.history["loss"]
+
+
+def test_divergence_names_the_round(client, data):
+    X, _ = data
+    y = 1e3 * X.sum(axis=1)      # large regression targets: relu and identity outputs blow up
+    options = dict(hidden=(8,), activation="relu", epochs=50, learning_rate=0.5, seed=0, client=client)
+    with pytest.raises(FloatingPointError, match=r"diverged in round \d+ \(epoch \d+\).*smaller learning_rate"):
+        fastmlp.distributed.fit(X, y, **options)
+    with pytest.warns(RuntimeWarning, match="last finite round"):
+        model = fastmlp.distributed.fit(X, y, on_divergence="stop", **options)
+    assert len(model.history.get("loss", [])) == model.history["diverged"] - 1
+    assert all(np.isfinite(p).all() for p in parameters(model))
+
+
+def test_validation_early_stopping_and_interrupt(client, data):
+    X, y = data
+    options = dict(hidden=(7,), batch_size=50, learning_rate=0.5, seed=0, client=client)
+    model = fastmlp.distributed.fit(X[:300], y[:300], epochs=30, validation_data=(X[300:], y[300:]),
+                                    early_stopping=True, n_iter_no_change=2, tol=10.0, **options)
+    assert model.history["stopped_early"] == 3 and model.history["best_epoch"] == 1
+    assert len(model.history["val_accuracy"]) == len(model.history["loss"])
+
+    def interrupt(metrics):
+        if metrics["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    interrupted = fastmlp.distributed.fit(X, y, epochs=5, callback=interrupt, **options)
+    assert interrupted.history["interrupted"] == 2
+    assert_same_parameters(interrupted, fastmlp.distributed.fit(X, y, epochs=2, **options))
