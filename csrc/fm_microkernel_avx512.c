@@ -8,8 +8,8 @@
 #include "fm_gemm.h"
 
 // Masked loads and stores for the partial vector at the right edge of a tile: the first lanes lanes.
-// With AVX-512 a masked load or store costs what a plain one does, so every tile uses them for its last
-// vector (FM_CHEAP_MASKS), whole or partial: one copy of each tile instead of two.
+// With AVX-512 a masked load or store costs about what a plain one does, so a tile of fewer than 12 rows
+// masks its last vector, whole or partial (FM_CHEAP_MASKS): one copy of each such tile instead of two.
 #define FM_REAL float
 #define FM_VL 16
 #define FM_UKR fm_sukr_avx512

@@ -10,8 +10,8 @@
 // edge of a tile (otherwise they go lane by lane):
 //   FM_MASK_T                the mask's type         FM_MASK(lanes)               the first lanes lanes
 //   FM_LOAD_MASKED(p, mask)  those lanes, 0 elsewhere   FM_STORE_MASKED(p, mask, v)  only those lanes
-//   FM_CHEAP_MASKS           masked loads and stores cost what plain ones do: every tile treats its
-//                            last vector as partial (one copy of each tile shape instead of two)
+//   FM_CHEAP_MASKS           masked loads and stores cost about what plain ones do: a tile of fewer
+//                            than FM_MR rows treats its last vector as partial (one copy, not two)
 // The file #undefs them all at the end, so it can be included again for the other type. The instruction
 // set comes from the including file (`#pragma GCC target("avx2,fma")`, ...): the same C source becomes
 // an SSE2, an AVX2 or an AVX-512 kernel, written with GCC vector extensions rather than intrinsics.
@@ -192,16 +192,23 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
     else if (a_rows) FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, 1, 0);                                       \
     else if (a_cols) FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, 0, 1);                                       \
     else FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, 0, 0);
+// With FM_CHEAP_MASKS a tile of fewer rows than a full one (an edge of C, or a small batch) has one
+// copy, its last vector masked whether it is partial or not. Full tiles, where nearly all the work of
+// a large product is done, keep a copy without masks: a masked load of B at every step made C1's float
+// training loop 4% slower (benchmarks/RESULTS.md, "Build time").
 #ifdef FM_CHEAP_MASKS
-#define FM_TILE_VECTORS(MR_E, NV_E, PACKED_A, AHEAD) FM_TILE_INDEX(MR_E, NV_E, 1, PACKED_A, AHEAD)
+#define FM_ONE_EDGE_COPY 1
 #else
+#define FM_ONE_EDGE_COPY 0
+#endif
 #define FM_TILE_VECTORS(MR_E, NV_E, PACKED_A, AHEAD)                                                   \
-    if (n_e % FM_VL != 0) {                                                                            \
+    if (FM_ONE_EDGE_COPY && MR_E < FM_MR) {                                                            \
+        FM_TILE_INDEX(MR_E, NV_E, 1, PACKED_A, AHEAD)                                                  \
+    } else if (n_e % FM_VL != 0) {                                                                     \
         FM_TILE_INDEX(MR_E, NV_E, 1, PACKED_A, AHEAD)                                                  \
     } else {                                                                                           \
         FM_TILE_INDEX(MR_E, NV_E, 0, PACKED_A, AHEAD)                                                  \
     }
-#endif
 #define FM_ROWS(MR_E, TILE)   case MR_E: TILE(MR_E, 0, 0); break;
 #define FM_FULL(MR, TILE)                                                                              \
     default:                                                                                           \
@@ -292,3 +299,4 @@ FM_SIGNATURE(FM_CAT(FM_UKR, _narrow))
 #undef FM_UKR
 #undef FM_WIDE_MR
 #undef FM_CHEAP_MASKS
+#undef FM_ONE_EDGE_COPY
