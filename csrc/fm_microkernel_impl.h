@@ -236,7 +236,8 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
 // A's values from fixed offsets rather than stepping by rsa, and the other copies' code (registers
 // are allocated across one function) stays as it was. Measured: C1's float64 training loop at 1
 // thread 3.6% faster, no difference in bench_csrc's build; the narrow kernel (float's for C1) was
-// slower split the same way, so it is not (benchmarks/RESULTS.md, "One core's peak").
+// slower split the same way, so it is not
+// (benchmarks/RESULTS.md, "Weight-gradient tiles compiled apart").
 FM_FORCE_INLINE FM_SIGNATURE(FM_CAT(FM_UKR, _switch))
 {
     switch (m_e) {
