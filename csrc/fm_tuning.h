@@ -1,0 +1,29 @@
+// fm_tuning.h: the tuning constants of the C kernels, each with why it has its value. A name in quotes is
+// the section of benchmarks/RESULTS.md holding the measurement that decided it. Only KC changes results
+// (it moves where partial sums are rounded); every other constant here changes only the speed.
+// Included by fm_common.h.
+#ifndef FM_TUNING_H
+#define FM_TUNING_H
+
+// GEMM block sizes (BLIS names), for AMD Zen 4 and 5 (48 KiB L1d and 1 MiB L2 per core): an MC x KC block
+// of A (460 KB) and a KC x NR micro-panel of B (100 KB) stay in L2, a KC x NC panel of B (4.9 MB float,
+// 9.8 MB double) in L3. MC must be a multiple of every micro-kernel's MR and NC of every NR.
+// MC = 144 floats: 12 tiles of 12 rows, 460 KB of A with KC = 800.
+#define FM_SGEMM_MC 144
+// KC = 800: a 784-pixel row of a batch read in place comes from memory in one pass ("Twelve-row tiles").
+#define FM_SGEMM_KC 800
+// NC = 1536: with KC = 800, a KC x NC panel of B (4.9 MB float) stays in L3 ("Twelve-row tiles").
+#define FM_SGEMM_NC 1536
+// MC = 72 doubles: the same 460 KB of A.
+#define FM_DGEMM_MC 72
+// KC = 800 doubles, as for float.
+#define FM_DGEMM_KC 800
+// NC = 1536 doubles, as for float (9.8 MB, in L3).
+#define FM_DGEMM_NC 1536
+
+// The most rows of any micro-tile (avx512's, 12), to size workspaces.
+#define FM_MR_MAX 12
+// The most columns of any micro-tile (avx512's float kernel, 32), to size workspaces.
+#define FM_NR_MAX 32
+
+#endif
