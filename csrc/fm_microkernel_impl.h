@@ -37,7 +37,7 @@
 // a step, and its tiles go along the rows; not all of the batch need still be in the L2 by then, and
 // nothing else requests a row's line before the step that reads it. So each step also requests the
 // line FM_COLS_AHEAD bytes further along that row, which a later tile reads (benchmarks/RESULTS.md,
-// "Weight-gradient rows requested ahead").
+// "Weight-gradient rows requested ahead"). FM_AHEAD and FM_COLS_AHEAD are in fm_tuning.h.
 
 #ifndef FM_CAT
 #define FM_CAT_(a, b) a##b
@@ -51,8 +51,6 @@
 #endif
 #define FM_MR 12   // the most rows of any tile (the narrow kernel's, and the 12-row wide kernel's)
 #define FM_NV 2    // the most vectors per row (the wide kernel's)
-#define FM_AHEAD 1024   // bytes: how far along its row a line of A is requested before it is read
-#define FM_COLS_AHEAD 256   // bytes: the same for a weight gradient's tiles (A_COLS, rsa == 1)
 #define FM_VEC FM_CAT(FM_UKR, _vec)
 #define FM_VEC_U FM_CAT(FM_UKR, _vec_u)
 #define FM_FORCE_INLINE static inline __attribute__((always_inline))
@@ -295,8 +293,6 @@ FM_SIGNATURE(FM_CAT(FM_UKR, _narrow))
 #undef FM_VL
 #undef FM_MR
 #undef FM_NV
-#undef FM_AHEAD
-#undef FM_COLS_AHEAD
 #undef FM_UKR
 #undef FM_WIDE_MR
 #undef FM_CHEAP_MASKS

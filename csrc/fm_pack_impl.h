@@ -8,10 +8,10 @@
 // transposed operand costs no more than a plain one, and pads the last micro-panel with zeros so the
 // micro-kernel never needs a special case for an edge.
 
-// Columns copied per step: with a cache line of floats, every line of X that is read is used up at
-// once, whichever of rs and cs is 1. (Rows of a weight matrix are often 4 KiB apart; walking down one
-// column of X at a time would touch a new page and an already crowded L1 set at every step.)
-#define FM_PACK_KB 16
+// Columns copied per step: FM_PACK_KB (fm_tuning.h), a cache line of floats, so that every line of X
+// that is read is used up at once, whichever of rs and cs is 1. (Rows of a weight matrix are often 4 KiB
+// apart; walking down one column of X at a time would touch a new page and an already crowded L1 set at
+// every step.)
 
 #ifndef FM_CAT
 #define FM_CAT_(a, b) a##b

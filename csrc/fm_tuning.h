@@ -26,4 +26,12 @@
 // The most columns of any micro-tile (avx512's float kernel, 32), to size workspaces.
 #define FM_NR_MAX 32
 
+// How far ahead (bytes) the micro-kernels request the lines of a batch's rows ("Rows requested ahead").
+#define FM_AHEAD 1024
+// The same for a weight gradient's tiles, A_COLS with rsa == 1 ("Weight-gradient rows requested ahead").
+#define FM_COLS_AHEAD 256
+
+// Columns packed per step: a cache line of floats, so every line of X read is used up at once.
+#define FM_PACK_KB 16
+
 #endif
