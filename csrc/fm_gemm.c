@@ -16,24 +16,10 @@
 #define FM_CAT_(a, b) a##b
 #define FM_CAT(a, b) FM_CAT_(a, b)
 
-// fm_?gemm called on its own (one team per product) splits only products with at least this many
-// multiply-adds m*n*k. Waking a second thread and waiting for it costs a few microseconds on a quiet
-// machine, and can cost much more on a busy one, where the threads compete for the cores; 2M
-// multiply-adds are 50-100 microseconds of one core's work, so below that a second thread saves too
-// little to risk it. (Training does not go through here: fastmlp/_kernels.pyx runs one team per
-// mini-batch and calls fm_?gemm_team.)
-#define FM_GEMM_PARALLEL_MIN_MNK 2000000.0
-// In a team (fm_?gemm_team) the threads are already running and meet at the caller's barrier after
-// the product whether or not it was split, so splitting costs only a second packing of the shared
-// operand: worth it from about 1 µs of one core's work (30k multiply-adds).
-#define FM_GEMM_TEAM_MIN_MNK 30000.0
-// A is packed when n, the width of a thread's tile, is larger than this, unless its rows can be read
-// in place (see fm_?gemm_tile).
-#define FM_GEMM_PACK_A_MIN_N 32
-// B (with contiguous rows) is packed when A has more micro-panels of rows than this, and the rows of B
-// are more than FM_GEMM_B_IN_PLACE_MAX_LD micro-panels wide (see fm_?gemm_tile).
-#define FM_GEMM_PACK_B_MIN_PANELS 4
-#define FM_GEMM_B_IN_PLACE_MAX_LD 2
+// When a product is split between threads (FM_GEMM_PARALLEL_MIN_MNK for fm_?gemm called on its own,
+// FM_GEMM_TEAM_MIN_MNK in a team: training runs one team per mini-batch, from fastmlp/_kernels.pyx, and
+// calls fm_?gemm_team) and when its operands are packed (FM_GEMM_PACK_*, FM_GEMM_B_IN_PLACE_MAX_LD):
+// fm_tuning.h.
 
 // fm_balanced_block: the block size that cuts n into ceil(n / max_block) nearly equal blocks, rounded
 //   up to a multiple of unit (max_block must be a multiple of unit). n >= 1.
@@ -45,13 +31,13 @@ static ptrdiff_t fm_balanced_block(ptrdiff_t n, ptrdiff_t max_block, ptrdiff_t u
 }
 
 // fm_rows_share_l1_sets: whether two of mr rows that are row_bytes apart land on the same L1 cache
-//   sets (an L1 way is 4 KiB on the x86 CPUs of the last decade). Read in place, such rows evict each
+//   sets (FM_L1_WAY_BYTES apart, to within FM_CACHE_LINE_BYTES). Read in place, such rows evict each
 //   other and the micro-panel of B that should stay in L1, so they are worth packing.
 static int fm_rows_share_l1_sets(ptrdiff_t row_bytes, int mr)
 {
     for (ptrdiff_t d = 1; d < mr; d++) {
-        const ptrdiff_t offset = (d * row_bytes) % 4096;
-        if (offset < 64 || offset > 4096 - 64) return 1;
+        const ptrdiff_t offset = (d * row_bytes) % FM_L1_WAY_BYTES;
+        if (offset < FM_CACHE_LINE_BYTES || offset > FM_L1_WAY_BYTES - FM_CACHE_LINE_BYTES) return 1;
     }
     return 0;
 }

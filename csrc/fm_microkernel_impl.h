@@ -114,7 +114,7 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
     // Requests ahead (A_ROWS == 2; a request is a hint, and never faults): enough a step that every
     // line of every row gets one, rows i and i + turn (and so on) at step p, with i = p mod turn;
     // next[i] is where the next tile's row i starts.
-    const int per_step = (MR_E * (int)sizeof(FM_REAL) + 63) / 64;
+    const int per_step = (MR_E * (int)sizeof(FM_REAL) + FM_CACHE_LINE_BYTES - 1) / FM_CACHE_LINE_BYTES;
     const int turn = (MR_E + per_step - 1) / per_step;
     const ptrdiff_t ahead = FM_AHEAD / (ptrdiff_t)sizeof(FM_REAL);
     const int request = A_ROWS == 2;

@@ -34,4 +34,19 @@
 // Columns packed per step: a cache line of floats, so every line of X read is used up at once.
 #define FM_PACK_KB 16
 
+// fm_?gemm alone splits from 2M multiply-adds (50-100 µs): below, waking a thread risks more than it saves.
+#define FM_GEMM_PARALLEL_MIN_MNK 2000000.0
+// A running team splits from 30k multiply-adds, about 1 µs of one core ("Teams from fastmlp's own pool").
+#define FM_GEMM_TEAM_MIN_MNK 30000.0
+// A is packed for tiles wider than this (a micro-panel of A then serves several of B), unless read in place.
+#define FM_GEMM_PACK_A_MIN_N 32
+// B is read in place when A has at most this many micro-panels: packing would cost a pass over B.
+#define FM_GEMM_PACK_B_MIN_PANELS 4
+// ... or when B's row stride is at most this many micro-panels: its rows span few cache lines.
+#define FM_GEMM_B_IN_PLACE_MAX_LD 2
+// An L1 way (x86 of the last decade): rows a multiple of this apart share L1 sets, so they are packed.
+#define FM_L1_WAY_BYTES 4096
+// A cache line: the margin of that test, and what each request ahead of the micro-kernels fetches.
+#define FM_CACHE_LINE_BYTES 64
+
 #endif
