@@ -2,8 +2,8 @@
 //
 // All shared state is a few atomic counters. A generation counter tells the workers that a task is
 // waiting (task_gen) or that a barrier is complete (barrier_gen); whoever waits on one spins a
-// little, yields its core for up to FM_TEAM_SPIN_NS, and then sleeps on it: with a futex on Linux,
-// elsewhere (or built with -DFM_TEAM_NO_FUTEX, as the C tests also do) on a POSIX condition
+// little, yields its core for up to FM_TEAM_SPIN_NS (fm_tuning.h), and then sleeps on it: with a futex
+// on Linux, elsewhere (or built with -DFM_TEAM_NO_FUTEX, as the C tests also do) on a POSIX condition
 // variable. Every started worker acknowledges every task through `pending`, the ones not in the
 // team at once, so the description of a task (task, arg, count) never changes while a worker may
 // still read it. A fork's child starts workers of its own (unless the fork happened while another
@@ -25,15 +25,6 @@ static pthread_cond_t fm_sleep_cond = PTHREAD_COND_INITIALIZER;
 #endif
 
 #include "fm_team.h"
-
-// How long a waiting thread stays awake (spinning, then yielding) before it sleeps: long enough to
-// span the Python code between two mini-batches (a few microseconds) many times over, short enough
-// that a pool whose other core is busy with another program gives the core back within a fraction
-// of a time slice.
-#define FM_TEAM_SPIN_NS 200000
-// Before that, a waiting thread first spins this many times without a system call (a few
-// microseconds: most waits at a barrier are shorter), then yields its core at each look.
-#define FM_TEAM_PAUSES 1000
 
 static struct {
     _Alignas(64) atomic_uint task_gen;   // + 1 for each task handed to the workers

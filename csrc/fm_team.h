@@ -14,6 +14,8 @@
 #ifndef FM_TEAM_H
 #define FM_TEAM_H
 
+#include "fm_tuning.h"   // FM_TEAM_WINDOW and the other constants of fm_team_choice
+
 typedef void (*fm_team_task)(void *arg, int id, int count);
 
 // fm_thread_starter: start a thread that runs body(arg); returns 0 on success.
@@ -39,13 +41,9 @@ int fm_team_workers(void);
 //   is the median of its last FM_TEAM_WINDOW tasks (so that a task slowed down by an interrupt does
 //   not count); the faster one runs, and the other is tried again after FM_TEAM_TRY_EVERY_NS and
 //   FM_TEAM_TRY_EVERY_TASKS tasks, for FM_TEAM_TRY_NS and at least FM_TEAM_TRY_TASKS tasks, so that
-//   the choice follows the machine's load at a cost of a few percent, short tasks or long.
+//   the choice follows the machine's load at a cost of a few percent, short tasks or long (the
+//   constants are in fm_tuning.h; the first task of a try is not counted: it wakes the workers).
 //   Zero-initialise it.
-#define FM_TEAM_WINDOW 8
-#define FM_TEAM_TRY_EVERY_NS 20000000   // 20 ms
-#define FM_TEAM_TRY_EVERY_TASKS 200
-#define FM_TEAM_TRY_NS 1000000          // 1 ms
-#define FM_TEAM_TRY_TASKS 4             // the first task of a try is not counted (it wakes the workers)
 typedef struct {
     double times[2][FM_TEAM_WINDOW];   // the last times per unit of [alone, as a team], a ring each
     int filled[2], next[2];

@@ -1,7 +1,7 @@
 // fm_tuning.h: the tuning constants of the C kernels, each with why it has its value. A name in quotes is
 // the section of benchmarks/RESULTS.md holding the measurement that decided it. Only KC changes results
 // (it moves where partial sums are rounded); every other constant here changes only the speed.
-// Included by fm_common.h.
+// Included by fm_common.h (for the GEMM) and fm_team.h (for the team pool).
 #ifndef FM_TUNING_H
 #define FM_TUNING_H
 
@@ -48,5 +48,22 @@
 #define FM_L1_WAY_BYTES 4096
 // A cache line: the margin of that test, and what each request ahead of the micro-kernels fetches.
 #define FM_CACHE_LINE_BYTES 64
+
+// A waiting thread of the team pool first spins this many pauses (a few µs): most waits are shorter.
+#define FM_TEAM_PAUSES 1000
+// ... then yields its core for up to 200 µs: many gaps between batches, a fraction of a time slice.
+#define FM_TEAM_SPIN_NS 200000
+
+// The adaptive choice between a team and one thread (fm_team_choice in fm_team.h):
+// an option's time is the median of its last 8 tasks, so that an interrupted one does not count;
+#define FM_TEAM_WINDOW 8
+// the other option is tried again after 20 ms (about a C1 epoch), so that the choice follows the load ...
+#define FM_TEAM_TRY_EVERY_NS 20000000
+// ... and 200 tasks, so that long tasks spend little time on the slower option ("Adaptive teams");
+#define FM_TEAM_TRY_EVERY_TASKS 200
+// a try lasts at least 1 ms ...
+#define FM_TEAM_TRY_NS 1000000
+// ... and 4 tasks, the first of which is not counted (it wakes the workers).
+#define FM_TEAM_TRY_TASKS 4
 
 #endif
