@@ -1057,6 +1057,17 @@ def all_finite(cnp.ndarray X):
     return finite
 
 
+cdef extern from *:
+    """
+    #include "fm_team.h"
+    /* Whether this thread's large predictions have gone faster on a team or alone: one record per
+       calling thread, so that threads predicting at once share nothing. */
+    static _Thread_local fm_team_choice fm_predict_choice;
+    static fm_team_choice *fm_predict_team_choice(void) { return &fm_predict_choice; }
+    """
+    fm_team_choice *fm_predict_team_choice() nogil
+
+
 cdef struct Prediction:
     # What a team predicts: the Predictor (borrowed: output holds a reference), the batch's rows in
     # and out, and every thread's buffer of per_thread values: two blocks of `block` rows of hidden
@@ -1153,9 +1164,11 @@ cdef class Predictor:
     def output(self, cnp.ndarray X, int nthreads=1):
         """aᴸ for the rows of X (C-contiguous and aligned, of the weights' dtype): a new array of shape
         (n_samples, n_outputs). The rows are shared among up to ``nthreads`` kernel threads when the
-        batch is large enough to pay for waking them, else computed on the calling thread."""
+        batch is large enough to pay for waking them and a team has not been slower than the calling
+        thread alone lately; else they are computed on the calling thread."""
         cdef Py_ssize_t l, rows, block, work_size = 0
         cdef int count
+        cdef double multiply_adds
         cdef Prediction job
         cdef cnp.npy_intp dims[2]
         if (X.ndim != 2 or cnp.PyArray_TYPE(X) != self.typenum or X.shape[1] != self.sizes[0]
@@ -1167,7 +1180,8 @@ cdef class Predictor:
         out = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
         if rows == 0:
             return out
-        count = self._team_size(rows, nthreads)
+        multiply_adds = self._multiply_adds(rows)
+        count = 1 if multiply_adds < PREDICT_TEAM_MIN_MULTIPLY_ADDS else <int> min(nthreads, FM_TEAM_MAX, rows)
         block = min(PREDICT_BLOCK_ROWS, (rows + count - 1) // count)
         for l in range(self.n_layers):
             work_size = max(work_size, workspace_size(self.dtype, block, self.sizes[l + 1], self.sizes[l], 1))
@@ -1178,20 +1192,19 @@ cdef class Predictor:
         if job.buffers == NULL:
             raise MemoryError("output: no memory for the activations of a block of rows")
         with nogil:
-            fm_team_run(count, _predict_task, &job)
+            # A team, or alone when that has been faster on this thread lately (a busy machine,
+            # where a team member waits for a core): fm_team_run_adaptive in csrc/fm_team.h.
+            fm_team_run_adaptive(fm_predict_team_choice(), count, multiply_adds, _predict_task, &job)
             free(job.buffers)
         return out
 
-    cdef int _team_size(self, Py_ssize_t rows, int nthreads):
-        """nthreads for a batch of at least PREDICT_TEAM_MIN_MULTIPLY_ADDS, else 1; never more
-        threads than rows."""
+    cdef double _multiply_adds(self, Py_ssize_t rows):
+        """The multiply-adds of the products of a batch of ``rows``."""
         cdef Py_ssize_t l
-        cdef double multiply_adds = 0
+        cdef double total = 0
         for l in range(self.n_layers):
-            multiply_adds += <double> rows * self.sizes[l] * self.sizes[l + 1]
-        if multiply_adds < PREDICT_TEAM_MIN_MULTIPLY_ADDS:
-            return 1
-        return <int> min(<Py_ssize_t> min(nthreads, FM_TEAM_MAX), rows)
+            total += <double> rows * self.sizes[l] * self.sizes[l + 1]
+        return total
 
 
 cdef void _predict_task(void *job, int id, int count) noexcept nogil:
