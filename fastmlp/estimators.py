@@ -26,8 +26,9 @@ from inspect import signature
 
 import numpy as np
 
+from ._kernels import all_finite
 from ._validation import (MAX_INT, check_array, check_choice, check_dtype, check_fits_in_memory, check_float,
-                          check_int, check_sample_weight, check_targets_for_loss)
+                          check_int, check_sample_weight, check_targets_for_loss, is_ready)
 from .exceptions import DivergenceError
 from .model import fit, invscaling_rate, r2_score
 
@@ -47,7 +48,8 @@ SOLVERS = ("sgd", "adam", "lbfgs")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 OUT_ACTIVATIONS = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity", "exp": "exp"}
 
-if BaseEstimator is None:
+SKLEARN = BaseEstimator is not None
+if not SKLEARN:
     class ConvergenceWarning(UserWarning):
         """Training stopped at ``max_iter`` before the stopping rule was met."""
 
@@ -83,15 +85,29 @@ if BaseEstimator is None:
             return f"{type(self).__name__}({', '.join(changed)})"
 
     class ClassifierMixin:
-        def score(self, X, y, sample_weight=None):
-            """Accuracy of ``predict(X)`` (exact match of every label for multi-label y)."""
-            predicted, y = _as_rows(self.predict(X)), _as_rows(np.asarray(y))
-            return float(np.average(np.all(predicted == y, axis=1), weights=sample_weight))
+        pass
 
     class RegressorMixin:
-        def score(self, X, y, sample_weight=None):
-            """R² of ``predict(X)``, averaged over the outputs."""
-            return r2_score(_as_rows(np.asarray(y, np.float64)), _as_rows(self.predict(X)), sample_weight)
+        pass
+
+
+def _accuracy(y, predicted, sample_weight=None):
+    """scikit-learn's ``accuracy_score(y, predicted)`` when it is installed; else the fraction of rows
+    that match exactly."""
+    if SKLEARN:
+        from sklearn.metrics import accuracy_score
+        return accuracy_score(y, predicted, sample_weight=sample_weight)
+    predicted, y = _as_rows(predicted), _as_rows(np.asarray(y))
+    return float(np.average(np.all(predicted == y, axis=1), weights=sample_weight))
+
+
+def _r2(y, predicted, sample_weight=None):
+    """scikit-learn's ``r2_score(y, predicted)`` when it is installed; else fastmlp's, the same
+    average over the outputs."""
+    if SKLEARN:
+        from sklearn.metrics import r2_score as sklearn_r2_score
+        return sklearn_r2_score(y, predicted, sample_weight=sample_weight)
+    return r2_score(_as_rows(np.asarray(y, np.float64)), _as_rows(predicted), sample_weight)
 
 
 def _as_sklearn_reports(loss, penalty, outputs_averaged):
@@ -588,6 +604,10 @@ class _BaseMLP(BaseEstimator):
             self._set_model(model)
 
     def _output(self, X):
+        model = self.__dict__.get("model_")
+        if (model is not None and "feature_names_in_" not in self.__dict__
+                and is_ready(X, model.dtype, self.n_features_in_) and all_finite(X)):
+            return model._output(X)   # X is as validate_data would return it: skip its checks
         self._check_fitted()
         X, _ = self._validate(X, reset=False)
         return self.model_.output(X)
@@ -715,6 +735,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                                  else np.zeros(len(out), np.intp)]
         return (out > 0.5).astype(np.int64)
 
+    def score(self, X, y, sample_weight=None):
+        """Accuracy of ``predict(X)`` (every label must match for multi-label y), weighted by
+        ``sample_weight``: scikit-learn's ``accuracy_score``."""
+        predicted = self.predict(X)
+        if (sample_weight is None and type(y) is np.ndarray and y.ndim == predicted.ndim == 1
+                and len(y) == len(predicted) and y.dtype.kind in "biuU" and y.dtype.kind == predicted.dtype.kind):
+            return float(np.mean(y == predicted))   # what accuracy_score computes here, after its checks
+        return _accuracy(y, predicted, sample_weight)
+
     @_StochasticOnly
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y), continuing the weights and the optimizer state (Adam's moments too).
@@ -780,6 +809,22 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """Predicted targets: shape (n_samples,) for one output, else (n_samples, n_outputs)."""
         out = self._output(X)
         return out.ravel() if out.shape[1] == 1 else out
+
+    def score(self, X, y, sample_weight=None):
+        """R² of ``predict(X)``, averaged over the outputs and weighted by ``sample_weight``:
+        scikit-learn's ``r2_score``."""
+        predicted = self.predict(X)
+        if (sample_weight is None and type(y) is np.ndarray and y.ndim == predicted.ndim == 1
+                and y.dtype == np.float64 and len(y) == len(predicted) >= 2 and y.flags.c_contiguous
+                and all_finite(y) and all_finite(predicted)):
+            # r2_score's arithmetic for one output, without its checks (which these arrays pass)
+            y_true, y_pred = y.reshape(-1, 1), predicted.astype(np.float64).reshape(-1, 1)
+            numerator = np.sum((y_true - y_pred) ** 2, axis=0)
+            denominator = np.sum((y_true - np.average(y_true, axis=0)) ** 2, axis=0)
+            if numerator[0] == 0:
+                return 1.0
+            return float(1 - numerator[0] / denominator[0]) if denominator[0] != 0 else 0.0
+        return _r2(y, predicted, sample_weight)
 
     @_StochasticOnly
     def partial_fit(self, X, y, sample_weight=None):

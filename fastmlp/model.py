@@ -127,17 +127,34 @@ class MLP:
 
     def output(self, X, backend="compiled"):
         """The output layer's activations aᴸ for every row of X."""
-        X = check_array(X, self.dtype, "X", self.layer_sizes[0])
+        X = check_array(X, self.weights[0].dtype.type, "X", self.weights[0].shape[0])
+        if backend == "compiled":
+            return self._output(X)
         out = np.empty((X.shape[0], self.layer_sizes[-1]), self.dtype)
-        # A network of its own per call, so predictions from several threads never share buffers.
-        # Networks update their weights in place, so read-only ones (a memory-mapped model) are copied.
-        weights, biases = ([p if p.flags.writeable else p.copy() for p in parameters]
-                           for parameters in (self.weights, self.biases))
-        network = network_class(backend)(weights, biases, self.layer_activations, self.loss,
-                                         min(X.shape[0], 1024), nthreads=kernel_threads(),
-                                    use_bias=self.use_bias)
+        network = network_class(backend)(self.weights, self.biases, self.layer_activations, self.loss,
+                                         min(X.shape[0], 1024), use_bias=self.use_bias)
         network.forward(X, out)
         return out
+
+    def _output(self, X):
+        """aᴸ for the rows of X, which ``check_array`` has passed: one compiled call."""
+        return self._predictor().output(X, kernel_threads())
+
+    def _predictor(self):
+        """The compiled forward pass of this network (``_kernels.Predictor``), built on first use and
+        again whenever the weights, biases or activations have been replaced since."""
+        predictor = self.__dict__.get("_compiled")
+        if predictor is None or not predictor.binds(self.weights, self.biases, self.layer_activations,
+                                                    self.use_bias):
+            predictor = self._compiled = _kernels.Predictor(self.weights, self.biases, self.layer_activations,
+                                                            self.use_bias)
+        return predictor
+
+    def __getstate__(self):
+        """The model's attributes without its compiled forward pass (rebuilt on first use)."""
+        state = self.__dict__.copy()
+        state.pop("_compiled", None)
+        return state
 
     def forward(self, X):
         """Activations of every layer for the rows of X: ``[a⁰ = X, a¹, ..., aᴸ]``."""
