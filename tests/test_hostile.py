@@ -11,7 +11,8 @@ finite outputs.
 
 Examples per property: a few dozen by default (the file runs in well under a minute on a slow
 2-core machine). Set FASTMLP_HOSTILE_EXAMPLES to scale them, e.g.
-``FASTMLP_HOSTILE_EXAMPLES=2000 pytest -m hostile tests/test_hostile.py`` for thousands.
+``FASTMLP_HOSTILE_EXAMPLES=2000 pytest -m hostile tests/test_hostile.py`` for thousands, and
+FASTMLP_HOSTILE_RANDOM=1 for new examples each run (the default is the same examples every run).
 """
 import gzip
 import json
@@ -495,7 +496,10 @@ from hypothesis.extra import numpy as hnp  # noqa: E402
 import fastmlp.__main__ as cli  # noqa: E402
 
 SCALE = int(os.environ.get("FASTMLP_HOSTILE_EXAMPLES", "0") or 0)
-settings.register_profile("hostile", deadline=None, derandomize=not SCALE, print_blob=True,
+# Derandomized, so that a run (CI's included) tries the same examples every time; set
+# FASTMLP_HOSTILE_RANDOM=1 to explore new ones.
+RANDOM = os.environ.get("FASTMLP_HOSTILE_RANDOM", "") not in ("", "0")
+settings.register_profile("hostile", deadline=None, derandomize=not RANDOM, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                                  HealthCheck.data_too_large])
 
