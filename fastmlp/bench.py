@@ -1,11 +1,11 @@
-"""Training speed, like with like: fastmlp against its NumPy twin, PyTorch and scikit-learn.
+"""Training speed, like with like: fastmlp against its NumPy twin, PyTorch, scikit-learn and JAX.
 
 The four network configurations C1-C4 and the floating-point operations of their epochs, the
 contenders (each trains one epoch at a time and reports the seconds it took), the interleaved
 timing loop, the machine's GEMM peak and a description of the machine.
 ``fastmlp bench`` runs them in its own process; ``benchmarks/bench_end_to_end.py`` runs them in
 one child process per thread count, and ``benchmarks/bench_kernels.py`` times the kernels on the
-same configurations. PyTorch, scikit-learn and threadpoolctl are imported only when used.
+same configurations. PyTorch, scikit-learn, JAX and threadpoolctl are imported only when used.
 """
 import importlib.util
 import os
@@ -22,12 +22,12 @@ import numpy as np
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "FASTMLP_NUM_THREADS")
 # The variables that override OpenBLAS's choice of kernel for the CPU it finds.
 BLAS_KERNEL_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-PEERS = ("numpy", "torch", "sklearn")
+PEERS = ("numpy", "torch", "sklearn", "jax")
 NOTES = {
     "sklearn": "scikit-learn has no quadratic classification loss: its C1/C2 networks have logistic "
                "hidden units and a softmax + log-loss output.",
     "momentum": "fastmlp (one fit call per epoch) and scikit-learn (warm_start, max_iter=1) restart "
-                "the momentum velocity every epoch; PyTorch keeps it. This affects C3's accuracy, "
+                "the momentum velocity every epoch; PyTorch and JAX keep it. This affects C3's accuracy, "
                 "not its speed.",
 }
 
@@ -259,6 +259,7 @@ def machine_info():
         **blas_info(),
         "torch": package_version("torch"),
         "scikit-learn": package_version("scikit-learn"),
+        "jax": package_version("jax"),
         "fastmlp": fastmlp.__version__,
         "fastmlp_threads": fastmlp.get_num_threads(),
         "gemm_isa": _kernels.gemm_isa(),
@@ -288,7 +289,7 @@ def available_peers(peers, config_names):
     """(the installed ones of ``peers``, notes to print: skipped peers, loss and momentum differences)."""
     kept, notes = [], []
     for peer in peers:
-        if peer in ("torch", "sklearn") and importlib.util.find_spec(peer) is None:
+        if peer in ("torch", "sklearn", "jax") and importlib.util.find_spec(peer) is None:
             notes.append(f"{peer} is not installed: skipped")
         else:
             kept.append(peer)
@@ -483,13 +484,103 @@ class SkLearn:
         return float(self.model.score(X, y))
 
 
+class Jax:
+    """JAX on the CPU, written for speed: one jitted call per epoch.
+
+    The call draws the epoch's permutation from a PRNG key, cuts it into ``(n_batches, batch_size)``
+    row numbers and runs the mini-batch steps as one ``jax.lax.scan``, each step gathering its rows
+    from the data set in place; a last, smaller batch of the remainder gets one more step, as in
+    fastmlp. The step is ``jax.grad`` of the same cost (quadratic on sigmoid outputs, or softmax and
+    log-loss, averaged over the batch) followed by SGD, with classical momentum when the config
+    has it (the velocity carries over between epochs, as in PyTorch). Parameters and velocity are
+    donated, so XLA updates them in place. The epoch is compiled ahead of time in the constructor:
+    no timed epoch includes compilation. Initial weights as `PlainNumPy`'s.
+    """
+
+    name = "jax"
+
+    def __init__(self, config, X, y, dtype):
+        import jax
+        import jax.numpy as jnp
+
+        if np.dtype(dtype) == np.float64:
+            jax.config.update("jax_enable_x64", True)
+        self.jax, self.config = jax, config
+        rng = np.random.default_rng(0)
+        self.params = [(jnp.asarray((rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(dtype)),
+                        jnp.zeros(n_out, dtype)) for n_in, n_out in config.layers]
+        self.velocity = jax.tree.map(jnp.zeros_like, self.params) if config.momentum else ()
+        self.X, self.Y = jnp.asarray(X), jnp.asarray(np.eye(10, dtype=dtype)[y])
+        self.key, self.epoch = jax.random.key(0), 0
+        self._epoch = jax.jit(self._make_epoch(len(X)), donate_argnums=(0, 1)).lower(
+            self.params, self.velocity, self.key, 0, self.X, self.Y).compile()
+        self._predict = jax.jit(self._forward)
+
+    def _forward(self, params, X):
+        """The output layer's z (softmax or sigmoid not applied)."""
+        jax = self.jax
+        hidden = {"sigmoid": jax.nn.sigmoid, "relu": jax.nn.relu}[self.config.activation]
+        a = X
+        for W, b in params[:-1]:
+            a = hidden(a @ W + b)
+        W, b = params[-1]
+        return a @ W + b
+
+    def _make_epoch(self, n_samples):
+        jax, config = self.jax, self.config
+        jnp = jax.numpy
+        n_batches, remainder = divmod(n_samples, config.batch_size)
+
+        def cost(params, X, Y):
+            z = self._forward(params, X)
+            if config.loss == "quadratic":     # C = 1/(2n) Σ‖y − σ(z)‖²
+                return 0.5 * jnp.sum((jax.nn.sigmoid(z) - Y) ** 2) / len(X)
+            return -jnp.sum(Y * jax.nn.log_softmax(z)) / len(X)
+
+        def step(state, rows, X, Y):
+            params, velocity = state
+            gradients = jax.grad(cost)(params, X.at[rows].get(mode="promise_in_bounds"),
+                                       Y.at[rows].get(mode="promise_in_bounds"))
+            if config.momentum:
+                velocity = jax.tree.map(lambda v, g: config.momentum * v - config.learning_rate * g,
+                                        velocity, gradients)
+                params = jax.tree.map(jnp.add, params, velocity)
+            else:
+                params = jax.tree.map(lambda p, g: p - config.learning_rate * g, params, gradients)
+            return params, velocity
+
+        def epoch(params, velocity, key, number, X, Y):
+            order = jax.random.permutation(jax.random.fold_in(key, number), n_samples)
+            batches = order[:n_batches * config.batch_size].reshape(n_batches, config.batch_size)
+            state, _ = jax.lax.scan(lambda state, rows: (step(state, rows, X, Y), None),
+                                    (params, velocity), batches)
+            if remainder:
+                state = step(state, order[n_batches * config.batch_size:], X, Y)
+            return state
+
+        return epoch
+
+    def train_epoch(self):
+        started = time.perf_counter()
+        self.params, self.velocity = self._epoch(self.params, self.velocity, self.key, self.epoch,
+                                                 self.X, self.Y)
+        self.jax.block_until_ready(self.params)
+        elapsed = time.perf_counter() - started
+        self.epoch += 1
+        return elapsed
+
+    def accuracy(self, X, y):
+        predicted = np.asarray(self._predict(self.params, self.jax.numpy.asarray(X)).argmax(axis=1))
+        return float(np.mean(predicted == y))
+
+
 def make_contenders(config, peers, X, y, dtype, fastmlp=True):
     """The contenders for ``config``: fastmlp (unless ``fastmlp`` is false), then ``peers``."""
     contenders = [FastMLP("fastmlp", "compiled", config, X, y, dtype)] if fastmlp else []
     if "numpy" in peers:
         contenders.append(FastMLP("numpy twin", "numpy", config, X, y, dtype))
         contenders.append(PlainNumPy(config, X, y, dtype))
-    contenders += [peer(config, X, y, dtype) for peer in (Torch, SkLearn) if peer.name in peers]
+    contenders += [peer(config, X, y, dtype) for peer in (Torch, SkLearn, Jax) if peer.name in peers]
     return contenders
 
 
