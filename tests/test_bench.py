@@ -127,8 +127,8 @@ def test_target_lines_name_the_faster_peer_and_each_share_against_its_target():
     assert lines == [
         "fastmlp the fastest contender on every config: not met (C1 at 1 thread(s): torch 0.050 s vs "
         "fastmlp 0.100 s)",
-        "C1 at 1 thread(s): fastmlp at 50% of the GEMM peak (target 75%: not met)",
-        "C1 at 2 thread(s): fastmlp at 80% of the GEMM peak (target 70%: met)"]
+        "C1 at 1 thread(s): fastmlp at 50.0% of the GEMM peak (target 75%: not met)",
+        "C1 at 2 thread(s): fastmlp at 80.0% of the GEMM peak (target 70%: met)"]
 
 
 def test_numpy_rows_measured_with_the_blas_variables_unset_say_so_and_compare_among_themselves():
