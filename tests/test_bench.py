@@ -1,4 +1,9 @@
-"""The benchmark's plain-NumPy contender is a real, correct training loop (fastmlp.bench)."""
+"""fastmlp.bench: the contenders train correctly, and the measures of speed (FLOPs, GEMM peak,
+targets) and the benchmark's child environments are right."""
+import importlib.util
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -172,8 +177,6 @@ def test_child_environment_pins_every_pool_and_xla_only_at_one_thread():
 
 def test_pin_to_cores_moves_every_thread_of_the_process():
     """NumPy's BLAS threads exist before the child pins itself: they must move too."""
-    import subprocess
-    import sys
     code = ("import os, numpy\n"
             "from fastmlp.bench import pin_to_cores\n"
             "cores = pin_to_cores(1)\n"
@@ -187,12 +190,17 @@ def test_pin_to_cores_moves_every_thread_of_the_process():
 # The JAX contender
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, n_samples", [("C1", 30), ("C3", 37)])
-def test_jax_whole_set_epochs_are_the_plain_numpy_gradient_steps(name, n_samples):
-    """A batch larger than the set (C1: only the remainder, no scan step) or equal to it (C3: one
-    scan step, no remainder) makes an epoch one step from the same initial weights: JAX's
-    autodiff, cost and momentum must match the textbook loop's (float64, so only rounding differs)."""
-    pytest.importorskip("jax")
+needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+
+
+def in_a_new_python(check, *args):
+    """Run ``check(*args)``, a function of this module, in a new Python process: JAX starts threads
+    on import, and a later test that forks (test_reliability's forked child) must not inherit them."""
+    code = f"import runpy; runpy.run_path({__file__!r})[{check.__name__!r}](*{args!r})"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def check_jax_whole_set_epochs_are_plain_numpy_steps(name, n_samples):
     config = bench.CONFIGS[name]
     config = bench.Config(name, (5, 4), config.activation, config.loss, config.learning_rate,
                           batch_size=37, momentum=config.momentum)
@@ -208,8 +216,16 @@ def test_jax_whole_set_epochs_are_the_plain_numpy_gradient_steps(name, n_samples
         np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
 
 
-def test_jax_learns_the_small_fashion_mnist():
-    pytest.importorskip("jax")
+@needs_jax
+@pytest.mark.parametrize("name, n_samples", [("C1", 30), ("C3", 37)])
+def test_jax_whole_set_epochs_are_the_plain_numpy_gradient_steps(name, n_samples):
+    """A batch larger than the set (C1: only the remainder, no scan step) or equal to it (C3: one
+    scan step, no remainder) makes an epoch one step from the same initial weights: JAX's
+    autodiff, cost and momentum must match the textbook loop's (float64, so only rounding differs)."""
+    in_a_new_python(check_jax_whole_set_epochs_are_plain_numpy_steps, name, n_samples)
+
+
+def check_jax_learns_the_small_fashion_mnist():
     from fastmlp import datasets
     X, y, X_test, y_test = datasets.load_small_fashion_mnist()
     config = bench.Config("tiny", (32,), "relu", "log_loss", learning_rate=0.05, batch_size=64,
@@ -218,3 +234,8 @@ def test_jax_learns_the_small_fashion_mnist():
     for _ in range(3):
         assert contender.train_epoch() > 0
     assert contender.accuracy((X_test / 255).astype(np.float32), y_test) > 0.5    # chance: 0.1
+
+
+@needs_jax
+def test_jax_learns_the_small_fashion_mnist():
+    in_a_new_python(check_jax_learns_the_small_fashion_mnist)
