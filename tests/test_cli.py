@@ -255,7 +255,7 @@ def files(tmp_path, blobs):
     (["predict", "{regression.npz}", "{blobs.npz}", "--proba"], "--proba needs a classification model"),
     (["predict", "{model.npz}"], "the following arguments are required: INPUT"),
     (["bench", "--config", "C5"], "--config takes a comma-separated list from C1,C2,C3,C4, got 'C5'"),
-    (["bench", "--peers", "jax"], "--peers takes a comma-separated list from numpy,torch,sklearn"),
+    (["bench", "--peers", "tensorflow"], "--peers takes a comma-separated list from numpy,torch,sklearn,jax"),
     (["bench", "--epochs", "0"], "--epochs must be >= 1, got 0"),
 ])
 def test_file_and_option_mistakes_are_one_line_and_status_2(capsys, monkeypatch, files, argv, message):
