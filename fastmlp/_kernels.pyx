@@ -379,6 +379,26 @@ cdef char **_pointers(list arrays) except NULL:
     return out
 
 
+cdef Py_ssize_t *_sizes(list widths) except NULL:
+    """A malloc'ed copy of the layer widths n[0], ..., n[L]."""
+    cdef Py_ssize_t *out = <Py_ssize_t *> malloc(len(widths) * sizeof(Py_ssize_t))
+    if out == NULL:
+        raise MemoryError()
+    for l, width in enumerate(widths):
+        out[l] = width
+    return out
+
+
+cdef int *_codes(activations) except NULL:
+    """A malloc'ed array of the kernels' codes (FM_SIGMOID, ...) of each layer's activation."""
+    cdef int *out = <int *> malloc(max(len(activations), 1) * sizeof(int))
+    if out == NULL:
+        raise MemoryError()
+    for l, name in enumerate(activations):
+        out[l] = ACTIVATIONS[name]
+    return out
+
+
 cdef class Network:
     """Weights, biases, optimizer state and the training buffers of one dense network.
 
@@ -512,14 +532,8 @@ cdef class Network:
         self.adaptive_team = True
         self._bound = []
 
-        self.sizes = <Py_ssize_t *> malloc((n_layers + 1) * sizeof(Py_ssize_t))
-        self.codes = <int *> malloc(n_layers * sizeof(int))
-        if self.sizes == NULL or self.codes == NULL:
-            raise MemoryError()
-        for l in range(n_layers + 1):
-            self.sizes[l] = widths[l]
-        for l in range(n_layers):
-            self.codes[l] = ACTIVATIONS[activations[l]]
+        self.sizes = _sizes(widths)
+        self.codes = _codes(activations)
         self.W = _pointers(self.weights)
         self.b = _pointers(self.biases)
         self.gW = _pointers(self.weight_grads)
@@ -1131,14 +1145,8 @@ cdef class Predictor:
         self.use_bias = use_bias
         widths = [weights[0].shape[0]] + [w.shape[1] for w in weights]
         self.widest = max(widths[1:-1], default=0)
-        self.sizes = <Py_ssize_t *> malloc((n_layers + 1) * sizeof(Py_ssize_t))
-        self.codes = <int *> malloc(n_layers * sizeof(int))
-        if self.sizes == NULL or self.codes == NULL:
-            raise MemoryError()
-        for l in range(n_layers + 1):
-            self.sizes[l] = widths[l]
-        for l in range(n_layers):
-            self.codes[l] = ACTIVATIONS[activations[l]]
+        self.sizes = _sizes(widths)
+        self.codes = _codes(activations)
         self.W = _pointers(list(weights))
         self.b = _pointers(list(biases))
 
