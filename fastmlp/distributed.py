@@ -18,6 +18,7 @@ import numpy as np
 from . import model as _model
 from . import reference
 from ._config import get_num_threads
+from ._lbfgs import minimize_cost
 from ._progress import Progress
 from ._validation import (check_activations, check_array, check_dtype, check_float, check_hidden, check_int,
                           check_parameters, check_sample_weight, check_targets)
@@ -552,55 +553,18 @@ def _cost_gradient(shard, setup, shapes, vector):
 
 def _fit_lbfgs(client, model, shards, shard_sizes, setup, options):
     """Full-batch L-BFGS-B on the client; each cost and gradient is a tree sum over the shards."""
-    try:
-        from scipy.optimize import minimize
-    except ImportError:
-        raise ImportError("optimizer='lbfgs' needs SciPy: pip install scipy") from None
     parameters = model.weights + (model.biases if model.use_bias else [])
     shapes = [p.shape for p in parameters]
-    splits = np.cumsum([p.size for p in parameters])[:-1]
     total_weight = float(shard_sizes[:, 1].sum())
-    history = model.history
-    last = {}
 
     def cost_and_gradient(vector):
         futures = [client.submit(_cost_gradient, shard, setup, shapes, vector, pure=False) for shard in shards]
         total = _tree_sum(client, futures)
-        for target, piece in zip(parameters, np.split(vector, splits)):
-            target[...] = piece.reshape(target.shape)
-        loss = total.loss / total_weight + model.penalty()
-        last.update(vector=vector.copy(), loss=loss)
-        return loss, total.weighted()[0] / total_weight
+        return total.loss / total_weight + model.penalty(), total.weighted()[0] / total_weight
 
-    started = [time.perf_counter()]
-    checkpoint = [_model._Checkpoint(parameters, history)]
-
-    def record(vector):
-        loss = last["loss"] if np.array_equal(last.get("vector"), vector) else cost_and_gradient(vector)[0]
-        now = time.perf_counter()
-        history.setdefault("loss", []).append(loss)
-        history.setdefault("penalty", []).append(model.penalty())
-        history.setdefault("seconds", []).append(now - started[0])
-        started[0] = now
-        if options["verbose"]:
-            print(f"iteration {len(history['loss'])}: loss {loss:.6f}", flush=True)
-        checkpoint[0] = _model._Checkpoint(parameters, history)
-
-    x0 = np.concatenate([p.ravel() for p in parameters]).astype(np.float64)
-    model.optimizer_state = None
-    try:
-        result = minimize(cost_and_gradient, x0, jac=True, method="L-BFGS-B", callback=record,
-                          options={"maxiter": options["epochs"], "maxfun": options["max_fun"],
-                                   "gtol": options["tol"]})
-    except KeyboardInterrupt:
-        checkpoint[0].restore(parameters, history)
-        history["interrupted"] = len(history.get("loss", ())) + 1
-        return model
-    for target, piece in zip(parameters, np.split(result.x, splits)):
-        target[...] = piece.reshape(target.shape)
-    if result.status == 1:
-        history["limit_reached"] = len(history.get("loss", ()))
-    if not all(np.isfinite(p).all() for p in parameters):
+    history = minimize_cost(model, cost_and_gradient, options["epochs"], options["max_fun"], options["tol"],
+                            options["verbose"])
+    if "interrupted" not in history and not all(np.isfinite(p).all() for p in parameters):
         raise FloatingPointError(f"L-BFGS diverged in iteration {len(history.get('loss', ())) + 1}: "
                                  "the weights stopped being finite")
     return model
