@@ -56,7 +56,7 @@ def check_array(X, dtype, name="X", n_features=None):
         raise ValueError(f"{name} has {array.shape[1]} features, but the model expects {n_features}")
     with np.errstate(over="ignore"):   # a value too large for float32 becomes inf, reported just below
         array = np.require(array, dtype, "CA")   # C-contiguous, aligned, in the machine's byte order
-    if not _all_finite(array):
+    if not all_finite(array):
         raise ValueError(f"{name} contains NaN or infinity (or values too large for {np.dtype(dtype)})")
     return array
 
@@ -73,13 +73,6 @@ def is_ready(X, dtype, n_features=None):
 
 
 TASKS = ("classification", "multilabel", "regression")
-
-
-def _all_finite(array, block_bytes=1 << 22):
-    """np.isfinite(array).all() a block of rows at a time: a numpy.memmap of many gigabytes is
-    checked without a boolean copy of its own size."""
-    rows = max(1, block_bytes // max(1, array[:1].nbytes))
-    return all(np.isfinite(array[start:start + rows]).all() for start in range(0, len(array), rows))
 
 
 def check_targets(y, n_samples, task, dtype, name="y", loss=None):
