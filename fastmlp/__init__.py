@@ -23,9 +23,12 @@ from ._info import show_config
 from .exceptions import DivergenceError
 from .gradcheck import check_gradients
 from .io import load, save
-from .model import MLP, fit, init_parameters
+from . import callbacks
+from .model import MLP, init_parameters
+from .trainer import Trainer
+from .training import fit
 
-__all__ = ["fit", "MLP", "check_gradients", "init_parameters", "datasets", "reference",
+__all__ = ["fit", "MLP", "Trainer", "callbacks", "check_gradients", "init_parameters", "datasets", "reference",
            "get_num_threads", "set_num_threads", "kernel_isa", "show_config", "save", "load", "__version__",
            "MLPClassifier", "MLPRegressor", "DivergenceError", "to_onnx"]
 

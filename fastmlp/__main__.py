@@ -18,6 +18,7 @@ import numpy as np
 import fastmlp
 from fastmlp import datasets
 from fastmlp._config import check_num_threads
+from fastmlp._split import split_rows
 from fastmlp._validation import check_targets
 from fastmlp.io import read_npz as read_npz_arrays
 
@@ -193,15 +194,11 @@ def hold_out(X, y, stratify, name):
 
     Stratified: that fraction of every class (rounded up), but never a class's last row.
     """
-    rng = np.random.default_rng(SPLIT_SEED)
     labels = np.asarray(y)
-    groups = [np.flatnonzero(labels == c) for c in np.unique(labels)] if stratify else [np.arange(len(labels))]
-    held = [rng.permutation(group)[:min(len(group) - 1, int(np.ceil(TEST_FRACTION * len(group))))]
-            for group in groups]
-    held = np.sort(np.concatenate(held)).astype(np.intp)
+    keep, held = split_rows(len(labels), TEST_FRACTION, np.random.default_rng(SPLIT_SEED),
+                            labels if stratify else None, keep_one=True)
     if len(held) == 0:
         raise UserError(f"{name}: {len(labels)} rows are too few to hold out a test set")
-    keep = np.setdiff1d(np.arange(len(labels)), held)
     return X[keep], labels[keep], X[held], labels[held]
 
 

@@ -10,12 +10,13 @@ import numpy as np
 
 
 class Progress:
-    """Reports epochs ``first..last_epoch`` of ``n_samples`` samples each to ``stream`` (stdout)."""
+    """Reports epochs (or L-BFGS iterations: ``unit``) up to ``last_epoch``, of ``n_samples``
+    samples each, to ``stream`` (stdout)."""
 
     REDRAW_SECONDS = 0.25
 
-    def __init__(self, verbose, last_epoch, n_samples, stream=None):
-        self.verbose, self.last_epoch, self.n_samples = verbose, last_epoch, n_samples
+    def __init__(self, verbose, last_epoch, n_samples, stream=None, unit="epoch"):
+        self.verbose, self.last_epoch, self.n_samples, self.unit = verbose, last_epoch, n_samples, unit
         self.stream = stream or sys.stdout
         self.live = bool(verbose) and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.last_draw = 0.0
@@ -31,7 +32,7 @@ class Progress:
         self.last_draw = now
         done = min(done, self.n_samples)
         rate = done / max(now - started, 1e-9)
-        self.stream.write(f"\repoch {epoch}/{self.last_epoch}: {done}/{self.n_samples} samples, "
+        self.stream.write(f"\r{self.unit} {epoch}/{self.last_epoch}: {done}/{self.n_samples} samples, "
                           f"{rate:,.0f} samples/s\033[K")
         self.stream.flush()
 
@@ -42,7 +43,7 @@ class Progress:
         seconds = metrics["seconds"]
         self.epoch_seconds.append(seconds)
         left = (self.last_epoch - metrics["epoch"]) * float(np.median(self.epoch_seconds))
-        line = f"epoch {metrics['epoch']}/{self.last_epoch}: loss {metrics['loss']:.4f}"
+        line = f"{self.unit} {metrics['epoch']}/{self.last_epoch}: loss {metrics['loss']:.4f}"
         for key in ("val_loss", "val_accuracy", "val_r2"):
             if key in metrics:
                 line += f", {key} {metrics[key]:.4f}"

@@ -17,9 +17,12 @@ import numpy as np
 
 from . import model as _model
 from . import reference
+from . import training as _training
 from ._config import get_num_threads
-from ._lbfgs import minimize_cost
+from ._lbfgs import LBFGSTrainer
 from ._progress import Progress
+from .callbacks import History, ProgressLogger, copy_into
+from .trainer import restore_optimizer
 from ._validation import (check_activations, check_array, check_dtype, check_float, check_hidden, check_int,
                           check_parameters, check_sample_weight, check_targets)
 
@@ -94,7 +97,7 @@ def _import_dask():
 
 def _options(fit_kwargs):
     """fit's keyword arguments with its defaults filled in; unknown and unsupported ones rejected."""
-    signature = inspect.signature(_model.fit)
+    signature = inspect.signature(_training.fit)
     try:
         bound = signature.bind(None, None, **fit_kwargs)
     except TypeError as error:
@@ -116,7 +119,7 @@ def _options(fit_kwargs):
     for name in ("momentum", "beta1", "beta2", "dropout"):
         options[name] = check_float(options[name], name, 0.0, maximum=1.0)
     options["epsilon"] = check_float(options["epsilon"], "epsilon", 0.0, inclusive=False)
-    for name, allowed in (("lr_schedule", _model.SCHEDULES), ("on_divergence", ("raise", "stop")),
+    for name, allowed in (("lr_schedule", _training.SCHEDULES), ("on_divergence", ("raise", "stop")),
                           ("backend", tuple(_model.BACKENDS)), ("monitor", (None, "val_loss", "val_score", "loss"))):
         if options[name] not in allowed:
             raise ValueError(f"{name} must be one of {list(allowed)}, got {options[name]!r}")
@@ -180,7 +183,7 @@ def _initial_model(n_features, y, options):
         if not isinstance(warm_start, _model.MLP):
             raise TypeError(f"warm_start must be a fitted fastmlp.MLP, got {type(warm_start).__name__}")
         options["dtype"] = warm_start.dtype
-        return _model._continue(warm_start, n_features)
+        return warm_start.copy(n_features)
     dtype = options["dtype"] = check_dtype(options["dtype"])
     task, classes, loss = options["task"], options["classes_"], options["loss"]
     if classes is not None:
@@ -378,7 +381,7 @@ def _train_shard(shard, setup, start, epoch, shard_index, first_step, n_steps, b
     n_layers = len(setup.layer_activations)
     parameters = [p.copy() for p in start.parameters]
     network = setup.network(parameters[:n_layers], parameters[n_layers:], batch_size, shard_index)
-    _model._copy_into(network.state, start.state)
+    copy_into(network.state, start.state)
     network.step_count, network.dropout_counter = start.step_count, start.dropout_counter
     order = _order(setup.seed, epoch, shard_index, len(X), setup.shuffle)
     network.bind(X, Y, order, sample_weight)
@@ -409,7 +412,7 @@ def _fit_rounds(client, model, shards, shard_sizes, setup, options, average_ever
     steps = [-(-n // b) for n, b in zip(sizes, batch_sizes)]
     rounds_per_epoch = -(-max(steps) // average_every)
     network = setup.network(model.weights, model.biases, 1)
-    _model._restore_state(network, model.optimizer_state, setup.optimizer)
+    restore_optimizer(network, model.optimizer_state)
     current = _Round([p.copy() for p in model.weights + model.biases], [s.copy() for s in network.state],
                      int(network.step_count), int(network.dropout_counter))
 
@@ -562,8 +565,10 @@ def _fit_lbfgs(client, model, shards, shard_sizes, setup, options):
         total = _tree_sum(client, futures)
         return total.loss / total_weight + model.penalty(), total.weighted()[0] / total_weight
 
-    history = minimize_cost(model, cost_and_gradient, options["epochs"], options["max_fun"], options["tol"],
-                            options["verbose"])
+    trainer = LBFGSTrainer(model, cost_and_gradient, int(shard_sizes[:, 0].sum()),
+                           [History(), ProgressLogger(options["verbose"])])
+    trainer.run(options["epochs"], options["max_fun"], options["tol"])
+    history = model.history
     if "interrupted" not in history and not all(np.isfinite(p).all() for p in parameters):
         raise FloatingPointError(f"L-BFGS diverged in iteration {len(history.get('loss', ())) + 1}: "
                                  "the weights stopped being finite")

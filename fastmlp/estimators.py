@@ -30,7 +30,10 @@ from ._kernels import all_finite
 from ._validation import (MAX_INT, check_array, check_choice, check_dtype, check_fits_in_memory, check_float,
                           check_int, check_sample_weight, check_targets_for_loss, is_ready)
 from .exceptions import DivergenceError
-from .model import fit, invscaling_rate, r2_score
+from ._split import split_rows
+from .callbacks import AdaptiveLearningRate, InverseScaling, copy_into, invscaling_rate
+from .model import r2_score
+from .training import fit
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -188,12 +191,64 @@ def _split_indices(n_samples, fraction, strata, rng, classes=None):
                              f"number of groups for any class cannot be less than 2. Classes with too few members "
                              f"are: {names} (labels {classes[lonely].tolist()}); early_stopping holds out a "
                              f"validation set stratified by class")
-    groups = [np.arange(n_samples)] if strata is None else [np.flatnonzero(strata == c) for c in codes]
-    held = np.sort(np.concatenate([rng.permutation(g)[:int(np.ceil(fraction * len(g)))] for g in groups]))
-    if len(held) < 2 or len(held) == n_samples:
+    train, held = split_rows(n_samples, fraction, rng, strata)
+    if len(held) < 2 or len(train) == 0:
         raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of "
                          "your dataset.")
-    return np.setdiff1d(np.arange(n_samples), held), held
+    return train, held
+
+
+class _ScikitLearnRule(AdaptiveLearningRate):
+    """scikit-learn's record of an epoch (``n_iter_``, ``t_``, ``loss_curve_``,
+    ``validation_scores_``) and its stopping rule, on the estimator's own counters so that they
+    carry over ``partial_fit`` and ``warm_start`` calls; with early stopping, the weights of the
+    best validation epoch come back at the end."""
+
+    def __init__(self, estimator, n_train, outputs_averaged, adapt):
+        super().__init__(patience=estimator.n_iter_no_change, tol=estimator._numbers.tol, adapt=adapt)
+        self.estimator, self.n_train, self.outputs_averaged = estimator, n_train, outputs_averaged
+
+    def on_train_begin(self):
+        estimator = self.estimator
+        self.best_parameters = None
+        self.waited = estimator._no_improvement_count
+        self.best = -estimator.best_validation_score_ if estimator.early_stopping else estimator.best_loss_
+        if self.best is None:
+            self.best = np.inf
+
+    def on_epoch_end(self, epoch, logs):
+        estimator = self.estimator
+        estimator.n_iter_ += 1
+        estimator.t_ += self.n_train
+        estimator.loss_ = _as_sklearn_reports(logs["loss"], logs["penalty"], self.outputs_averaged)
+        estimator.loss_curve_.append(estimator.loss_)
+        if estimator.verbose:
+            print(f"Iteration {estimator.n_iter_}, loss = {estimator.loss_:.8f}")
+        if estimator.early_stopping:
+            score = logs["val_r2" if "val_r2" in logs else "val_accuracy"]
+            if len(getattr(estimator, "classes_", ())) == 1:   # one class: predict is always right (fit
+                score = 1.0                                      # scores the network's output against 0)
+            estimator.validation_scores_.append(score)
+            if estimator.verbose:
+                print(f"Validation score: {score:f}")
+            if score > estimator.best_validation_score_:
+                estimator.best_validation_score_ = score
+                self.best_parameters = [p.copy() for p in self.trainer.parameters]
+                self.best_epoch = epoch
+            self.step(-score, epoch)
+        else:
+            self.step(estimator.loss_, epoch)
+            estimator.best_loss_ = self.best
+        estimator._no_improvement_count = self.waited
+        if self.trainer.stop_training and estimator.verbose:
+            print(f"{'Validation score' if estimator.early_stopping else 'Training loss'} did not improve more "
+                  f"than tol={estimator.tol:f} for {estimator.n_iter_no_change} consecutive epochs. Stopping.")
+
+    def on_train_end(self):
+        self.estimator._learning_rate = self.trainer.learning_rate
+        if self.best_parameters is not None:
+            copy_into(self.trainer.parameters, self.best_parameters)
+            self.trainer.history["best_epoch"] = self.best_epoch
 
 
 _PARAMETERS = """
@@ -464,12 +519,8 @@ class _BaseMLP(BaseEstimator):
         self.model_ = model
 
     def _fit_stochastic(self, X, targets, strata, weights, options, rng, incremental, outputs_averaged):
-        """Epochs of mini-batch training, with scikit-learn's stopping rule checked after each one.
-
-        One call to :func:`fastmlp.fit` runs all the epochs; its callback applies the rule. Only
-        ``learning_rate="adaptive"`` needs more calls: each one ends when the rule fires, and the
-        next continues (optimizer state included) with the step size divided by 5.
-        """
+        """Epochs of mini-batch training in one call of :func:`fastmlp.fit`, with scikit-learn's
+        bookkeeping and stopping rule (and "adaptive" step sizes) as a callback after each one."""
         numbers_ = self._numbers
         validation_data = None
         if self.early_stopping:
@@ -491,83 +542,31 @@ class _BaseMLP(BaseEstimator):
         if not incremental or not hasattr(self, "_learning_rate"):
             self._learning_rate = numbers_.learning_rate_init   # a new optimizer, as in scikit-learn
         invscaling = sgd and self.learning_rate == "invscaling"
-        adaptive = sgd and self.learning_rate == "adaptive"
-        options.update(batch_size=batch_size, l2=self._l2(batch_size * mean_weight, X.dtype), shuffle=self.shuffle,
-                       sample_weight=weights, validation_data=validation_data, momentum=numbers_.momentum,
-                       optimizer="adam" if not sgd else "nesterov" if self.nesterovs_momentum else "sgd",
-                       beta1=numbers_.beta_1, beta2=numbers_.beta_2, epsilon=numbers_.epsilon, epsilon_hat=True,
-                       power_t=numbers_.power_t, samples_seen=self.t_,
-                       lr_schedule="invscaling" if invscaling and not incremental else "constant",
-                       # fit's own early stopping never stops (the callback does) but keeps the best
-                       # epoch's weights: tol=0 makes "best" mean "higher score", as in scikit-learn.
-                       early_stopping=self.early_stopping, monitor="val_score" if self.early_stopping else None,
-                       restore_best=True, n_iter_no_change=numbers_.max_iter + 1, tol=0.0,
-                       # With early stopping a diverging epoch ends training (scikit-learn's issue
-                       # 29504: it must not raise); without, fit raises and _fit re-raises it.
-                       on_divergence="stop" if self.early_stopping else "raise")
-        run = {"stopped": False, "cut": False, "improved": False}
-
-        def end_epoch(metrics):
-            self.n_iter_ += 1
-            self.t_ += n_train
-            self.loss_ = _as_sklearn_reports(metrics["loss"], metrics["penalty"], outputs_averaged)
-            self.loss_curve_.append(self.loss_)
-            if self.verbose:
-                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-            if self.early_stopping:
-                score = metrics["val_r2" if "val_r2" in metrics else "val_accuracy"]
-                if len(getattr(self, "classes_", ())) == 1:   # one class: predict is always right (fit
-                    score = 1.0                                 # scores the network's output against 0)
-                self.validation_scores_.append(score)
-                if self.verbose:
-                    print(f"Validation score: {score:f}")
-                improved = score >= self.best_validation_score_ + numbers_.tol
-                if score > self.best_validation_score_:
-                    self.best_validation_score_, run["improved"] = score, True
-            else:
-                best_loss = np.inf if self.best_loss_ is None else self.best_loss_
-                improved = self.loss_ <= best_loss - numbers_.tol
-                self.best_loss_ = min(best_loss, self.loss_)
-            self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
-            if self._no_improvement_count <= self.n_iter_no_change:
-                return False
-            if adaptive and self._learning_rate > 1e-6:
-                self._no_improvement_count, run["cut"] = 0, True
-                return True
-            if self.verbose:
-                print(f"{'Validation score' if self.early_stopping else 'Training loss'} did not improve more "
-                      f"than tol={self.tol:f} for {self.n_iter_no_change} consecutive epochs. Stopping.")
-            run["stopped"] = True
-            return True
-
+        rule = _ScikitLearnRule(self, n_train, outputs_averaged, adapt=sgd and self.learning_rate == "adaptive")
+        callbacks = [rule]
+        if invscaling and not incremental:
+            callbacks.append(InverseScaling(numbers_.power_t, samples_seen=self.t_))
         self.n_iter_ = 0
-        best = None
-        while True:
-            learning_rate = numbers_.learning_rate_init if options["lr_schedule"] == "invscaling" else self._learning_rate
-            seed = int(np.random.SeedSequence([self._seed, self.t_]).generate_state(1)[0])
-            with warnings.catch_warnings():   # fit's own warning of a divergence: ours follows
-                warnings.filterwarnings("ignore", "training diverged", RuntimeWarning)
-                model = fit(X, targets, epochs=1 if incremental else numbers_.max_iter - self.n_iter_,
-                            learning_rate=learning_rate, seed=seed, callback=end_epoch, **options)
-            if run["improved"]:   # the best weights so far (fit has restored them)
-                best = [p.copy() for p in model.weights + model.biases]
-            if "diverged" in model.history:   # early stopping only: fit stopped before that epoch
-                self._record_divergence(n_train)
-                run["stopped"] = True
-                break
-            if run["cut"]:
-                self._learning_rate /= 5
-            if incremental or not run["cut"] or self.n_iter_ >= numbers_.max_iter:
-                break
-            model.history = {}
-            run.update(cut=False, improved=False)
-            options = dict(options, warm_start=model, weights=None, biases=None)
+        with warnings.catch_warnings():   # fit's own warning of a divergence: ours follows
+            warnings.filterwarnings("ignore", "training diverged", RuntimeWarning)
+            model = fit(X, targets, epochs=1 if incremental else numbers_.max_iter, batch_size=batch_size,
+                        learning_rate=self._learning_rate if not invscaling or incremental else
+                        numbers_.learning_rate_init,
+                        seed=int(np.random.SeedSequence([self._seed, self.t_]).generate_state(1)[0]),
+                        l2=self._l2(batch_size * mean_weight, X.dtype), shuffle=self.shuffle, sample_weight=weights,
+                        validation_data=validation_data, momentum=numbers_.momentum,
+                        optimizer="adam" if not sgd else "nesterov" if self.nesterovs_momentum else "sgd",
+                        beta1=numbers_.beta_1, beta2=numbers_.beta_2, epsilon=numbers_.epsilon, epsilon_hat=True,
+                        # With early stopping a diverging epoch ends training (scikit-learn's issue
+                        # 29504: it must not raise); without, fit raises and _fit re-raises it.
+                        on_divergence="stop" if self.early_stopping else "raise", callbacks=callbacks, **options)
+        stopped = "stopped_early" in model.history
+        if "diverged" in model.history:   # early stopping only: fit stopped before that epoch
+            self._record_divergence(n_train)
+            stopped = True
         if invscaling:
             self._learning_rate = invscaling_rate(numbers_.learning_rate_init, self.t_, numbers_.power_t)
-        if best is not None:
-            for target, source in zip(model.weights + model.biases, best):
-                target[...] = source
-        if not incremental and not run["stopped"] and self.n_iter_ == numbers_.max_iter:
+        if not incremental and not stopped and self.n_iter_ == numbers_.max_iter:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                           "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)
         self.model_ = model

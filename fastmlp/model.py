@@ -1,25 +1,17 @@
-"""Training and using a dense network: ``fit``, the fitted ``MLP``, ``forward`` and ``backprop``.
-
-Python drives the epochs and mini-batches; each mini-batch is one call into compiled code
-(``fastmlp._kernels.Network.train_batch``), or into its NumPy twin with ``backend="numpy"``.
+"""The fitted network: ``MLP`` (predict, score, forward, backprop), its starting weights and the
+configuration records its training networks are built from (:func:`fastmlp.fit` trains it).
 """
-import math
-import time
-import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import _kernels, reference
 from ._config import kernel_threads
-from ._progress import Progress
-from ._validation import (check_activations, check_array, check_choice, check_dtype, check_fits_in_memory,
-                          check_float, check_hidden, check_int, check_parameters, check_sample_weight,
-                          check_targets, check_targets_for_loss, encode_labels)
-from .exceptions import DivergenceError
+from ._validation import (check_array, check_choice, check_dtype, check_fits_in_memory, check_int,
+                          check_sample_weight, check_targets_for_loss, encode_labels)
 
 BACKENDS = {"compiled": _kernels.Network, "numpy": reference.Network}
 OPTIMIZERS = ("sgd", "nesterov", "adam", "lbfgs")
-SCHEDULES = ("constant", "invscaling", "step", "plateau")
 MAX_SEED = 2**64 - 1   # the compiled network keeps its dropout seed as a uint64
 ACTIVATION_NAMES = ("sigmoid", "tanh", "relu", "identity", "softmax", "exp")
 
@@ -29,12 +21,16 @@ def network_class(backend):
     return BACKENDS[check_choice(backend, "backend", tuple(BACKENDS))]
 
 
-def invscaling_rate(learning_rate, samples_seen, power_t):
-    """η / (samples_seen + 1)^power_t (scikit-learn's "invscaling"), 0 where the power overflows."""
-    try:
-        return learning_rate / float(samples_seen + 1) ** power_t
-    except OverflowError:   # (t + 1)^power_t beyond 1.8e308: η over it is 0 in double precision
-        return 0.0
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """How training steps the parameters: the method ("sgd", "nesterov", "adam", "lbfgs") and
+    its constants (see :func:`fastmlp.fit`)."""
+    name: str = "sgd"
+    momentum: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+    epsilon_hat: bool = False
 
 
 def r2_score(Y, predicted, sample_weight=None):
@@ -117,6 +113,30 @@ class MLP:
         self.task = task or ("regression" if classes is None else "classification")
         self.optimizer_state = optimizer_state
 
+    def network(self, capacity, optimizer=OptimizerConfig(), *, dropout=0.0, seed=0, backend="compiled",
+                nthreads=None):
+        """A Network of ``backend`` that trains this model's weights and biases in place, in
+        mini-batches of up to ``capacity`` rows."""
+        return network_class(backend)(
+            self.weights, self.biases, self.layer_activations, self.loss, capacity,
+            l2=self.l2, l1=self.l1, use_bias=self.use_bias, dropout=dropout, seed=seed,
+            nthreads=kernel_threads() if nthreads is None else nthreads, optimizer=optimizer.name,
+            momentum=optimizer.momentum, beta1=optimizer.beta1, beta2=optimizer.beta2, epsilon=optimizer.epsilon,
+            epsilon_hat=optimizer.epsilon_hat)
+
+    def copy(self, n_features=None):
+        """A copy to continue training (weights, optimizer state, history), for X of ``n_features``."""
+        if n_features is not None and self.layer_sizes[0] != n_features:
+            raise ValueError(f"X has {n_features} features, but the warm_start model expects {self.layer_sizes[0]}")
+        state = self.optimizer_state
+        if state is not None:
+            state = dict(state, state=[s.copy() for s in state["state"]])
+        return MLP([w.copy() for w in self.weights], [b.copy() for b in self.biases], self.layer_activations,
+                   self.loss, self.classes_, l2=self.l2, l1=self.l1, task=self.task, use_bias=self.use_bias,
+                   single_target=self.single_target, optimizer_state=state,
+                   history={key: list(value) if isinstance(value, list) else value
+                            for key, value in self.history.items()})
+
     @property
     def dtype(self):
         return self.weights[0].dtype.type
@@ -131,9 +151,7 @@ class MLP:
         if backend == "compiled":
             return self._output(X)
         out = np.empty((X.shape[0], self.layer_sizes[-1]), self.dtype)
-        network = network_class(backend)(self.weights, self.biases, self.layer_activations, self.loss,
-                                         min(X.shape[0], 1024), use_bias=self.use_bias)
-        network.forward(X, out)
+        self.network(min(X.shape[0], 1024), backend=backend, nthreads=1).forward(X, out)
         return out
 
     def _output(self, X):
@@ -249,472 +267,9 @@ class MLP:
 
         Same shapes as ``weights`` and ``biases``; the regularisation term is included.
         """
-        Network = network_class(backend)
+        network_class(backend)   # an unknown backend is an error before X is looked at
         X = check_array(X, self.dtype, "X", self.layer_sizes[0])
         Y = self.targets(y, len(X))
-        network = Network(self.weights, self.biases, self.layer_activations, self.loss,
-                          len(X), l2=self.l2, nthreads=kernel_threads(), l1=self.l1,
-                          use_bias=self.use_bias)
+        network = self.network(len(X), backend=backend)
         network.backprop(X, Y)
         return [g.copy() for g in network.weight_grads], [g.copy() for g in network.bias_grads]
-
-
-def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, loss=None,
-        epochs=10, batch_size=100, learning_rate=3.0, optimizer="sgd", momentum=0.0,
-        beta1=0.9, beta2=0.999, epsilon=1e-8, epsilon_hat=False, l2=0.0, l1=0.0, dropout=0.0,
-        use_bias=True, lr_schedule="constant", power_t=0.5, samples_seen=0, lr_decay=0.5, lr_step=10,
-        lr_patience=2, task=None, init="fan_in", seed=None, dtype="float32", weights=None, biases=None,
-        warm_start=None, classes_=None, shuffle=True, sample_weight=None, class_weight=None,
-        validation_data=None, validation_fraction=None, early_stopping=False,
-        n_iter_no_change=10, tol=1e-4, max_fun=15000, monitor=None, restore_best=True, callback=None,
-        on_divergence="raise", backend="compiled", verbose=0):
-    """Train a dense network by mini-batch gradient descent with backpropagation.
-
-    The defaults are the seed network of 3Blue1Brown and Nielsen: two hidden layers of 16
-    sigmoid neurons, quadratic cost, mini-batches of 100, learning rate 3.0, plain SGD.
-
-    Parameters
-    ----------
-    X : array-like of shape (n_samples, n_features)
-    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Labels (integers, strings or booleans: classification, one output per class), a 0/1
-        indicator matrix (multi-label classification), or float targets (regression).
-        ``task`` overrides the guess.
-    hidden : sequence of int
-        Sizes of the hidden layers (empty for no hidden layer).
-    activation : str or sequence of str
-        Activation of the hidden layers (one name, or one per hidden layer): "sigmoid",
-        "tanh", "relu" or "identity".
-    output_activation : {"sigmoid", "tanh", "relu", "identity", "softmax", "exp"}, optional
-        Default: softmax for ``log_loss``, sigmoid for ``cross_entropy``, exp for ``poisson``,
-        and for the quadratic cost the last hidden activation (classification) or identity
-        (regression).
-    loss : {"quadratic", "cross_entropy", "log_loss", "poisson"}, optional
-        ``C = 1/(2n) Σ‖y − a‖²``; sigmoid cross-entropy; softmax log-loss; or for counts and
-        rates (y ≥ 0, regression) half the Poisson deviance ``1/n Σ a − y ln a + y ln y − y``
-        with an exp output (a log link). Default: quadratic, or cross_entropy for multi-label
-        classification.
-    epochs, batch_size : int
-        A last mini-batch smaller than ``batch_size`` is kept. For L-BFGS ``epochs`` is the
-        maximum number of iterations.
-    max_fun : int
-        L-BFGS only: the maximum number of evaluations of the cost and its gradient. L-BFGS
-        stops earlier when no component of the gradient exceeds ``tol`` in size (SciPy's gtol).
-    learning_rate : float
-        Step size η (the initial one when a schedule changes it).
-    optimizer : {"sgd", "nesterov", "adam", "lbfgs"}
-        SGD (with classical ``momentum``), Nesterov momentum, Adam (``beta1``, ``beta2``,
-        ``epsilon``), or full-batch L-BFGS (needs SciPy; loss and gradient come from our kernels).
-    epsilon_hat : bool
-        Adam only. False: ε is added to the bias-corrected √v̂, as in the paper's Algorithm 1
-        (and PyTorch). True: it is added to √v before the correction, the paper's "ε̂" variant
-        (as in scikit-learn and Keras): ``η (√(1−β₂ᵗ) / (1−β₁ᵗ)) m / (√v + ε)``.
-    l2, l1 : float
-        Penalties on the weights (not biases): the cost is
-        ``mean loss + (l2/2) Σ‖W‖² + l1 Σ|W|``. Nielsen's λ over n training samples is ``l2 = λ/n``.
-    dropout : float in [0, 1)
-        Fraction of hidden units dropped in each training step (inverted dropout: the kept ones
-        are scaled by 1/(1 − dropout)); nothing is dropped at predict time.
-    use_bias : bool
-        False: no biases (Welch Labs' network); ``biases`` stay zero.
-    lr_schedule : {"constant", "invscaling", "step", "plateau"}
-        ``invscaling``: η / (samples seen + 1)^power_t after each epoch (scikit-learn's rule),
-        counting on from ``samples_seen`` (the samples of earlier calls, to continue a schedule);
-        ``step``: η · lr_decay every ``lr_step`` epochs; ``plateau``: η · lr_decay when the
-        monitored metric has not improved by ``tol`` for ``lr_patience`` epochs.
-    task : {"classification", "multilabel", "regression"}, optional
-    init : {"fan_in", "normal"}
-        Weight initialisation (see :func:`init_parameters`).
-    seed : int or None
-        The same seed gives the same weights, whichever backend and thread count.
-    dtype : {"float32", "float64"}
-    weights, biases : lists of arrays, optional
-        Start from these (copied, never modified) instead of random values.
-    warm_start : MLP, optional
-        Continue training this model: its weights, optimizer state, classes and history.
-    classes_ : array-like, optional
-        Every class label (classification), when ``y`` may not show all of them (training in
-        chunks, as ``partial_fit`` does).
-    shuffle : bool
-        Shuffle the samples every epoch; ``False`` trains on them in order, step for step
-        reproducible against another implementation.
-    sample_weight : array-like of shape (n_samples,), optional
-        Weights of the samples' costs; a mini-batch's gradient is the weighted mean.
-    class_weight : dict or "balanced", optional
-        Weights per class (classification), multiplied into ``sample_weight``.
-    validation_data : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
-        Evaluated after every epoch into ``history`` (the loss and the score as weighted means
-        when sample weights are given).
-    validation_fraction : float in (0, 1), optional
-        Hold out this fraction of the training data (stratified for classification), with its
-        sample weights, as validation data instead.
-    early_stopping : bool
-        Stop when ``monitor`` has not improved by ``tol`` for ``n_iter_no_change`` epochs and,
-        with ``restore_best``, go back to the best epoch's weights.
-    monitor : {"val_loss", "val_score", "loss"}, optional
-        The metric early stopping and the plateau schedule watch: validation loss by default
-        (training loss without validation data).
-    callback : callable, optional
-        Called after every epoch as ``callback(metrics)`` with a dict (``epoch``, ``loss``,
-        ``penalty``, ``learning_rate``, ``seconds`` and the validation metrics); a true return
-        value stops training.
-    on_divergence : {"raise", "stop"}
-        When the cost, the weights, the optimizer state or the outputs on the training (or
-        validation) data stop being finite: raise :class:`DivergenceError` naming the epoch, or
-        stop and keep the weights of the last finite epoch (``history["diverged"]``).
-    backend : {"compiled", "numpy"}
-        The compiled kernels, or their NumPy twin (the same algorithm, for checking and comparing).
-    verbose : int
-        1 prints one line per epoch (loss, validation score, samples/s, time left), with a
-        progress line inside long epochs when the output is a terminal.
-
-    Returns
-    -------
-    MLP
-        The fitted model.
-
-    Raises
-    ------
-    ValueError, TypeError
-        On invalid input, naming the argument.
-    DivergenceError
-        When training diverges (a FloatingPointError and a ValueError).
-
-    Notes
-    -----
-    Ctrl-C (KeyboardInterrupt) during training stops after the current mini-batch and returns the
-    model as it was after the last completed epoch (L-BFGS: iteration): weights, optimizer state
-    and history; ``history["interrupted"]`` holds the epoch that was cut short.
-
-    Examples
-    --------
-    >>> import numpy as np, fastmlp
-    >>> X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]] * 25, dtype=float)
-    >>> model = fastmlp.fit(X, (X[:, 0] != X[:, 1]).astype(int), hidden=(8,), epochs=300,
-    ...                     batch_size=4, learning_rate=2.0, seed=0)
-    >>> model.predict([[0, 1], [1, 1]])
-    array([1, 0])
-    """
-    if warm_start is not None and not isinstance(warm_start, MLP):
-        raise TypeError(f"warm_start must be a fitted fastmlp.MLP, got {type(warm_start).__name__}")
-    dtype = check_dtype(dtype if warm_start is None else warm_start.dtype)
-    # Every number becomes a bounded Python int or a finite float first (a huge int exponent would
-    # otherwise be raised to exactly, a float beyond the dtype would overflow in the kernels).
-    epochs = check_int(epochs, "epochs")
-    batch_size = check_int(batch_size, "batch_size")
-    max_fun = check_int(max_fun, "max_fun")
-    learning_rate = check_float(learning_rate, "learning_rate", 0.0, inclusive=False, dtype=dtype)
-    momentum = check_float(momentum, "momentum", 0.0, maximum=1.0, dtype=dtype)
-    beta1 = check_float(beta1, "beta1", 0.0, maximum=1.0, dtype=dtype)
-    beta2 = check_float(beta2, "beta2", 0.0, maximum=1.0, dtype=dtype)
-    epsilon = check_float(epsilon, "epsilon", 0.0, inclusive=False, dtype=dtype)
-    l2, l1 = check_float(l2, "l2", dtype=dtype), check_float(l1, "l1", dtype=dtype)
-    dropout = check_float(dropout, "dropout", 0.0, maximum=1.0)
-    tol = check_float(tol, "tol")
-    n_iter_no_change = check_int(n_iter_no_change, "n_iter_no_change")
-    samples_seen = check_int(samples_seen, "samples_seen", 0)
-    power_t = check_float(power_t, "power_t")
-    lr_decay = check_float(lr_decay, "lr_decay", 0.0, inclusive=False)
-    if lr_decay > 1:
-        raise ValueError(f"lr_decay must be <= 1 (the rate is multiplied by it), got {lr_decay}")
-    lr_step = check_int(lr_step, "lr_step")
-    lr_patience = check_int(lr_patience, "lr_patience")
-    for name, value, allowed in (("optimizer", optimizer, OPTIMIZERS), ("lr_schedule", lr_schedule, SCHEDULES),
-                                 ("on_divergence", on_divergence, ("raise", "stop")),
-                                 ("backend", backend, tuple(BACKENDS)),
-                                 ("monitor", monitor, (None, "val_loss", "val_score", "loss")),
-                                 ("init", init, ("fan_in", "normal"))):
-        check_choice(value, name, allowed)
-    if seed is not None:
-        seed = check_int(seed, "seed", 0, MAX_SEED)
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable, got {callback!r}")
-
-    X = check_array(X, dtype, "X")
-    if warm_start is not None:
-        model = _continue(warm_start, X.shape[1])
-        Y = model.targets(y, len(X))
-    else:
-        if classes_ is not None:
-            if task not in (None, "classification"):
-                raise ValueError("classes_ is only for single-label classification")
-            task, classes = "classification", np.unique(np.asarray(classes_))
-            if len(classes) < 2:
-                raise ValueError(f"classes_ must hold at least two labels, got {classes.tolist()}")
-            Y = encode_labels(y, classes, dtype)
-            if len(Y) != len(X):
-                raise ValueError(f"X and y have different numbers of samples: {len(X)} and {len(Y)}")
-        else:
-            task, Y, classes = check_targets(y, X.shape[0], task, dtype, loss=loss)
-        if loss is None:
-            loss = "cross_entropy" if task == "multilabel" else "quadratic"
-        layer_sizes = (X.shape[1],) + check_hidden(hidden) + (Y.shape[1],)
-        check_fits_in_memory(layer_sizes, dtype, f"hidden={hidden!r}")
-        layer_activations = check_activations(len(layer_sizes) - 1, activation, output_activation, loss, task)
-        if (weights is None) != (biases is None):
-            raise ValueError("give both weights and biases, or neither")
-        if weights is None:
-            weights, biases = init_parameters(layer_sizes, layer_activations, np.random.default_rng(seed),
-                                              dtype, init)
-        else:
-            weights, biases = check_parameters(weights, biases, layer_sizes, dtype)
-        if not use_bias:
-            biases = [np.zeros_like(b) for b in biases]
-        model = MLP(weights, biases, layer_activations, loss, classes, l2=l2, l1=l1, task=task,
-                    single_target=np.ndim(y) == 1, use_bias=bool(use_bias))
-    sample_weight = check_sample_weight(sample_weight, class_weight, Y, model.classes_ if model.task == "classification"
-                                        else None, dtype)
-    if validation_fraction is not None:
-        if validation_data is not None:
-            raise ValueError("give validation_data or validation_fraction, not both")
-        validation_fraction = check_float(validation_fraction, "validation_fraction", 0.0, inclusive=False, maximum=1.0)
-        X, Y, sample_weight, validation_data = _split(X, Y, sample_weight, validation_fraction, model.task,
-                                                      np.random.default_rng(seed))
-        X_val, Y_val, W_val = validation_data
-        if W_val is not None and not W_val.sum() > 0:
-            raise ValueError("the validation rows held out all have sample_weight 0; use another seed or "
-                             "validation_fraction")
-    elif validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-            raise ValueError("validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)")
-        X_val = check_array(validation_data[0], dtype, "validation_data X", X.shape[1])
-        Y_val = model.targets(validation_data[1], len(X_val), "validation_data y")
-        W_val = None
-        if len(validation_data) == 3 and validation_data[2] is not None:
-            W_val = check_sample_weight(validation_data[2], None, Y_val, None, np.float64,
-                                        "validation_data sample_weight")
-    monitor = monitor or ("val_loss" if validation_data is not None else "loss")
-    if monitor.startswith("val") and validation_data is None:
-        raise ValueError(f"monitor={monitor!r} needs validation_data or validation_fraction")
-
-    config = dict(optimizer=optimizer, momentum=momentum, beta1=beta1, beta2=beta2, epsilon=epsilon,
-                  epsilon_hat=bool(epsilon_hat), l2=l2, l1=l1, dropout=dropout)
-    model.l2, model.l1 = l2, l1
-    if optimizer == "lbfgs":
-        from ._lbfgs import fit_lbfgs
-        return fit_lbfgs(model, X, Y, sample_weight, epochs, max_fun, tol, backend, verbose)
-
-    n_samples = X.shape[0]
-    capacity = min(batch_size, n_samples)
-    network = BACKENDS[backend](model.weights, model.biases, model.layer_activations, model.loss, capacity,
-                                momentum=momentum, l2=l2, nthreads=kernel_threads(), optimizer=optimizer,
-                                l1=l1, dropout=dropout, use_bias=model.use_bias, beta1=beta1, beta2=beta2,
-                                epsilon=epsilon, epsilon_hat=bool(epsilon_hat), seed=0 if seed is None else seed)
-    _restore_state(network, model.optimizer_state, optimizer)
-    order = np.arange(n_samples, dtype=np.int64)
-    network.bind(X, Y, order, sample_weight)
-    total_weight = n_samples if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
-    # A mini-batch whose sample weights are all 0 has no cost to take a step on (its weighted mean
-    # would be 0/0): it is skipped. Only looked for when some weight is 0.
-    zero_weights = sample_weight is not None and not sample_weight.all()
-    x_max = _max_abs(X)
-    problem = _non_finite(model, X, x_max)
-    if problem is not None:
-        raise ValueError(f"the starting weights give non-finite outputs: {problem}")
-    rng = np.random.default_rng(seed)
-
-    history = model.history
-    parameters = model.weights + model.biases
-    best = {"value": np.inf, "epoch": 0, "parameters": None, "waited": 0}
-    plateau_waited = 0
-    rate = learning_rate
-    first_epoch = len(history.get("loss", [])) + 1
-    progress = Progress(verbose, first_epoch + epochs - 1, n_samples)
-    # An epoch is complete when all its bookkeeping is done; Ctrl-C anywhere before that (a
-    # KeyboardInterrupt can be raised between any two Python statements) goes back to the last one.
-    checkpoint = _Checkpoint(parameters, history, network, best)
-    try:
-        for epoch in range(first_epoch, first_epoch + epochs):
-            started = time.perf_counter()
-            if shuffle:
-                rng.shuffle(order)
-            total = 0.0
-            for start in range(0, n_samples, capacity):
-                stop = min(start + capacity, n_samples)
-                if zero_weights and not sample_weight[order[start:stop]].any():
-                    continue
-                total += network.train_batch(start, stop, rate)
-                if progress.live:   # a terminal: redraw the progress line now and then
-                    progress.batch(epoch, start + capacity, started)
-            seconds = time.perf_counter() - started
-            samples_seen += n_samples
-            epoch_loss = total / total_weight
-            penalty = model.penalty()
-            # Checked on what fit would return: the cost, the weights, the optimizer state (which
-            # warm_start and save carry on) and the outputs on the training and validation data.
-            output = model.output(X_val) if validation_data is not None else None
-            problem = (f"the cost became {epoch_loss + penalty}" if not np.isfinite(epoch_loss + penalty)
-                       else _non_finite(model, X, x_max, network.state, output))
-            if problem is not None:
-                message = (f"training diverged in epoch {epoch}: {problem}; try a smaller learning_rate "
-                           f"(now {rate})" + (" or penalty" if l2 or l1 else ""))
-                if on_divergence == "raise":
-                    raise DivergenceError(message)
-                best = checkpoint.restore(parameters, history, network)
-                history["diverged"] = epoch
-                warnings.warn(message + "; keeping the weights of the last finite epoch", RuntimeWarning, stacklevel=2)
-                break
-
-            metrics = {"epoch": epoch, "loss": epoch_loss + penalty, "penalty": penalty, "learning_rate": rate,
-                       "seconds": seconds}
-            if validation_data is not None:
-                total_val = len(X_val) if W_val is None else W_val.sum()
-                metrics["val_loss"] = reference.loss_sum(output, Y_val, model.loss, W_val) / total_val
-                metrics["val_accuracy" if model.task != "regression" else "val_r2"] = model._score(output, Y_val,
-                                                                                                   W_val)
-            for key, value in metrics.items():
-                if key != "epoch":
-                    history.setdefault(key, []).append(value)
-            progress.epoch(metrics)
-
-            # The monitored metric, as a value to minimise.
-            value = metrics[monitor] if monitor != "val_score" else -metrics.get("val_accuracy", metrics.get("val_r2"))
-            improved = value < best["value"] - tol
-            if improved:
-                best.update(value=value, epoch=epoch, waited=0)
-                if early_stopping and restore_best:
-                    best["parameters"] = [p.copy() for p in parameters]
-            else:
-                best["waited"] += 1
-            if early_stopping and best["waited"] >= n_iter_no_change:
-                history["stopped_early"] = epoch
-                break
-            if lr_schedule == "invscaling":
-                rate = invscaling_rate(learning_rate, samples_seen, power_t)
-            elif lr_schedule == "step" and (epoch - first_epoch + 1) % lr_step == 0:
-                rate *= lr_decay
-            elif lr_schedule == "plateau":
-                plateau_waited = 0 if improved else plateau_waited + 1
-                if plateau_waited >= lr_patience:
-                    rate, plateau_waited = rate * lr_decay, 0
-            if callback is not None and callback(dict(metrics)):
-                history["stopped_by_callback"] = epoch
-                break
-            checkpoint = _Checkpoint(parameters, history, network, best)
-    except KeyboardInterrupt:
-        best = checkpoint.restore(parameters, history, network)
-        history["interrupted"] = epoch = len(history.get("loss", ())) + 1
-        progress.message(f"epoch {epoch}: interrupted; keeping the weights of the last completed epoch")
-    if early_stopping and restore_best and best["parameters"] is not None:
-        _copy_into(parameters, best["parameters"])
-        history["best_epoch"] = best["epoch"]
-    model.optimizer_state = {"optimizer": optimizer, "state": [s.copy() for s in network.state],
-                             "step_count": int(network.step_count), "dropout_counter": int(network.dropout_counter),
-                             "config": config}
-    return model
-
-
-def _continue(model, n_features):
-    """A copy of ``model`` to continue training (the caller's model is never changed)."""
-    if model.layer_sizes[0] != n_features:
-        raise ValueError(f"X has {n_features} features, but the warm_start model expects {model.layer_sizes[0]}")
-    state = model.optimizer_state
-    if state is not None:
-        state = dict(state, state=[s.copy() for s in state["state"]])
-    return MLP([w.copy() for w in model.weights], [b.copy() for b in model.biases], model.layer_activations,
-               model.loss, model.classes_, {k: list(v) if isinstance(v, list) else v
-                                            for k, v in model.history.items()},
-               model.l2, model.single_target, model.task, model.l1, model.use_bias, state)
-
-
-def _restore_state(network, optimizer_state, optimizer):
-    """Carry the optimizer state of an earlier fit into ``network`` when it is the same optimizer."""
-    if not optimizer_state or optimizer_state["optimizer"] != optimizer:
-        return
-    if len(optimizer_state["state"]) == len(network.state):
-        _copy_into(network.state, optimizer_state["state"])
-    network.step_count = optimizer_state["step_count"]
-    network.dropout_counter = optimizer_state["dropout_counter"]
-
-
-def _split(X, Y, sample_weight, fraction, task, rng):
-    """Hold out ``fraction`` of the rows as validation data (X, Y and the sample weights),
-    stratified by class for classification."""
-    n_samples = len(X)
-    if task == "classification":
-        labels = np.argmax(Y, axis=1)
-        held = [rng.permutation(np.flatnonzero(labels == c))[: int(np.ceil(fraction * np.sum(labels == c)))]
-                for c in range(Y.shape[1]) if np.any(labels == c)]
-        held = np.sort(np.concatenate(held))
-    else:
-        held = np.sort(rng.permutation(n_samples)[: int(np.ceil(fraction * n_samples))])
-    keep = np.setdiff1d(np.arange(n_samples), held)
-    if len(keep) == 0 or len(held) == 0:
-        raise ValueError(f"validation_fraction={fraction} leaves no training or no validation samples")
-    weights = held_weights = None
-    if sample_weight is not None:
-        weights, held_weights = np.ascontiguousarray(sample_weight[keep]), sample_weight[held].astype(np.float64)
-    return np.ascontiguousarray(X[keep]), np.ascontiguousarray(Y[keep]), weights, (X[held], Y[held], held_weights)
-
-
-def _copy_into(targets, sources):
-    for target, source in zip(targets, sources):
-        target[...] = source
-
-
-class _Checkpoint:
-    """The training state after a completed epoch (or L-BFGS iteration), to go back to.
-
-    Holds copies of the parameters, the optimizer's state and the early-stopping record, and the
-    length of every list in ``history``; ``restore`` puts them back and returns the record.
-    """
-
-    def __init__(self, parameters, history, network=None, best=None):
-        self.parameters = [p.copy() for p in parameters]
-        self.history = {key: len(value) if isinstance(value, list) else value for key, value in history.items()}
-        self.best = None if best is None else dict(best)
-        if network is not None:
-            self.optimizer = ([s.copy() for s in network.state], network.step_count, network.dropout_counter)
-
-    def restore(self, parameters, history, network=None):
-        _copy_into(parameters, self.parameters)
-        for key in list(history):
-            if key not in self.history:
-                del history[key]
-            elif isinstance(history[key], list):
-                del history[key][self.history[key]:]
-            else:
-                history[key] = self.history[key]
-        if network is not None:
-            state, network.step_count, network.dropout_counter = self.optimizer
-            _copy_into(network.state, state)
-        return None if self.best is None else dict(self.best)
-
-
-def _max_abs(X, block_bytes=1 << 20):
-    """max |X| as a float, a block of rows at a time (no copy of a memory-mapped X)."""
-    rows = max(1, block_bytes // max(1, X[:1].nbytes))
-    return max(max(float(np.max(X[start:start + rows])), -float(np.min(X[start:start + rows])))
-               for start in range(0, len(X), rows))
-
-
-def _outputs_bounded(model, x_max):
-    """Whether every pre-activation and output is surely finite for inputs no larger than x_max.
-
-    Layer by layer |z_j| <= max|a| · Σᵢ |W_ij| + |b_j| (no partial sum of a product exceeds it
-    either); sigmoid, tanh and softmax outputs are at most 1. Costs one pass over the weights. A
-    bound near the dtype's largest value is inconclusive (False): then the outputs are computed.
-    """
-    limit = float(np.finfo(model.dtype).max) / 16
-    bound = x_max
-    with np.errstate(over="ignore", invalid="ignore"):
-        for weights, biases, activation in zip(model.weights, model.biases, model.layer_activations):
-            z = bound * float(np.linalg.norm(weights, 1)) + (float(np.max(np.abs(biases))) if biases.size else 0.0)
-            if not z < limit or (activation == "exp" and not z < math.log(limit)):
-                return False
-            bound = 1.0 if activation in ("sigmoid", "tanh", "softmax") else math.exp(z) if activation == "exp" else z
-    return True
-
-
-def _non_finite(model, X, x_max, state=(), validation_output=None):
-    """What of the model, as fit would return it, is not finite (a phrase), or None."""
-    name = np.dtype(model.dtype).name
-    if not all(np.isfinite(p).all() for p in model.weights + model.biases):
-        return "the weights stopped being finite"
-    if not all(np.isfinite(s).all() for s in state):
-        return f"the optimizer state (a velocity or Adam's moments) overflowed {name}"
-    if not _outputs_bounded(model, x_max) and not np.isfinite(model.output(X)).all():
-        return f"the outputs on the training data overflowed {name}"
-    if validation_output is not None and not np.isfinite(validation_output).all():
-        return f"the outputs on the validation data overflowed {name}"
-    return None

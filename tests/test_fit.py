@@ -274,7 +274,7 @@ def test_validation_fraction_holds_out_the_sample_weights_with_the_rows(rng):
     weights = np.where(y == 0, 5.0, 1.0)
     options = dict(hidden=(8,), epochs=2, batch_size=10, seed=3, dtype="float64", validation_fraction=0.3)
     model = fastmlp.fit(X, y, sample_weight=weights, **options)
-    _, _, _, (X_val, Y_val, W_val) = fastmlp.model._split(X, model.targets(y), weights, 0.3, "classification",
+    _, _, _, (X_val, Y_val, W_val) = fastmlp.training._split(X, model.targets(y), weights, 0.3, "classification",
                                                            np.random.default_rng(3))
     row_losses = 0.5 * ((model.output(X_val) - Y_val) ** 2).sum(axis=1)
     assert model.history["val_loss"][-1] == pytest.approx(np.average(row_losses, weights=W_val), rel=1e-12)

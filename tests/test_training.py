@@ -7,7 +7,7 @@ import pytest
 
 import fastmlp
 from fastmlp import _kernels, reference
-from fastmlp.model import _split
+from fastmlp.training import _split
 
 
 @pytest.fixture

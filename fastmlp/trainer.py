@@ -1,0 +1,170 @@
+"""The training loop: epochs of mini-batch gradient descent on one network, callbacks between them.
+
+Each mini-batch is one call into the network (``train_batch``: forward pass, output error,
+backpropagation, the averaged gradients and one optimizer step, in compiled code or its NumPy
+twin). Python runs once per epoch: shuffle, then the callbacks (history, early stopping,
+schedules, checkpoints, progress; see :mod:`fastmlp.callbacks`).
+"""
+import time
+
+import numpy as np
+
+from . import reference
+from .callbacks import copy_into
+
+# What an optimizer state records of the network it came from (kept in saved models).
+OPTIMIZER_CONFIG = ("optimizer", "momentum", "beta1", "beta2", "epsilon", "epsilon_hat", "l2", "l1", "dropout")
+
+class Trainer:
+    """Trains ``model`` through ``network`` (built from it by ``model.network``) on (X, Y).
+
+    Callbacks may read ``model``, ``history``, ``epoch``, ``X``, ``validation_data``, and set
+    ``learning_rate`` (the step size η from the next epoch on) and ``stop_training``. Ctrl-C
+    (KeyboardInterrupt) stops after the current mini-batch and goes back to the last completed
+    epoch: weights, optimizer state, history and the callbacks' own state
+    (``history["interrupted"]`` holds the epoch cut short).
+    """
+
+    unit = "epoch"
+
+    def __init__(self, model, network, X, Y, sample_weight=None, *, batch_size=100, learning_rate=3.0,
+                 shuffle=True, seed=None, validation_data=None, callbacks=()):
+        self.attach(model, model.weights + model.biases, len(X), callbacks)
+        self.network, self.X, self.Y, self.sample_weight = network, X, Y, sample_weight
+        self.batch_size, self.learning_rate = min(batch_size, len(X)), learning_rate
+        self.shuffle, self.rng = shuffle, np.random.default_rng(seed)
+        self.validation_data = validation_data
+        self.restore_optimizer(model.optimizer_state)
+
+    def attach(self, model, parameters, n_samples, callbacks):
+        """What every trainer has: the model, the parameters it trains, the callbacks, the count."""
+        self.model, self.parameters, self.history, self.n_samples = model, parameters, model.history, n_samples
+        self.network = self.X = self.validation_data = self.validation_output = self.learning_rate = None
+        self.callbacks = list(callbacks)
+        for callback in self.callbacks:
+            callback.trainer = self
+        self.epoch = len(self.history.get("loss", ()))   # epochs completed
+        self.stop_training = self.interrupted = self.undone = False
+
+    def run(self, epochs):
+        """Train for up to ``epochs`` epochs; returns the model."""
+        self.last_epoch = self.epoch + epochs
+        self.order = np.arange(self.n_samples, dtype=np.int64)
+        self.network.bind(self.X, self.Y, self.order, self.sample_weight)
+        self.call("on_train_begin")
+        self.save_state()
+        batch_callbacks = [c for c in self.callbacks if c.wants_batches()]
+        try:
+            while self.epoch < self.last_epoch and not self.stop_training:
+                epoch = self.epoch + 1
+                self.call("on_epoch_begin", epoch)
+                loss, seconds = self.train_epoch(epoch, batch_callbacks)
+                self.end_epoch(epoch, self.epoch_logs(epoch, loss, seconds))
+        except KeyboardInterrupt:
+            self.undo_epoch()
+            self.history["interrupted"] = self.epoch + 1
+            self.interrupted = True
+        self.model.optimizer_state = self.optimizer_state()
+        self.call("on_train_end")
+        return self.model
+
+    def train_epoch(self, epoch, batch_callbacks=()):
+        """One pass over the shuffled samples: the mean cost and the seconds it took."""
+        started = time.perf_counter()
+        if self.shuffle:
+            self.rng.shuffle(self.order)
+        weights, total = self.sample_weight, 0.0
+        # A mini-batch whose sample weights are all 0 has no cost to take a step on (its weighted
+        # mean would be 0/0): it is skipped. Only looked for when some weight is 0.
+        zero_weights = weights is not None and not weights.all()
+        for start in range(0, self.n_samples, self.batch_size):
+            stop = min(start + self.batch_size, self.n_samples)
+            if zero_weights and not weights[self.order[start:stop]].any():
+                continue
+            total += self.network.train_batch(start, stop, self.learning_rate)
+            for callback in batch_callbacks:
+                callback.on_batch_end(epoch, stop)
+        total_weight = self.n_samples if weights is None else float(weights.sum(dtype=np.float64))
+        return total / total_weight, time.perf_counter() - started
+
+    def epoch_logs(self, epoch, loss, seconds):
+        """The epoch's metrics: the cost (penalty included) and the validation loss and score."""
+        model = self.model
+        penalty = model.penalty()
+        logs = {"epoch": epoch, "loss": loss + penalty, "penalty": penalty, "learning_rate": self.learning_rate,
+                "seconds": seconds}
+        if self.validation_data is not None:
+            X_val, Y_val, W_val = self.validation_data
+            self.validation_output = output = model.output(X_val)
+            total = len(X_val) if W_val is None else W_val.sum()
+            with np.errstate(all="ignore"):   # a diverged output: the divergence guard reports it
+                logs["val_loss"] = reference.loss_sum(output, Y_val, model.loss, W_val) / total
+                score = "val_accuracy" if model.task != "regression" else "val_r2"
+                logs[score] = model._score(output, Y_val, W_val)
+        return logs
+
+    def end_epoch(self, epoch, logs):
+        """Pass the epoch's logs to the callbacks (until one undoes the epoch); it is then complete."""
+        self.undone = False
+        for callback in self.callbacks:
+            callback.on_epoch_end(epoch, logs)
+            if self.undone:
+                return
+        self.epoch = epoch
+        self.save_state()
+
+    def call(self, event, *args):
+        for callback in self.callbacks:
+            getattr(callback, event)(*args)
+
+    # -- going back to the last completed epoch -----------------------------------------------
+
+    def save_state(self):
+        """Remember the state after a completed epoch: parameters, optimizer, history, callbacks."""
+        self.saved = {"parameters": [p.copy() for p in self.parameters],
+                      "optimizer": self.optimizer_state(),
+                      "history": {key: len(value) if isinstance(value, list) else value
+                                  for key, value in self.history.items()},
+                      "callbacks": [dict(vars(callback)) for callback in self.callbacks]}
+
+    def undo_epoch(self):
+        """Go back to the last completed epoch (the epoch in progress leaves nothing behind) and stop."""
+        saved = self.saved
+        copy_into(self.parameters, saved["parameters"])
+        self.restore_optimizer(saved["optimizer"])
+        for key in list(self.history):
+            if key not in saved["history"]:
+                del self.history[key]
+            elif isinstance(self.history[key], list):
+                del self.history[key][saved["history"][key]:]
+            else:
+                self.history[key] = saved["history"][key]
+        for callback, attributes in zip(self.callbacks, saved["callbacks"]):
+            vars(callback).clear()
+            vars(callback).update(attributes)
+        self.stop_training = self.undone = True
+
+    def optimizer_state(self):
+        """What continuing training needs (``fit(warm_start=...)``), copied from the network."""
+        network = self.network
+        return {"optimizer": network.optimizer, "state": [s.copy() for s in network.state],
+                "step_count": int(network.step_count), "dropout_counter": int(network.dropout_counter),
+                "config": {name: getattr(network, name) for name in OPTIMIZER_CONFIG}}
+
+    def restore_optimizer(self, optimizer_state):
+        restore_optimizer(self.network, optimizer_state)
+
+    def current_model(self):
+        """The model as training would return it now (its optimizer state brought up to date)."""
+        self.model.optimizer_state = self.optimizer_state()
+        return self.model
+
+
+def restore_optimizer(network, optimizer_state):
+    """Put an optimizer state (``MLP.optimizer_state``) into ``network`` if it is of its optimizer."""
+    if not optimizer_state or optimizer_state["optimizer"] != network.optimizer:
+        return
+    if len(optimizer_state["state"]) == len(network.state):
+        copy_into(network.state, optimizer_state["state"])
+    network.step_count = optimizer_state["step_count"]
+    network.dropout_counter = optimizer_state["dropout_counter"]
