@@ -26,27 +26,23 @@ def softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
-ACTIVATION_FUNCTIONS = {
-    "identity": lambda z: z,
-    "sigmoid": sigmoid,
-    "tanh": np.tanh,
-    "relu": lambda z: np.maximum(z, 0),
-    "softmax": softmax,
-    "exp": np.exp,                             # a Poisson regression's output (log link)
+# Each activation σ beside its derivative σ'(z), written in terms of the stored output A = σ(z)
+# (no need to keep z). Softmax is an output activation only: output_delta handles its Jacobian.
+ACTIVATIONS = {
+    #             σ(z)                           σ'(z) from A = σ(z)
+    "sigmoid":   (sigmoid,                       lambda A: A * (1 - A)),
+    "tanh":      (np.tanh,                       lambda A: 1 - A * A),
+    "relu":      (lambda z: np.maximum(z, 0),    lambda A: (A > 0).astype(A.dtype)),
+    "identity":  (lambda z: z,                   np.ones_like),
+    "exp":       (np.exp,                        lambda A: A),     # a Poisson regression's output (log link)
+    "softmax":   (softmax,                       np.ones_like),
 }
+ACTIVATION_FUNCTIONS = {name: value for name, (value, _) in ACTIVATIONS.items()}
 
 
 def derivative(A, activation):
-    """σ'(z) written in terms of the stored output A = σ(z) (no need to keep z)."""
-    if activation == "sigmoid":
-        return A * (1 - A)
-    if activation == "tanh":
-        return 1 - A * A
-    if activation == "relu":
-        return (A > 0).astype(A.dtype)
-    if activation == "exp":
-        return A
-    return np.ones_like(A)
+    """σ'(z) written in terms of the stored output A = σ(z)."""
+    return ACTIVATIONS[activation][1](A)
 
 
 def gemm(alpha, A, B, beta, C, nthreads=1, a_rows=None, a_cols=None):
@@ -68,26 +64,56 @@ def activation_derivative_inplace(A, delta, activation):
     delta *= derivative(A, activation)
 
 
+# Each cost beside its output error δᴸ = ∇ₐC ⊙ σ'(zᴸ) (Nielsen's cost classes: fn and delta).
+
+def quadratic(A, Y):
+    """C = ½‖y − a‖²"""
+    return 0.5 * (A - Y) ** 2
+
+
+def quadratic_delta(A, Y, activation):
+    gradient = A - Y                           # ∇ₐC of the quadratic cost
+    if activation == "softmax":                # softmax's Jacobian is diag(a) − a aᵀ
+        return A * (gradient - np.sum(A * gradient, axis=1, keepdims=True))
+    return gradient * derivative(A, activation)
+
+
+def cross_entropy(A, Y):
+    """C = −Σ y ln a + (1 − y) ln(1 − a)"""
+    return -(Y * np.log(np.maximum(A, LOG_FLOOR)) + (1 - Y) * np.log(np.maximum(1 - A, LOG_FLOOR)))
+
+
+def log_loss(A, Y):
+    """C = −Σ y ln a   (y = 0 terms are zero even where a rounded to 0)"""
+    return -np.where(Y != 0, Y * np.log(np.maximum(A, LOG_FLOOR)), 0.0)
+
+
+def poisson(A, Y):
+    """C = Σ a − y ln a + y ln y − y   (half the Poisson deviance: 0 where a = y)"""
+    with np.errstate(divide="ignore", invalid="ignore"):   # y ln(y/a) is 0 where y = 0
+        ratio = np.log(np.where(Y != 0, Y, 1)) - np.log(np.maximum(A, LOG_FLOOR))
+    return A - Y + np.where(Y != 0, Y * ratio, 0.0)
+
+
+def matched_delta(A, Y, activation):
+    """δᴸ = a − y: with its own output (sigmoid, softmax, exp) the σ' factor cancels."""
+    return A - Y
+
+
+LOSSES = {
+    #                 C per output     δᴸ
+    "quadratic":     (quadratic,      quadratic_delta),
+    "cross_entropy": (cross_entropy,  matched_delta),      # sigmoid outputs
+    "log_loss":      (log_loss,       matched_delta),      # softmax outputs
+    "poisson":       (poisson,        matched_delta),      # exp outputs
+}
+
+
 def loss_sum(A, Y, loss, sample_weight=None):
     """The cost summed over the rows (samples) of the network output A for targets Y,
-    each row's cost multiplied by its ``sample_weight`` when given.
-
-    quadratic      C = ½‖y − a‖²
-    cross_entropy  C = −Σ y ln a + (1 − y) ln(1 − a)
-    log_loss       C = −Σ y ln a
-    poisson        C = Σ a − y ln a + y ln y − y   (half the Poisson deviance: 0 where a = y)
-    """
+    each row's cost multiplied by its ``sample_weight`` when given."""
     A, Y = np.asarray(A, np.float64), np.asarray(Y, np.float64)
-    if loss == "quadratic":
-        per_element = 0.5 * (A - Y) ** 2
-    elif loss == "cross_entropy":
-        per_element = -(Y * np.log(np.maximum(A, LOG_FLOOR)) + (1 - Y) * np.log(np.maximum(1 - A, LOG_FLOOR)))
-    elif loss == "poisson":   # y ln(y/a) is 0 where y = 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.log(np.where(Y != 0, Y, 1)) - np.log(np.maximum(A, LOG_FLOOR))
-        per_element = A - Y + np.where(Y != 0, Y * ratio, 0.0)
-    else:   # y = 0 terms are zero even where a rounded to 0
-        per_element = -np.where(Y != 0, Y * np.log(np.maximum(A, LOG_FLOOR)), 0.0)
+    per_element = LOSSES[loss][0](A, Y)
     if sample_weight is None:
         return float(np.sum(per_element))
     return float(np.sum(per_element.sum(axis=1) * sample_weight))
@@ -95,18 +121,8 @@ def loss_sum(A, Y, loss, sample_weight=None):
 
 def output_delta(A, Y, delta, activation, loss, sample_weight=None):
     """delta := δᴸ = ∇ₐC ⊙ σ'(zᴸ) for each row; returns the loss summed over the rows.
-
-    For cross-entropy with sigmoid outputs, log-loss with softmax outputs and the Poisson loss
-    with exp outputs the σ' factor cancels and δᴸ = a − y. Softmax with the quadratic cost needs softmax's Jacobian diag(a) − a aᵀ.
-    With ``sample_weight``, row i of δᴸ and its loss are multiplied by ``sample_weight[i]``.
-    """
-    gradient = A - Y                           # ∇ₐC of the quadratic cost
-    if loss != "quadratic":
-        delta[...] = gradient
-    elif activation == "softmax":
-        delta[...] = A * (gradient - np.sum(A * gradient, axis=1, keepdims=True))
-    else:
-        delta[...] = gradient * derivative(A, activation)
+    With ``sample_weight``, row i of δᴸ and its loss are multiplied by ``sample_weight[i]``."""
+    delta[...] = LOSSES[loss][1](A, Y, activation)
     if sample_weight is not None:
         delta *= sample_weight[:, None]
     return loss_sum(A, Y, loss, sample_weight)
