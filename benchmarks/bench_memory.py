@@ -150,9 +150,9 @@ configuration in a fresh process.
   (`tests/test_reliability.py::test_training_loop_allocates_nothing_per_batch`).
 - **traced peak**: tracemalloc's peak during the fit (X not included, it exists before). Beyond
   Y, the order and the batch buffers, `fit` holds one copy of the parameters (the last finite
-  epoch), draws the initial weights in float64 (twice the float32 weights, briefly) and checks
-  X for NaN 4 MiB of rows at a time (1 MiB of booleans for float32). So peak = X + Y + order + at most
-  about 2 × the batch buffers.
+  epoch) and draws the initial weights in float64 (twice the float32 weights, briefly); X is
+  checked for NaN and infinity in place. So peak = X + Y + order + at most about 2 × the batch
+  buffers.
 - **maxrss delta**: the rise of the peak resident set size during the first fit: the same
   allocations as they reach the pages, plus the shared libraries and thread stacks the first
   call touches.

@@ -191,8 +191,8 @@ FM_INLINE vec relu_v(vec z) { return select(z < 0, splat(0), z); }
 // z := σ(z + b) for one row of n values; b may be NULL. A row longer than a vector whose length is not
 // a multiple of one ends with its last VL values as a whole vector, overlapping the one before (those
 // lanes get the same values twice), loaded before anything is stored: a partial vector's masked store
-// would hold up the next row's loads until it reached the cache (`make -C csrc bench`: a 100 x 10 double
-// sigmoid took 4.6 times as long per value as a 100 x 16 one on AVX-512; 1.6 times now).
+// would hold up the next row's loads until it reached the cache (`make -C csrc bench`, AVX-512: per value,
+// a 100 x 10 double sigmoid costs 1.6 times a 100 x 16 one this way, 4.6 times with a masked store).
 FM_INLINE void map_row(FM_REAL *z, const FM_REAL *b, ptrdiff_t n, vec (*sigma)(vec))
 {
     const int overlap_tail = n > FM_VL && n % FM_VL != 0;

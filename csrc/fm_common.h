@@ -13,6 +13,6 @@
 #define FM_ENOMEM 2   // a workspace is too small
 
 // Workspaces are aligned to a cache line inside the caller's buffer.
-#define FM_ALIGN 64
+#define FM_ALIGN FM_CACHE_LINE_BYTES
 
 #endif

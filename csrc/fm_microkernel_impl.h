@@ -232,10 +232,9 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
 // transposed through a_cols: the rows of a batch, rsa == 1, the only stride the driver passes with
 // a_cols) are compiled apart, in FM_UKR_cols. There rsa is the constant 1, so the k loop broadcasts
 // A's values from fixed offsets rather than stepping by rsa, and the other copies' code (registers
-// are allocated across one function) stays as it was. Measured: C1's float64 training loop at 1
-// thread 3.6% faster, no difference in bench_csrc's build; the narrow kernel (float's for C1) was
-// slower split the same way, so it is not
-// (benchmarks/RESULTS.md, "Weight-gradient tiles compiled apart").
+// are allocated across one function) is not disturbed. This makes C1's float64 training loop at 1
+// thread 3.6% faster (bench_csrc: no difference); the narrow kernel (float's for C1) is slower split
+// the same way, so it is not (benchmarks/RESULTS.md, "Weight-gradient tiles compiled apart").
 FM_FORCE_INLINE FM_SIGNATURE(FM_CAT(FM_UKR, _switch))
 {
     switch (m_e) {

@@ -27,12 +27,13 @@ static pthread_cond_t fm_sleep_cond = PTHREAD_COND_INITIALIZER;
 #include "fm_team.h"
 
 static struct {
-    _Alignas(64) atomic_uint task_gen;   // + 1 for each task handed to the workers
+    // The counters that waiting threads read each sit on a cache line of their own.
+    _Alignas(FM_CACHE_LINE_BYTES) atomic_uint task_gen;      // + 1 for each task handed to the workers
     atomic_uint pending;                 // workers that have not yet finished the current task
     atomic_uint sleepers;                // threads asleep (or about to be) on one of the counters
-    _Alignas(64) atomic_uint barrier_gen;   // + 1 each time all of a team have reached a barrier
+    _Alignas(FM_CACHE_LINE_BYTES) atomic_uint barrier_gen;   // + 1 each time a whole team has reached a barrier
     atomic_uint arrived;                 // threads at the current barrier
-    _Alignas(64) atomic_flag busy;       // a team is running (one at a time)
+    _Alignas(FM_CACHE_LINE_BYTES) atomic_flag busy;          // a team is running (one at a time)
     fm_team_task task;                   // the current task, set while busy and no worker runs
     void *arg;
     int count;

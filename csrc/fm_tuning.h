@@ -1,7 +1,8 @@
 // fm_tuning.h: the tuning constants of the C kernels, each with why it has its value. A name in quotes is
 // the section of benchmarks/RESULTS.md holding the measurement that decided it. Only KC changes results
 // (it moves where partial sums are rounded); every other constant here changes only the speed.
-// Included by fm_common.h (for the GEMM) and fm_team.h (for the team pool).
+// Included by fm_common.h (for the GEMM) and fm_team.h (for the team pool), and read by fastmlp/_kernels.pyx
+// (cdef extern from "fm_tuning.h"), which takes its thresholds from here rather than repeating them.
 #ifndef FM_TUNING_H
 #define FM_TUNING_H
 
@@ -34,7 +35,8 @@
 // Columns packed per step: a cache line of floats, so every line of X read is used up at once.
 #define FM_PACK_KB 16
 
-// fm_?gemm alone splits from 2M multiply-adds (50-100 µs): below, waking a thread risks more than it saves.
+// A call that starts its own team (fm_?gemm alone; inference in fastmlp/_kernels.pyx) splits from 2M
+// multiply-adds (50-100 µs of one core): below, waking a thread risks more than it saves.
 #define FM_GEMM_PARALLEL_MIN_MNK 2000000.0
 // A running team splits from 30k multiply-adds, about 1 µs of one core ("Teams from fastmlp's own pool").
 #define FM_GEMM_TEAM_MIN_MNK 30000.0
@@ -48,6 +50,14 @@
 #define FM_L1_WAY_BYTES 4096
 // A cache line: the margin of that test, and what each request ahead of the micro-kernels fetches.
 #define FM_CACHE_LINE_BYTES 64
+
+// Training's team splits a batch by rows when all the weights fit in this (every x86-64 core's L2 holds
+// 256 KiB): each thread then reads them all, and the team meets once per batch, not per layer
+// ("Splitting a batch by rows or by tiles"). Network.split_rows in fastmlp/_kernels.pyx.
+#define FM_SPLIT_ROWS_MAX_WEIGHT_BYTES 262144
+// Inference runs a batch through all the layers this many rows at a time, so that a block's hidden
+// activations are still in cache when the next layer's product reads them (fastmlp/_kernels.pyx).
+#define FM_PREDICT_BLOCK_ROWS 256
 
 // A waiting thread of the team pool first spins this many pauses (a few µs): most waits are shorter.
 #define FM_TEAM_PAUSES 1000

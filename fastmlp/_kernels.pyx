@@ -69,6 +69,11 @@ cdef extern from "fm_team.h" nogil:
     enum:
         FM_TEAM_MAX
 
+cdef extern from "fm_tuning.h" nogil:
+    enum:   # the tuning constants of csrc/, each with why in the header
+        FM_CACHE_LINE_BYTES, FM_SPLIT_ROWS_MAX_WEIGHT_BYTES, FM_PREDICT_BLOCK_ROWS
+    const double FM_GEMM_TEAM_MIN_MNK, FM_GEMM_PARALLEL_MIN_MNK
+
 cdef extern from "pythread.h" nogil:
     unsigned long PyThread_start_new_thread(void (*body)(void *) noexcept nogil, void *arg)
 
@@ -343,8 +348,10 @@ cdef void _prefetch_rows(const floating *X, const int64_t *index, Py_ssize_t cou
     cdef const char *row
     for r in range(count):
         row = <const char *> (X + index[r] * cols)
-        for line in range(0, size, 64):
+        line = 0
+        while line < size:   # a C loop: range() needs a literal step
             __builtin_prefetch(row + line)
+            line += FM_CACHE_LINE_BYTES
         __builtin_prefetch(row + size - 1)   # the row need not start on a line
 
 
@@ -526,9 +533,9 @@ cdef class Network:
         sw_batch = np.zeros(capacity, dtype)
         row_losses = np.zeros(capacity, np.float64)
         self._buffers = [workspace, sw_batch, row_losses, raw, masks]
-        # Small weights (every x86-64 core's L2 cache holds 256 KiB): each thread of a team reads
-        # them all, so the team can split a batch by rows and meet once per batch, not per layer.
-        self.split_rows = sum(w.nbytes for w in weights) <= 256 * 1024
+        # Small weights (fm_tuning.h): each thread of a team reads them all, so the team can split a
+        # batch by rows and meet once per batch, not per layer.
+        self.split_rows = sum(w.nbytes for w in weights) <= FM_SPLIT_ROWS_MAX_WEIGHT_BYTES
         self.adaptive_team = True
         self._bound = []
 
@@ -929,24 +936,25 @@ cdef inline void _update_share(Network net, Py_ssize_t index, floating *P, const
     cdef Py_ssize_t first
     cdef floating *S1 = <floating *> net.S1[index] if net.S1 != NULL else NULL
     cdef floating *S2 = <floating *> net.S2[index] if net.S2 != NULL else NULL
-    size = _share(size, 64 // sizeof(floating), id, count, &first)
+    size = _share(size, FM_CACHE_LINE_BYTES // sizeof(floating), id, count, &first)
     if size > 0:
         _update(P + first, G + first, S1 + first if S1 != NULL else NULL,
                 S2 + first if S2 != NULL else NULL, size, step)
 
 
 cdef int _team_size(Network net, Py_ssize_t rows) noexcept nogil:
-    """Threads for a batch of ``rows``: all nthreads when its forward products have at least 30k
-    multiply-adds (about 1 µs of one core's work) for each time the team meets (starting a team
-    costs about 0.3 µs, a barrier less: `make -C csrc bench`), so that sharing the work saves
-    more than the meetings cost; else one. Split by tiles, a team meets once per layer
-    and pass and at its start and end; split by rows, at its start, once, and at its end."""
+    """Threads for a batch of ``rows``: all nthreads when its forward products have at least
+    FM_GEMM_TEAM_MIN_MNK multiply-adds (30k, about 1 µs of one core's work) for each time the team
+    meets (starting a team costs about 0.3 µs, a barrier less: `make -C csrc bench`), so that
+    sharing the work saves more than the meetings cost; else one. Split by tiles, a team meets
+    once per layer and pass and at its start and end; split by rows, at its start, once, and at
+    its end."""
     cdef Py_ssize_t l
     cdef double multiply_adds = 0
     cdef int meetings = 3 if net.split_rows else 2 * net.n_layers + 2
     for l in range(net.n_layers):
         multiply_adds += <double> rows * net.sizes[l] * net.sizes[l + 1]
-    return net.nthreads if multiply_adds >= 30000.0 * meetings else 1
+    return net.nthreads if multiply_adds >= FM_GEMM_TEAM_MIN_MNK * meetings else 1
 
 
 cdef struct Job:
@@ -1027,12 +1035,10 @@ cdef void _backprop_team(Network net, Job *job, int id, int count) noexcept nogi
 # Inference: the forward pass of a fitted network, its buffers allocated per call
 # ---------------------------------------------------------------------------------------------
 
-# A batch goes through all the layers a block of rows at a time, so that a block's hidden
-# activations are still in cache when the next layer's product reads them.
-cdef Py_ssize_t PREDICT_BLOCK_ROWS = 256
-# A batch is shared among the kernel threads from this many multiply-adds on (about 100 µs of one
-# core's work): waking a worker costs a few µs on a quiet machine and more on a busy one.
-cdef double PREDICT_TEAM_MIN_MULTIPLY_ADDS = 2e6
+# A batch goes through all the layers FM_PREDICT_BLOCK_ROWS rows at a time, so that a block's hidden
+# activations are still in cache when the next layer's product reads them, and is shared among the
+# kernel threads from FM_GEMM_PARALLEL_MIN_MNK multiply-adds on (fm_tuning.h): waking a worker costs
+# a few µs on a quiet machine and more on a busy one.
 
 
 cdef bint _all_finite(const floating *X, Py_ssize_t size) noexcept nogil:
@@ -1189,8 +1195,8 @@ cdef class Predictor:
         if rows == 0:
             return out
         multiply_adds = self._multiply_adds(rows)
-        count = 1 if multiply_adds < PREDICT_TEAM_MIN_MULTIPLY_ADDS else <int> min(nthreads, FM_TEAM_MAX, rows)
-        block = min(PREDICT_BLOCK_ROWS, (rows + count - 1) // count)
+        count = 1 if multiply_adds < FM_GEMM_PARALLEL_MIN_MNK else <int> min(nthreads, FM_TEAM_MAX, rows)
+        block = min(<Py_ssize_t> FM_PREDICT_BLOCK_ROWS, (rows + count - 1) // count)
         for l in range(self.n_layers):
             work_size = max(work_size, workspace_size(self.dtype, block, self.sizes[l + 1], self.sizes[l], 1))
         job.predictor, job.rows, job.block = <void *> self, rows, block

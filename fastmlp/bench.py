@@ -614,7 +614,7 @@ def load_data(dtype, samples=None):
 
 # Idle time before each epoch: a contender's worker threads keep spinning for a while after its
 # last call (OpenBLAS's for about 0.1 s), and would otherwise compete for the cores with the next
-# contender's threads; at 2 threads this slowed fastmlp's C1 epochs by up to 2x.
+# contender's threads (without the pause, fastmlp's C1 epochs at 2 threads run up to 2x slower).
 PAUSE_SECONDS = 0.3
 
 

@@ -145,15 +145,15 @@ def test_outputs_that_overflow_are_divergence():
 
 
 def test_a_nan_penalty_of_huge_weights_is_not_reported_as_a_cost():
-    """0 · Σ‖W‖² was NaN once the weights passed 1e154 (float64), and fit returned the model."""
+    """0 · Σ‖W‖² is 0, not NaN, when the weights pass 1e154 (float64): the recorded loss stays finite."""
     model = fastmlp.fit(np.ones((2, 1)), [1e160, 1e160], hidden=(), epochs=1, dtype="float64",
                         weights=[np.full((1, 1), 1e160)], biases=[np.zeros(1)])   # a perfect fit
     assert model.penalty() == 0.0 and np.isfinite(model.history["loss"]).all()
 
 
 def test_adam_moments_that_overflow_are_divergence(small):
-    """A huge penalty made Adam's second moment inf in float32: the weights stopped changing and
-    the saved model was then refused by load."""
+    """A huge penalty that makes Adam's second moment inf in float32 is divergence: left alone, the
+    weights would stop changing and load would refuse the saved model."""
     X, _ = small
     with pytest.raises(fastmlp.DivergenceError, match=r"epoch 1: the optimizer state .* overflowed float32"):
         fastmlp.fit(X, X.sum(axis=1), optimizer="adam", l2=1e30, epochs=3, learning_rate=0.01)
@@ -172,8 +172,8 @@ HUGE = 10**400   # beyond any float
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    (dict(lr_schedule="invscaling", power_t=10**100, epochs=2), None, None),      # was an exact big-int power
-    (dict(lr_schedule="invscaling", power_t=1e300, epochs=2), None, None),        # was an OverflowError
+    (dict(lr_schedule="invscaling", power_t=10**100, epochs=2), None, None),      # no exact big-int power
+    (dict(lr_schedule="invscaling", power_t=1e300, epochs=2), None, None),        # no OverflowError
     (dict(learning_rate=HUGE), ValueError, "learning_rate must be finite .* got an integer of 401 digits"),
     (dict(learning_rate=1e-50), ValueError, r"learning_rate=1e-50 is out of range in float32"),
     (dict(l2=HUGE), ValueError, "l2 must be finite"),
@@ -187,11 +187,11 @@ HUGE = 10**400   # beyond any float
     (dict(lr_decay=0, lr_schedule="step"), ValueError, "lr_decay must be finite and > 0.0, got 0"),
     (dict(lr_decay=HUGE, lr_schedule="step"), ValueError, "lr_decay must be finite"),
     (dict(lr_decay=2.0, lr_schedule="step"), ValueError, "lr_decay must be <= 1"),
-    (dict(lr_step=0, lr_schedule="step"), ValueError, "lr_step must be >= 1, got 0"),    # was ZeroDivisionError
+    (dict(lr_step=0, lr_schedule="step"), ValueError, "lr_step must be >= 1, got 0"),    # not ZeroDivisionError
     (dict(lr_patience="2"), TypeError, "lr_patience must be an integer"),
     (dict(epochs=10**30), ValueError, "epochs must be <= 9223372036854775807, got an integer of 31 digits"),
     (dict(batch_size=2**63), ValueError, "batch_size must be <= 9223372036854775807"),
-    (dict(seed=2**64), ValueError, "seed must be <= 18446744073709551615"),   # was an OverflowError
+    (dict(seed=2**64), ValueError, "seed must be <= 18446744073709551615"),   # not OverflowError
     (dict(seed=2**64 - 1), None, None),
     (dict(max_fun=10**30, optimizer="lbfgs"), ValueError, "max_fun must be <="),
     (dict(samples_seen=10**30), ValueError, "samples_seen must be <="),
@@ -223,7 +223,7 @@ def test_set_num_threads_takes_numpy_integers_and_networks_get_at_most_a_team(th
 
 
 @pytest.mark.parametrize("params, error, message", [
-    (dict(power_t=10**100, solver="sgd", learning_rate="invscaling"), None, None),   # was a hang
+    (dict(power_t=10**100, solver="sgd", learning_rate="invscaling"), None, None),   # no hang
     (dict(alpha=HUGE), ValueError, "alpha must be finite"),
     (dict(alpha=1e300), ValueError, "alpha=1e\\+300 gives an L2 coefficient"),
     (dict(learning_rate_init=1e-50), ValueError, "learning_rate_init=1e-50 is out of range in float32"),
@@ -264,9 +264,9 @@ def test_an_unknown_backend_is_a_value_error_listing_the_choices(small, method):
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    (dict(epsilon=0), ValueError, "epsilon must be finite and > 0.0"),             # was ZeroDivisionError
+    (dict(epsilon=0), ValueError, "epsilon must be finite and > 0.0"),             # not ZeroDivisionError
     (dict(l2="x"), TypeError, "l2 must be a number"),
-    (dict(backend="x"), ValueError, "backend must be one of"),                      # was KeyError
+    (dict(backend="x"), ValueError, "backend must be one of"),                      # not KeyError
     (dict(seed=-1), ValueError, "seed must be >= 0"),
     (dict(weights=[np.zeros((2, 2))], biases=[np.zeros(2)]), ValueError, "need 2 weight matrices"),
     (dict(weights=[np.zeros((3, 3)), np.zeros((3, 1))]), ValueError, "give both weights and biases"),
@@ -292,7 +292,7 @@ def test_init_parameters_rejects_what_it_would_fail_on(args, error, message):
 
 
 def test_the_memory_check_counts_the_float64_initial_draw(monkeypatch):
-    """A layer whose float32 weights fit but whose float64 draw does not was let through."""
+    """A layer whose float32 weights fit but whose float64 initial draw does not is refused."""
     import os
     monkeypatch.setattr(os, "sysconf", lambda name: {"SC_PHYS_PAGES": 3 * 2**18, "SC_PAGE_SIZE": 4096}[name])
     X = np.zeros((2, 1000))   # 3 GiB of memory; 1000 x 500000 float32 weights are 1.9 GiB, the draw 3.7
@@ -328,7 +328,8 @@ def patch_zip_headers(content, field, value):
 @pytest.mark.parametrize("field, value", [("flags", 0x1), ("flags", 0x41), ("method", 99), ("method", 12),
                                           ("method", 8)])
 def test_zip_level_damage_to_a_model_is_a_value_error(tmp_path, model_bytes, field, value):
-    """An 'encrypted' flag was a RuntimeError, strong encryption or an unknown method NotImplementedError."""
+    """An 'encrypted' flag, strong encryption or an unknown method is a ValueError (not zipfile's
+    RuntimeError or NotImplementedError)."""
     (tmp_path / "damaged.npz").write_bytes(patch_zip_headers(model_bytes, field, value))
     with pytest.raises(ValueError, match="damaged.npz is not a readable fastmlp model file"):
         fastmlp.load(tmp_path / "damaged.npz")
@@ -370,8 +371,8 @@ def test_a_model_history_is_checked_when_loaded(tmp_path):
 
 
 def test_a_small_gzip_idx_file_that_inflates_to_gigabytes_is_refused_early(tmp_path):
-    """The header declares 10 bytes; the stream inflates to 256 MiB of zeros after them. The old reader
-    inflated all of it before looking at the header."""
+    """The header declares 10 bytes; the stream inflates to 256 MiB of zeros after them. The reader
+    checks the header before inflating the rest."""
     import tracemalloc
 
     compressor = zlib.compressobj(9, zlib.DEFLATED, 31)   # gzip framing

@@ -27,7 +27,7 @@ def make_model(rng, sizes, hidden, output, loss, dtype, use_bias=True, task="reg
 
 
 def training_forward(model, X, nthreads=1):
-    """What MLP.output computed before it had a Predictor: a training Network's forward pass."""
+    """The forward pass of a training Network, which the Predictor must match."""
     X = np.ascontiguousarray(X, model.dtype)
     out = np.empty((len(X), model.layer_sizes[-1]), model.dtype)
     weights, biases = [w.copy() for w in model.weights], [b.copy() for b in model.biases]
