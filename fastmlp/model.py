@@ -4,6 +4,7 @@ Python drives the epochs and mini-batches; each mini-batch is one call into comp
 (``fastmlp._kernels.Network.train_batch``), or into its NumPy twin with ``backend="numpy"``.
 """
 import math
+import mmap
 import time
 import warnings
 
@@ -13,8 +14,9 @@ from . import _kernels, reference
 from ._config import kernel_threads
 from ._progress import Progress
 from ._validation import (check_activations, check_array, check_choice, check_dtype, check_fits_in_memory,
-                          check_float, check_hidden, check_int, check_parameters, check_sample_weight,
-                          check_targets, check_targets_for_loss, encode_labels)
+                          check_float, check_hidden, check_input_scale, check_inputs, check_int,
+                          check_parameters, check_sample_weight, check_targets, check_targets_for_loss,
+                          encode_labels)
 from .exceptions import DivergenceError
 
 BACKENDS = {"compiled": _kernels.Network, "numpy": reference.Network}
@@ -22,6 +24,22 @@ OPTIMIZERS = ("sgd", "nesterov", "adam", "lbfgs")
 SCHEDULES = ("constant", "invscaling", "step", "plateau")
 MAX_SEED = 2**64 - 1   # the compiled network keeps its dropout seed as a uint64
 ACTIVATION_NAMES = ("sigmoid", "tanh", "relu", "identity", "softmax", "exp")
+# shuffle="blocks" takes contiguous blocks of rows worth about this many bytes of X (see _BlockShuffle).
+BLOCK_BYTES = 4 << 20
+# Integer inputs are converted for inference in blocks of about this many bytes of floats.
+CONVERT_BYTES = 4 << 20
+
+
+def scaled_inputs(X, dtype, input_scale):
+    """The network's input for the rows of X: ``X.astype(dtype) * dtype(input_scale)``, converted and
+    then multiplied in ``dtype`` (as the compiled gather does); X itself when there is nothing to do."""
+    if X.dtype != dtype:
+        X = X.astype(dtype)
+        if input_scale is not None:
+            X *= dtype(input_scale)
+    elif input_scale is not None:
+        X = X * dtype(input_scale)
+    return X
 
 
 def network_class(backend):
@@ -104,10 +122,13 @@ class MLP:
     optimizer_state : dict or None
         What continuing training needs (see ``fit(warm_start=...)``): the optimizer's name,
         its state arrays (velocity or Adam's moments), the step count and the dropout counter.
+    input_scale : float or None
+        The network's input is ``X * input_scale`` (see ``fit(input_scale=...)``), whatever
+        the dtype of the X given to ``predict``, ``output`` or ``score``; None: X as it is.
     """
 
     def __init__(self, weights, biases, layer_activations, loss, classes=None, history=None, l2=0.0,
-                 single_target=True, task=None, l1=0.0, use_bias=True, optimizer_state=None):
+                 single_target=True, task=None, l1=0.0, use_bias=True, optimizer_state=None, input_scale=None):
         self.weights, self.biases = weights, biases
         self.layer_activations, self.loss = list(layer_activations), loss
         self.classes_ = classes
@@ -116,6 +137,7 @@ class MLP:
         self.single_target = single_target   # regression on a 1-D y: predict returns 1-D
         self.task = task or ("regression" if classes is None else "classification")
         self.optimizer_state = optimizer_state
+        self.input_scale = input_scale
 
     @property
     def dtype(self):
@@ -126,8 +148,20 @@ class MLP:
         return (self.weights[0].shape[0],) + tuple(w.shape[1] for w in self.weights)
 
     def output(self, X, backend="compiled"):
-        """The output layer's activations aᴸ for every row of X."""
-        X = check_array(X, self.weights[0].dtype.type, "X", self.weights[0].shape[0])
+        """The output layer's activations aᴸ for every row of X (times ``input_scale``, if set).
+
+        uint8 and uint16 rows are converted a block at a time: a memory-mapped X is never
+        converted whole."""
+        X = check_inputs(X, self.weights[0].dtype.type, "X", self.weights[0].shape[0])
+        if X.dtype != self.dtype or self.input_scale is not None:
+            rows = max(1, CONVERT_BYTES // (X.shape[1] * np.dtype(self.dtype).itemsize))
+            return np.concatenate([self._float_output(scaled_inputs(X[start:start + rows], self.dtype,
+                                                                    self.input_scale), backend)
+                                   for start in range(0, len(X), rows)])
+        return self._float_output(X, backend)
+
+    def _float_output(self, X, backend):
+        """aᴸ for the rows of X, already of the model's dtype and scaled."""
         if backend == "compiled":
             return self._output(X)
         out = np.empty((X.shape[0], self.layer_sizes[-1]), self.dtype)
@@ -157,8 +191,8 @@ class MLP:
         return state
 
     def forward(self, X):
-        """Activations of every layer for the rows of X: ``[a⁰ = X, a¹, ..., aᴸ]``."""
-        X = check_array(X, self.dtype, "X", self.layer_sizes[0])
+        """Activations of every layer for the rows of X: ``[a⁰ = X · input_scale, a¹, ..., aᴸ]``."""
+        X = scaled_inputs(check_inputs(X, self.dtype, "X", self.layer_sizes[0]), self.dtype, self.input_scale)
         network = reference.Network(self.weights, self.biases, self.layer_activations, self.loss, len(X),
                                     use_bias=self.use_bias)
         return network._forward(X)
@@ -250,7 +284,7 @@ class MLP:
         Same shapes as ``weights`` and ``biases``; the regularisation term is included.
         """
         Network = network_class(backend)
-        X = check_array(X, self.dtype, "X", self.layer_sizes[0])
+        X = scaled_inputs(check_inputs(X, self.dtype, "X", self.layer_sizes[0]), self.dtype, self.input_scale)
         Y = self.targets(y, len(X))
         network = Network(self.weights, self.biases, self.layer_activations, self.loss,
                           len(X), l2=self.l2, nthreads=kernel_threads(), l1=self.l1,
@@ -267,7 +301,7 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         warm_start=None, classes_=None, shuffle=True, sample_weight=None, class_weight=None,
         validation_data=None, validation_fraction=None, early_stopping=False,
         n_iter_no_change=10, tol=1e-4, max_fun=15000, monitor=None, restore_best=True, callback=None,
-        on_divergence="raise", backend="compiled", verbose=0):
+        on_divergence="raise", backend="compiled", verbose=0, input_scale=None):
     """Train a dense network by mini-batch gradient descent with backpropagation.
 
     The defaults are the seed network of 3Blue1Brown and Nielsen: two hidden layers of 16
@@ -276,6 +310,11 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
+        Floats, or uint8 or uint16 integers, which are kept as they are (a quarter or half of
+        float32's memory) and converted a mini-batch at a time, as ``X.astype(dtype) *
+        dtype(input_scale)``: the result is the same as fitting that float array. A
+        ``numpy.memmap`` is read where it lies, never copied (see ``shuffle="blocks"``).
+        Other integer types are converted to ``dtype`` up front.
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         Labels (integers, strings or booleans: classification, one output per class), a 0/1
         indicator matrix (multi-label classification), or float targets (regression).
@@ -335,9 +374,14 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     classes_ : array-like, optional
         Every class label (classification), when ``y`` may not show all of them (training in
         chunks, as ``partial_fit`` does).
-    shuffle : bool
+    shuffle : bool or "blocks"
         Shuffle the samples every epoch; ``False`` trains on them in order, step for step
-        reproducible against another implementation.
+        reproducible against another implementation. ``"blocks"``: each epoch takes contiguous
+        blocks of rows (about 4 MiB of X each, a whole number of mini-batches) in a random order,
+        and the rows of each block in a random order, so that an X memory-mapped from disk is
+        read nearly sequentially (the next block is requested from the disk while one is trained
+        on). Meant for rows stored in no particular order: a file sorted by class gives
+        mini-batches of one class.
     sample_weight : array-like of shape (n_samples,), optional
         Weights of the samples' costs; a mini-batch's gradient is the weighted mean.
     class_weight : dict or "balanced", optional
@@ -367,6 +411,12 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     verbose : int
         1 prints one line per epoch (loss, validation score, samples/s, time left), with a
         progress line inside long epochs when the output is a terminal.
+    input_scale : float > 0, optional
+        For a uint8 or uint16 X only (e.g. ``1/255`` for 8-bit pixels): the network's input is
+        ``X.astype(dtype) * dtype(input_scale)``. The model keeps it (``MLP.input_scale``) and
+        multiplies every X it is given later by it, as does ``validation_data``'s X. None (the
+        default): the integers as they are, as for any other X. With ``warm_start`` the model's
+        scale is used, and ``input_scale``, if given, must equal it.
 
     Returns
     -------
@@ -376,7 +426,9 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     Raises
     ------
     ValueError, TypeError
-        On invalid input, naming the argument.
+        On invalid input, naming the argument: among them a TypeError for ``input_scale`` with
+        an X that is not uint8 or uint16, and a ValueError for an ``input_scale`` that is not
+        finite and > 0, or for ``shuffle`` other than True, False or "blocks".
     DivergenceError
         When training diverges (a FloatingPointError and a ValueError).
 
@@ -430,7 +482,15 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
 
-    X = check_array(X, dtype, "X")
+    if isinstance(shuffle, str):
+        check_choice(shuffle, "shuffle", (True, False, "blocks"))
+    X = check_inputs(X, dtype, "X")   # uint8 and uint16 are kept, and converted a batch at a time
+    if warm_start is not None:
+        if input_scale is not None and input_scale != warm_start.input_scale:
+            raise ValueError(f"input_scale={input_scale!r} differs from the warm_start model's "
+                             f"{warm_start.input_scale!r}")
+        input_scale = warm_start.input_scale
+    input_scale = check_input_scale(input_scale, X, dtype)
     if warm_start is not None:
         model = _continue(warm_start, X.shape[1])
         Y = model.targets(y, len(X))
@@ -461,7 +521,7 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         if not use_bias:
             biases = [np.zeros_like(b) for b in biases]
         model = MLP(weights, biases, layer_activations, loss, classes, l2=l2, l1=l1, task=task,
-                    single_target=np.ndim(y) == 1, use_bias=bool(use_bias))
+                    single_target=np.ndim(y) == 1, use_bias=bool(use_bias), input_scale=input_scale)
     sample_weight = check_sample_weight(sample_weight, class_weight, Y, model.classes_ if model.task == "classification"
                                         else None, dtype)
     if validation_fraction is not None:
@@ -477,7 +537,7 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     elif validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise ValueError("validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)")
-        X_val = check_array(validation_data[0], dtype, "validation_data X", X.shape[1])
+        X_val = check_inputs(validation_data[0], dtype, "validation_data X", X.shape[1])
         Y_val = model.targets(validation_data[1], len(X_val), "validation_data y")
         W_val = None
         if len(validation_data) == 3 and validation_data[2] is not None:
@@ -492,7 +552,13 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     model.l2, model.l1 = l2, l1
     if optimizer == "lbfgs":
         from ._lbfgs import fit_lbfgs
-        return fit_lbfgs(model, X, Y, sample_weight, epochs, max_fun, tol, backend, verbose)
+        # Full batch: every step reads every row, so integer rows are converted once, up front,
+        # and the model takes them as they are until it is fitted.
+        model.input_scale = None
+        model = fit_lbfgs(model, scaled_inputs(X, dtype, input_scale), Y, sample_weight, epochs, max_fun, tol,
+                          backend, verbose)
+        model.input_scale = input_scale
+        return model
 
     n_samples = X.shape[0]
     capacity = min(batch_size, n_samples)
@@ -502,12 +568,14 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
                                 epsilon=epsilon, epsilon_hat=bool(epsilon_hat), seed=0 if seed is None else seed)
     _restore_state(network, model.optimizer_state, optimizer)
     order = np.arange(n_samples, dtype=np.int64)
-    network.bind(X, Y, order, sample_weight)
+    network.bind(X, Y, order, sample_weight, 1.0 if input_scale is None else input_scale)
+    blocks = _BlockShuffle(X, capacity) if shuffle == "blocks" else None
     total_weight = n_samples if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
     # A mini-batch whose sample weights are all 0 has no cost to take a step on (its weighted mean
     # would be 0/0): it is skipped. Only looked for when some weight is 0.
     zero_weights = sample_weight is not None and not sample_weight.all()
-    x_max = _max_abs(X)
+    # a bound on |a⁰|; for integers their type's largest value, which needs no pass over a large X
+    x_max = _max_abs(X) if X.dtype == dtype else float(np.iinfo(X.dtype).max) * (input_scale or 1.0)
     problem = _non_finite(model, X, x_max)
     if problem is not None:
         raise ValueError(f"the starting weights give non-finite outputs: {problem}")
@@ -526,11 +594,15 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     try:
         for epoch in range(first_epoch, first_epoch + epochs):
             started = time.perf_counter()
-            if shuffle:
+            if blocks is not None:
+                blocks.shuffle(order, rng)
+            elif shuffle:
                 rng.shuffle(order)
             total = 0.0
             for start in range(0, n_samples, capacity):
                 stop = min(start + capacity, n_samples)
+                if blocks is not None:
+                    blocks.read_ahead(start)
                 if zero_weights and not sample_weight[order[start:stop]].any():
                     continue
                 total += network.train_batch(start, stop, rate)
@@ -614,7 +686,7 @@ def _continue(model, n_features):
     return MLP([w.copy() for w in model.weights], [b.copy() for b in model.biases], model.layer_activations,
                model.loss, model.classes_, {k: list(v) if isinstance(v, list) else v
                                             for k, v in model.history.items()},
-               model.l2, model.single_target, model.task, model.l1, model.use_bias, state)
+               model.l2, model.single_target, model.task, model.l1, model.use_bias, state, model.input_scale)
 
 
 def _restore_state(network, optimizer_state, optimizer):
@@ -645,6 +717,58 @@ def _split(X, Y, sample_weight, fraction, task, rng):
     if sample_weight is not None:
         weights, held_weights = np.ascontiguousarray(sample_weight[keep]), sample_weight[held].astype(np.float64)
     return np.ascontiguousarray(X[keep]), np.ascontiguousarray(Y[keep]), weights, (X[held], Y[held], held_weights)
+
+
+def block_order(n_samples, block_rows, rng):
+    """``(blocks, order)``: the blocks of rows ``[b · block_rows, (b + 1) · block_rows)`` in a random
+    order, and the order of the rows, each block's rows together and in a random order."""
+    blocks = rng.permutation(-(-n_samples // block_rows))
+    order = np.concatenate([block * block_rows + rng.permutation(min(block_rows, n_samples - block * block_rows))
+                            for block in blocks.tolist()])
+    return blocks, order
+
+
+class _BlockShuffle:
+    """shuffle="blocks": every epoch a new :func:`block_order`, and for an X mapped from a file the
+    disk reads of each block requested while the block before it is trained on.
+
+    A block is about BLOCK_BYTES of X: long enough that the disk reads it as a few long sequential
+    requests (4 MiB take 2-4 ms at 1-2 GB/s, against a request's latency of ~0.1 ms), short enough
+    that the block trained on and the one being read stay in any page cache and in the L3 cache,
+    where its rows are read in random order. It is a whole number of mini-batches, so that a
+    mini-batch comes from one block (all of them when the row count divides evenly).
+    """
+
+    def __init__(self, X, batch_size):
+        rows_per_block = BLOCK_BYTES / max(1, X[:1].nbytes)
+        self.block_rows = max(1, round(rows_per_block / batch_size)) * batch_size
+        self.X = X if _is_mapped(X) else None
+        self.blocks, self.starts, self.next = [], [], 0
+
+    def shuffle(self, order, rng):
+        """Fill ``order`` (in place: the network holds it) with a new block order."""
+        blocks, order[:] = block_order(len(order), self.block_rows, rng)
+        sizes = np.minimum(self.block_rows, len(order) - blocks * self.block_rows)
+        self.blocks, self.starts = blocks.tolist(), (np.cumsum(sizes) - sizes).tolist()
+        self.next = 0
+
+    def read_ahead(self, position):
+        """Before training on ``order[position:]``: request the blocks that start within one block."""
+        if self.X is None:
+            return
+        while self.next < len(self.blocks) and self.starts[self.next] <= position + self.block_rows:
+            first = self.blocks[self.next] * self.block_rows
+            _kernels.will_need(self.X, first, first + self.block_rows)
+            self.next += 1
+
+
+def _is_mapped(X):
+    """Whether X is (a view of) memory mapped from a file."""
+    while X is not None:
+        if isinstance(X, (np.memmap, mmap.mmap)):
+            return True
+        X = getattr(X, "base", None)
+    return False
 
 
 def _copy_into(targets, sources):
