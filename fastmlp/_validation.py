@@ -73,9 +73,10 @@ def check_inputs(X, dtype, name="X", n_features=None):
     return np.require(X, X.dtype.newbyteorder("="), "CA")   # a subclass (memmap) is kept
 
 
-def check_input_scale(input_scale, X, dtype):
+def check_input_scale(input_scale, x_dtype, dtype):
     """The input scale fit stores with the model: None (X's values as they are), or a finite
-    number > 0 for a uint8 or uint16 X, whose rows become ``X.astype(dtype) * dtype(input_scale)``.
+    number > 0 for X of ``x_dtype`` uint8 or uint16, whose rows become
+    ``X.astype(dtype) * dtype(input_scale)``.
 
     Raises TypeError for an input_scale with any other X (a float X is scaled by its owner; other
     integer types are converted up front, as before) and ValueError for a scale that is not a
@@ -83,12 +84,13 @@ def check_input_scale(input_scale, X, dtype):
     if input_scale is None:
         return None
     input_scale = check_float(input_scale, "input_scale", 0.0, inclusive=False, dtype=dtype)
-    if X.dtype.type not in INTEGER_INPUTS:
+    x_dtype = np.dtype(x_dtype)
+    if x_dtype.type not in INTEGER_INPUTS:
         raise TypeError(f"input_scale is for uint8 or uint16 X, which is converted a mini-batch at a time; "
-                        f"got X of dtype {X.dtype} (multiply a float X by the scale yourself)")
-    largest = float(np.iinfo(X.dtype).max) * float(np.asarray(input_scale, dtype))
+                        f"got X of dtype {x_dtype} (multiply a float X by the scale yourself)")
+    largest = float(np.iinfo(x_dtype).max) * float(np.asarray(input_scale, dtype))
     if not largest <= float(np.finfo(dtype).max):
-        raise ValueError(f"input_scale={input_scale!r} makes {X.dtype} values as large as {largest:g}, "
+        raise ValueError(f"input_scale={input_scale!r} makes {x_dtype} values as large as {largest:g}, "
                          f"beyond the largest {np.dtype(dtype).name}")
     return input_scale
 

@@ -127,6 +127,8 @@ class MLP:
         the dtype of the X given to ``predict``, ``output`` or ``score``; None: X as it is.
     """
 
+    input_scale = None   # also for a model pickled without the attribute: it takes X as it is
+
     def __init__(self, weights, biases, layer_activations, loss, classes=None, history=None, l2=0.0,
                  single_target=True, task=None, l1=0.0, use_bias=True, optimizer_state=None, input_scale=None):
         self.weights, self.biases = weights, biases
@@ -490,7 +492,7 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
             raise ValueError(f"input_scale={input_scale!r} differs from the warm_start model's "
                              f"{warm_start.input_scale!r}")
         input_scale = warm_start.input_scale
-    input_scale = check_input_scale(input_scale, X, dtype)
+    input_scale = check_input_scale(input_scale, X.dtype, dtype)
     if warm_start is not None:
         model = _continue(warm_start, X.shape[1])
         Y = model.targets(y, len(X))
