@@ -205,12 +205,26 @@ def test_a_memmap_trains_as_the_rows_in_memory_without_a_copy(rng, tmp_path, mon
     assert same_parameters(from_disk, fastmlp.fit(X, y, **options))
 
 
+class InlineExecutor:
+    """An executor that runs what it is given at once, on the calling thread."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def submit(self, function, *args):
+        function(*args)
+
+    def shutdown(self, **kwargs):
+        pass
+
+
 def test_blocks_of_a_memmap_are_read_ahead(rng, tmp_path, monkeypatch):
     X = rng.integers(0, 256, (1000, 10)).astype(np.uint8)
     mapped = memmap(tmp_path, X)
     monkeypatch.setattr(model_module, "BLOCK_BYTES", 100 * 10)   # blocks of 100 rows
     requested = []
     monkeypatch.setattr(_kernels, "will_need", lambda X, start, stop: requested.append((start, stop)))
+    monkeypatch.setattr(model_module, "ThreadPoolExecutor", InlineExecutor)
     fastmlp.fit(mapped, rng.integers(0, 2, 1000), hidden=(4,), epochs=2, batch_size=50, shuffle="blocks",
                 input_scale=1 / 255, seed=0)
     assert len(requested) == 20 and sorted(requested[:10]) == [(k, k + 100) for k in range(0, 1000, 100)]
