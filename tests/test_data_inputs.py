@@ -77,6 +77,20 @@ def test_integer_inputs_with_other_optimizers_and_weights(rng, options):
     assert same_parameters(scaled, floats)
 
 
+@pytest.mark.parametrize("backend", ["compiled", "numpy"])
+def test_divergence_is_caught_as_with_the_prescaled_floats(rng, backend):
+    X = rng.integers(0, 256, (200, 5)).astype(np.uint8)
+    y = X.sum(axis=1).astype(float)
+    options = dict(hidden=(8,), activation="relu", learning_rate=50.0, epochs=20, seed=0, on_divergence="stop",
+                   backend=backend)
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        scaled = fastmlp.fit(X, y, input_scale=2.0, **options)
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        floats = fastmlp.fit(prescaled(X, np.float32, 2.0), y, **options)
+    assert scaled.history["diverged"] == floats.history["diverged"]
+    assert same_parameters(scaled, floats)
+
+
 def test_a_scaled_model_predicts_as_the_float_model(rng):
     X, y = pixels(rng, np.uint8)
     scaled = fastmlp.fit(X, y, input_scale=1 / 255, hidden=(9,), epochs=2, seed=0)
