@@ -738,13 +738,13 @@ class _BlockShuffle:
     """shuffle="blocks": every epoch a new :func:`block_order`, and for an X mapped from a file the
     disk reads of each block requested while the block before it is trained on.
 
-    The requests run on a thread of their own: the kernel's share of reading (finding pages for
-    the block, evicting others when the page cache is full) then runs beside training, on another
-    core when there is one, instead of inside it.
+    The requests run on a thread of their own, which also takes the block's page faults: the
+    kernel's share of reading (finding pages for the block, evicting others when the page cache is
+    full, mapping them) then runs beside training, on another core when there is one.
 
     A block is about BLOCK_BYTES of X: long enough that the disk reads it as a few long sequential
     requests (4 MiB take 2-4 ms at 1-2 GB/s, against a request's latency of ~0.1 ms), short enough
-    that the block trained on and the one being read stay in any page cache and in the L3 cache,
+    that the block trained on and the ones being read stay in any page cache and in the L3 cache,
     where its rows are read in random order. It is a whole number of mini-batches, so that a
     mini-batch comes from one block (all of them when the row count divides evenly).
     """
@@ -773,8 +773,16 @@ class _BlockShuffle:
         ahead = position + READ_AHEAD_BLOCKS * self.block_rows
         while self.next < len(self.blocks) and self.starts[self.next] <= ahead:
             first = self.blocks[self.next] * self.block_rows
-            self.reader.submit(_kernels.will_need, self.X, first, first + self.block_rows)
+            self.reader.submit(_read_block, self.X, first, first + self.block_rows)
             self.next += 1
+
+
+def _read_block(X, start, stop):
+    """Rows start .. stop-1 of a memory-mapped X read into memory and mapped into the process: the
+    reads requested at once, then a byte of every page touched (its page fault taken here, by the
+    read-ahead thread, not by training)."""
+    _kernels.will_need(X, start, stop)
+    X[start:stop].reshape(-1)[::4096].max()   # one element of every 4 KiB page
 
 
 def _is_mapped(X):
