@@ -16,9 +16,11 @@ user input.
 """
 from cython cimport floating
 from libc.math cimport log, sqrt
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
+from posix.mman cimport POSIX_MADV_WILLNEED, posix_madvise
+from posix.unistd cimport _SC_PAGESIZE, sysconf
 
 cimport numpy as cnp
 import numpy as np
@@ -368,6 +370,62 @@ cdef void _gather_rows(const floating *X, const int64_t *index, Py_ssize_t count
         memcpy(out + r * cols, X + index[r] * cols, cols * sizeof(floating))
 
 
+# Integer inputs (8- or 16-bit pixels, counts): stored as they are, converted a mini-batch at a time.
+ctypedef fused pixel:
+    uint8_t
+    uint16_t
+
+# What the bound X holds: the training dtype, or integers to convert as the batch is gathered.
+cdef enum InputKind:
+    INPUT_FLOAT, INPUT_UINT8, INPUT_UINT16
+
+INPUT_KINDS = {np.dtype(np.uint8): INPUT_UINT8, np.dtype(np.uint16): INPUT_UINT16}
+
+
+cdef void _gather_scaled_rows(const pixel *X, const int64_t *index, Py_ssize_t count, Py_ssize_t cols,
+                              floating scale, floating *out) noexcept nogil:
+    """out[r, j] := floating(X[index[r], j]) · scale   (integer rows, converted as they are gathered).
+
+    Convert, then multiply, in the training dtype: the batch is then bit for bit the same rows of
+    ``X.astype(dtype) * dtype(scale)``. Each row's cache lines are requested while the row before
+    is converted, as in _gather_rows."""
+    cdef Py_ssize_t r, j, line, size = cols * <Py_ssize_t> sizeof(pixel)
+    cdef const pixel *row
+    cdef const char *next_row
+    cdef floating *o
+    for r in range(count):
+        if r + 1 < count:
+            next_row = <const char *> (X + index[r + 1] * cols)
+            for line in range(0, size, 64):
+                __builtin_prefetch(next_row + line)
+            __builtin_prefetch(next_row + size - 1)
+        row = X + index[r] * cols
+        o = out + r * cols
+        for j in range(cols):
+            o[j] = (<floating> row[j]) * scale
+
+
+def will_need(cnp.ndarray X, Py_ssize_t start, Py_ssize_t stop):
+    """Ask the operating system to read rows start .. stop-1 of X into memory now, without waiting.
+
+    For X memory-mapped from a file (``numpy.memmap``) this starts the disk reads of rows that
+    training will reach soon (``posix_madvise(POSIX_MADV_WILLNEED)``), so that they arrive while
+    the rows before them are trained on. A hint: its failure is ignored, and it changes no data."""
+    cdef Py_ssize_t row_bytes = X.shape[1] * X.itemsize if X.ndim == 2 else X.itemsize
+    cdef size_t page = <size_t> sysconf(_SC_PAGESIZE)
+    cdef size_t first, last
+    if not X.flags.c_contiguous or X.ndim != 2:
+        raise ValueError("will_need: X must be a C-contiguous 2-D array")
+    start, stop = max(start, 0), min(stop, X.shape[0])
+    if start >= stop:
+        return
+    first = <size_t> (_data(X) + start * row_bytes)
+    last = <size_t> (_data(X) + stop * row_bytes)
+    first -= first % page   # madvise takes whole pages, from a page boundary
+    with nogil:
+        posix_madvise(<void *> first, last - first, POSIX_MADV_WILLNEED)
+
+
 # ---------------------------------------------------------------------------------------------
 # A network: weights plus every buffer one mini-batch needs, allocated once
 # ---------------------------------------------------------------------------------------------
@@ -455,6 +513,8 @@ cdef class Network:
     cdef char *sw_data
     cdef int64_t *order
     cdef Py_ssize_t n_samples
+    cdef InputKind input_kind
+    cdef double input_scale
 
     def __cinit__(self):
         self.sizes = NULL
@@ -556,6 +616,7 @@ cdef class Network:
         self.row_losses = <double *> _data(row_losses)
         self.sw_data = NULL
         self.n_samples = 0
+        self.input_kind, self.input_scale = INPUT_FLOAT, 1.0
 
     def __dealloc__(self):
         free(self.sizes)
@@ -571,14 +632,20 @@ cdef class Network:
         free(self.masks)
         free(self.dels)
 
-    def bind(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray order, sample_weight=None):
+    def bind(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray order, sample_weight=None,
+             double input_scale=1.0):
         """Bind the training set: X (n, n_in), targets Y (n, n_out), and an int64 ``order``.
 
         ``train_batch(start, stop)`` trains on the rows ``order[start:stop]``; the caller
         reshuffles ``order`` in place between epochs. ``sample_weight`` (n,) weighs each sample's
-        cost; a mini-batch's gradient is then the weighted mean.
+        cost; a mini-batch's gradient is then the weighted mean. X is of the network's dtype, or
+        uint8 or uint16: then the network's input is ``dtype(X) · dtype(input_scale)``, converted
+        into ``activations[0]`` as each mini-batch is gathered.
         """
-        if (X.dtype != self.dtype or Y.dtype != self.dtype or order.dtype != np.int64
+        input_kind = INPUT_KINDS.get(X.dtype, INPUT_FLOAT)
+        if input_kind == INPUT_FLOAT and X.dtype != self.dtype:
+            raise ValueError("bind: X must be of the network's dtype, uint8 or uint16")
+        if (Y.dtype != self.dtype or order.dtype != np.int64
                 or X.ndim != 2 or Y.ndim != 2 or order.ndim != 1
                 or X.shape[1] != self.sizes[0] or Y.shape[1] != self.sizes[self.n_layers]
                 or X.shape[0] != Y.shape[0] or order.shape[0] != X.shape[0]
@@ -596,6 +663,7 @@ cdef class Network:
         self.sw_data = NULL if sample_weight is None else _data(sample_weight)
         self.order = <int64_t *> _data(order)
         self.n_samples = X.shape[0]
+        self.input_kind, self.input_scale = input_kind, input_scale
 
     def train_batch(self, Py_ssize_t start, Py_ssize_t stop, double learning_rate):
         """One optimizer step on rows ``order[start:stop]``; returns their summed (weighted) loss.
@@ -906,6 +974,8 @@ cdef double _train_step(Network net, Py_ssize_t start, Py_ssize_t rows, floating
     cdef double total
     cdef Py_ssize_t *n = net.sizes
     cdef const int64_t *index = net.order + start
+    cdef const floating *X = <const floating *> net.X_data
+    cdef const int64_t *x_rows = index
     # plain SGD, or classical momentum without a penalty: applied inside the weight-gradient products
     cdef bint fused = step.optimizer == SGD and net.l1 == 0 and (net.S1 == NULL or net.l2 == 0)
     # the same share of the rows as _forward_backward's when it splits by rows
@@ -913,9 +983,13 @@ cdef double _train_step(Network net, Py_ssize_t start, Py_ssize_t rows, floating
     _prefetch_rows(<const floating *> net.Y_data, index + first, size, n[net.n_layers])
     if sample_weight != NULL:
         _gather_rows(<floating *> net.sw_data, index + first, size, 1, sample_weight + first)
-        if not _by_rows(net, count):
-            fm_team_barrier(count)   # thread 0 reads every sample weight
-    total = _forward_backward(net, <const floating *> net.X_data, index, rows, <const floating *> net.Y_data,
+    if net.input_kind != INPUT_FLOAT:
+        # integer inputs: converted into activations[0], which the products then read as the batch
+        X, x_rows = <const floating *> net.acts[0], NULL
+        _gather_inputs(net, index + first, size, <floating *> net.acts[0] + first * n[0])
+    if (sample_weight != NULL or x_rows == NULL) and not _by_rows(net, count):
+        fm_team_barrier(count)   # thread 0 reads every sample weight, every thread every input row
+    total = _forward_backward(net, X, x_rows, rows, <const floating *> net.Y_data,
                               index, sample_weight, True, step if fused else NULL, id, count)
     if fused:
         return total
@@ -927,6 +1001,17 @@ cdef double _train_step(Network net, Py_ssize_t start, Py_ssize_t rows, floating
             _update_share(net, net.n_layers + l, <floating *> net.b[l], <floating *> net.gb[l],
                           n[l + 1], step, id, count)
     return total
+
+
+cdef inline void _gather_inputs(Network net, const int64_t *index, Py_ssize_t count,
+                                floating *out) noexcept nogil:
+    """out[r] := dtype(X[index[r]]) · input_scale for the bound integer X (see Network.bind)."""
+    if net.input_kind == INPUT_UINT8:
+        _gather_scaled_rows(<const uint8_t *> net.X_data, index, count, net.sizes[0],
+                            <floating> net.input_scale, out)
+    else:
+        _gather_scaled_rows(<const uint16_t *> net.X_data, index, count, net.sizes[0],
+                            <floating> net.input_scale, out)
 
 
 cdef inline void _update_share(Network net, Py_ssize_t index, floating *P, const floating *G,
@@ -1421,6 +1506,19 @@ def gather_rows(floating[:, ::1] X, const int64_t[::1] index, floating[:, ::1] o
     if index.shape[0] and X.shape[1]:
         with nogil:
             _gather_rows(&X[0, 0], &index[0], index.shape[0], X.shape[1], &out[0, 0])
+
+
+def gather_scaled_rows(const pixel[:, ::1] X, const int64_t[::1] index, double scale, floating[:, ::1] out):
+    """out[r] := dtype(X[index[r]]) · dtype(scale) for every r (out's dtype)."""
+    cdef Py_ssize_t r
+    if out.shape[0] != index.shape[0] or out.shape[1] != X.shape[1]:
+        raise ValueError("out must have shape (len(index), X.shape[1])")
+    for r in range(index.shape[0]):
+        if not 0 <= index[r] < X.shape[0]:
+            raise IndexError(f"row index {index[r]} out of range")
+    if index.shape[0] and X.shape[1]:
+        with nogil:
+            _gather_scaled_rows(&X[0, 0], &index[0], index.shape[0], X.shape[1], <floating> scale, &out[0, 0])
 
 
 # How this module was built and which levels this CPU runs, for fastmlp.show_config(). setup.py

@@ -43,10 +43,60 @@ def _as_numeric_array(value, name):
 
 
 def check_array(X, dtype, name="X", n_features=None):
-    """X as a C-contiguous, aligned 2-D array of ``dtype``, finite and non-empty (a copy if needed)."""
+    """X as a C-contiguous, aligned 2-D array of ``dtype``, finite and non-empty (a copy if needed).
+
+    An array that is already so (a ``numpy.memmap`` or a read-only array included) is returned
+    without a copy, after one pass over it for NaN and infinity."""
     if is_ready(X, dtype, n_features) and all_finite(X):   # O(1) Python work, one pass in C
         return X
     array = _as_numeric_array(X, name)
+    _check_shape(array, name, n_features)
+    with np.errstate(over="ignore"):   # a value too large for float32 becomes inf, reported just below
+        array = np.require(array, dtype, "CA")   # C-contiguous, aligned, in the machine's byte order
+    if not all_finite(array):
+        raise ValueError(f"{name} contains NaN or infinity (or values too large for {np.dtype(dtype)})")
+    return array
+
+
+# Integer inputs that fit and the models take as they are (8-bit images, 12- or 16-bit sensors):
+# converted to the float dtype, and multiplied by the input scale, a mini-batch at a time.
+INTEGER_INPUTS = (np.uint8, np.uint16)
+
+
+def check_inputs(X, dtype, name="X", n_features=None):
+    """X as ``check_array`` gives it, except that a uint8 or uint16 ndarray stays of its dtype:
+    returned as it is when C-contiguous and 2-D (a ``numpy.memmap`` stays one, never read here),
+    else as a C-contiguous copy of the same dtype. Integers need no finiteness check."""
+    if not (isinstance(X, np.ndarray) and X.dtype.type in INTEGER_INPUTS):
+        return check_array(X, dtype, name, n_features)
+    _check_shape(X, name, n_features)
+    return np.require(X, X.dtype.newbyteorder("="), "CA")   # a subclass (memmap) is kept
+
+
+def check_input_scale(input_scale, x_dtype, dtype):
+    """The input scale fit stores with the model: None (X's values as they are), or a finite
+    number > 0 for X of ``x_dtype`` uint8 or uint16, whose rows become
+    ``X.astype(dtype) * dtype(input_scale)``.
+
+    Raises TypeError for an input_scale with any other X (a float X is scaled by its owner; other
+    integer types are converted up front, as before) and ValueError for a scale that is not a
+    finite number > 0 in ``dtype`` or makes X's largest possible value overflow it."""
+    if input_scale is None:
+        return None
+    input_scale = check_float(input_scale, "input_scale", 0.0, inclusive=False, dtype=dtype)
+    x_dtype = np.dtype(x_dtype)
+    if x_dtype.type not in INTEGER_INPUTS:
+        raise TypeError(f"input_scale is for uint8 or uint16 X, which is converted a mini-batch at a time; "
+                        f"got X of dtype {x_dtype} (multiply a float X by the scale yourself)")
+    largest = float(np.iinfo(x_dtype).max) * float(np.asarray(input_scale, dtype))
+    if not largest <= float(np.finfo(dtype).max):
+        raise ValueError(f"input_scale={input_scale!r} makes {x_dtype} values as large as {largest:g}, "
+                         f"beyond the largest {np.dtype(dtype).name}")
+    return input_scale
+
+
+def _check_shape(array, name, n_features):
+    """A ValueError unless ``array`` is 2-D, non-empty and (if given) ``n_features`` wide."""
     if array.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {array.shape}; "
                          "use X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for one sample")
@@ -54,11 +104,6 @@ def check_array(X, dtype, name="X", n_features=None):
         raise ValueError(f"{name} is empty: shape {array.shape}")
     if n_features is not None and array.shape[1] != n_features:
         raise ValueError(f"{name} has {array.shape[1]} features, but the model expects {n_features}")
-    with np.errstate(over="ignore"):   # a value too large for float32 becomes inf, reported just below
-        array = np.require(array, dtype, "CA")   # C-contiguous, aligned, in the machine's byte order
-    if not all_finite(array):
-        raise ValueError(f"{name} contains NaN or infinity (or values too large for {np.dtype(dtype)})")
-    return array
 
 
 def is_ready(X, dtype, n_features=None):

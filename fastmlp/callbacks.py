@@ -227,7 +227,9 @@ class DivergenceGuard(Callback):
 
     def on_train_begin(self):
         model, X = self.trainer.model, self.trainer.X
-        self.x_max = max_abs(X)
+        # a bound on |a⁰|; for integers their type's largest value, which needs no pass over a large X
+        self.x_max = (max_abs(X) if X.dtype == model.dtype else
+                      float(np.iinfo(X.dtype).max) * (model.input_scale or 1.0))
         problem = non_finite(model, X, self.x_max)
         if problem is not None:
             raise ValueError(f"the starting weights give non-finite outputs: {problem}")

@@ -23,8 +23,9 @@ from ._lbfgs import LBFGSTrainer
 from ._progress import Progress
 from .callbacks import History, ProgressLogger, copy_into
 from .trainer import restore_optimizer
-from ._validation import (check_activations, check_array, check_dtype, check_float, check_hidden, check_int,
-                          check_parameters, check_sample_weight, check_targets)
+from ._validation import (check_activations, check_dtype, check_float, check_hidden,
+                          check_input_scale, check_inputs, check_int, check_parameters, check_sample_weight,
+                          check_targets)
 
 UNSUPPORTED = ("validation_fraction", "class_weight")
 
@@ -49,8 +50,9 @@ def fit(X, y, *, client=None, average_every=1, **fit_kwargs):
     **fit_kwargs
         The keyword arguments of :func:`fastmlp.fit`. ``batch_size`` is the global mini-batch:
         each shard's steps take its share, ``batch_size · n_shard / n_samples`` rows (at least one).
-        ``sample_weight`` may be a dask array. ``validation_fraction`` and ``class_weight`` are not
-        supported.
+        ``sample_weight`` may be a dask array. uint8 and uint16 chunks of X, with ``input_scale``,
+        are converted a mini-batch at a time, as by fit. ``validation_fraction`` and
+        ``class_weight`` are not supported.
 
     Returns
     -------
@@ -79,6 +81,7 @@ def fit(X, y, *, client=None, average_every=1, **fit_kwargs):
     client = _client(client)
     X_blocks, y_blocks, w_blocks, n_features = _blocks(client, X, y, options.pop("sample_weight"))
     model = _initial_model(n_features, y, options)
+    model.input_scale = _input_scale(X, model, options)
     validation = _validation(model, options["validation_data"], options["monitor"])
     setup = _setup(model, options)
     shards, sizes = _shards(client, X_blocks, y_blocks, w_blocks, model)
@@ -215,11 +218,22 @@ def _initial_model(n_features, y, options):
                       task=task, single_target=np.ndim(y) == 1, use_bias=bool(options["use_bias"]))
 
 
+def _input_scale(X, model, options):
+    """The model's input scale: as fit checks it, against X's dtype (a dask array's too)."""
+    input_scale = options["input_scale"]
+    if options["warm_start"] is not None:
+        if input_scale is not None and input_scale != model.input_scale:
+            raise ValueError(f"input_scale={input_scale!r} differs from the warm_start model's {model.input_scale!r}")
+        input_scale = model.input_scale
+    x_dtype = X.dtype if hasattr(X, "dtype") else np.asarray(X).dtype
+    return check_input_scale(input_scale, x_dtype, model.dtype)
+
+
 def _setup(model, options):
     return _Setup(tuple(model.layer_activations), model.loss, model.dtype, model.l2, model.l1,
                   model.use_bias, options["optimizer"], options["momentum"], options["beta1"],
                   options["beta2"], options["epsilon"], bool(options["epsilon_hat"]), options["dropout"],
-                  options["backend"], options["seed"], bool(options["shuffle"]))
+                  options["backend"], options["seed"], bool(options["shuffle"]), model.input_scale)
 
 
 @dataclass(frozen=True)
@@ -241,6 +255,7 @@ class _Setup:
     backend: str
     seed: int
     shuffle: bool
+    input_scale: float = None   # uint8/uint16 shards: the network's input is X · input_scale
 
     def network(self, weights, biases, capacity, shard_index=0):
         """A network over ``weights``, ``biases`` (updated in place) with its own dropout key."""
@@ -286,7 +301,7 @@ def _shards(client, X_blocks, y_blocks, w_blocks, model):
 
 
 def _make_shard(X, y, sample_weight, template):
-    X = check_array(X, template.dtype, "X", template.layer_sizes[0])
+    X = check_inputs(X, template.dtype, "X", template.layer_sizes[0])   # uint8/uint16 stay as they are
     Y = template.targets(y, len(X))
     if sample_weight is not None:
         sample_weight = check_sample_weight(sample_weight, None, Y, None, template.dtype)
@@ -309,7 +324,7 @@ def _validation(model, validation_data, monitor):
         raise ValueError("validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)")
     values = [np.asarray(v.compute() if hasattr(v, "compute") else v) if v is not None else None
               for v in validation_data]
-    X_val = check_array(values[0], model.dtype, "validation_data X", model.layer_sizes[0])
+    X_val = check_inputs(values[0], model.dtype, "validation_data X", model.layer_sizes[0])
     Y_val = model.targets(values[1], len(X_val), "validation_data y")
     W_val = None
     if len(values) == 3 and values[2] is not None:
@@ -340,6 +355,23 @@ class _Sums:
         return _Sums(self.weight + other.weight, [a + b for a, b in zip(self.weighted(), other.weighted())],
                      self.loss + other.loss, max(self.seconds, other.seconds), max(self.steps, other.steps),
                      max(self.dropouts, other.dropouts))
+
+
+def _broadcast(client, value, attempts=5):
+    """A future of ``value`` held by every worker: sent to each once, not inside each task that reads it.
+
+    Every worker keeps a copy, so a task rerun after a worker is lost reads the same value on
+    another. A worker lost during the scatter itself fails it (a CommClosedError, an OSError): it is
+    tried again. Each scatter has a fresh key: a key hashed from the value could meet an earlier
+    round's equal value while the scheduler is still releasing it.
+    """
+    for attempt in range(attempts):
+        try:
+            return client.scatter(value, broadcast=True, hash=False)
+        except OSError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * 2**attempt)
 
 
 def _add(first, second):
@@ -384,7 +416,7 @@ def _train_shard(shard, setup, start, epoch, shard_index, first_step, n_steps, b
     copy_into(network.state, start.state)
     network.step_count, network.dropout_counter = start.step_count, start.dropout_counter
     order = _order(setup.seed, epoch, shard_index, len(X), setup.shuffle)
-    network.bind(X, Y, order, sample_weight)
+    network.bind(X, Y, order, sample_weight, 1.0 if setup.input_scale is None else setup.input_scale)
     first, last = first_step * batch_size, min((first_step + n_steps) * batch_size, len(X))
     started, loss = time.perf_counter(), 0.0
     for begin in range(first, last, batch_size):
@@ -428,7 +460,8 @@ def _fit_rounds(client, model, shards, shard_sizes, setup, options, average_ever
             started, compute, loss, weight = time.perf_counter(), 0.0, 0.0, 0.0
             for index in range(rounds_per_epoch):
                 first_step = index * average_every
-                futures = [client.submit(_train_shard, shard, setup, current, epoch, k, first_step,
+                start = _broadcast(client, current)
+                futures = [client.submit(_train_shard, shard, setup, start, epoch, k, first_step,
                                          min(average_every, steps[k] - first_step), batch_sizes[k],
                                          schedule.rate, pure=False)
                            for k, shard in enumerate(shards) if steps[k] > first_step]
@@ -547,7 +580,7 @@ def _cost_gradient(shard, setup, shapes, vector):
     weights = parameters[:n_layers]
     biases = parameters[n_layers:] or [np.zeros(w.shape[1], setup.dtype) for w in weights]
     network = setup.network(weights, biases, len(X))
-    loss = network.backprop(X, Y, sample_weight)
+    loss = network.backprop(_model.scaled_inputs(X, setup.dtype, setup.input_scale), Y, sample_weight)
     weight = float(len(X) if sample_weight is None else sample_weight.sum(dtype=np.float64))
     gradients = network.weight_grads + (network.bias_grads if setup.use_bias else [])
     gradient = np.concatenate([g.ravel() for g in gradients]).astype(np.float64)
@@ -561,6 +594,7 @@ def _fit_lbfgs(client, model, shards, shard_sizes, setup, options):
     total_weight = float(shard_sizes[:, 1].sum())
 
     def cost_and_gradient(vector):
+        vector = _broadcast(client, vector)
         futures = [client.submit(_cost_gradient, shard, setup, shapes, vector, pure=False) for shard in shards]
         total = _tree_sum(client, futures)
         return total.loss / total_weight + model.penalty(), total.weighted()[0] / total_weight

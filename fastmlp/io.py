@@ -3,7 +3,8 @@
 The file is a NumPy ``.npz`` archive (a zip) holding ``weights_0 ... weights_{L-1}``,
 ``biases_0 ...``, ``classes`` for a classifier, and ``metadata``: a JSON string with
 ``format`` ("fastmlp"), ``format_version``, ``layer_sizes``, ``layer_activations``, ``loss``,
-``dtype``, ``l2``, ``single_target``, ``history`` and ``sha256``, a digest of every array,
+``dtype``, ``l2``, ``single_target``, ``history``, ``input_scale`` (null, or absent in older
+files, when the model takes X as it is) and ``sha256``, a digest of every array,
 so that an edited or damaged file is rejected. Loading uses ``allow_pickle=False``: nothing in
 a file can run code. Every member is stored uncompressed, so no header can make loading allocate
 more than the file's size, and the arrays are checked as ``fit`` checks user-given weights
@@ -82,6 +83,7 @@ def save(model, path):
         "loss": model.loss, "dtype": np.dtype(model.dtype).name, "l2": model.l2,
         "single_target": bool(model.single_target), "task": model.task, "l1": model.l1,
         "use_bias": bool(model.use_bias), "optimizer": optimizer,
+        "input_scale": None if model.input_scale is None else float(model.input_scale),
         "history": {key: _plain(values) for key, values in model.history.items()},
     }
     metadata["sha256"] = _digest(arrays, metadata)
@@ -215,7 +217,10 @@ def _model(arrays, metadata):
     use_bias = metadata.get("use_bias", True)
     if not isinstance(use_bias, bool) or (not use_bias and any(b.any() for b in biases)):
         raise ValueError("use_bias must be true or false, and false only with zero biases")
-    return MLP(weights, biases, activations, loss, classes, history=history,
+    input_scale = metadata.get("input_scale")
+    if input_scale is not None:
+        input_scale = check_float(input_scale, "input_scale", 0.0, inclusive=False, dtype=dtype)
+    return MLP(weights, biases, activations, loss, classes, history=history, input_scale=input_scale,
                l2=check_float(metadata.get("l2", 0.0), "l2"),
                single_target=bool(metadata.get("single_target", True)), task=task,
                l1=check_float(metadata.get("l1", 0.0), "l1"), use_bias=use_bias,

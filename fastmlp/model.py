@@ -7,13 +7,29 @@ import numpy as np
 
 from . import _kernels, reference
 from ._config import kernel_threads
-from ._validation import (check_array, check_choice, check_dtype, check_fits_in_memory, check_int,
+from ._validation import (check_array, check_choice, check_dtype, check_fits_in_memory, check_inputs, check_int,
                           check_sample_weight, check_targets_for_loss, encode_labels)
 
 BACKENDS = {"compiled": _kernels.Network, "numpy": reference.Network}
 OPTIMIZERS = ("sgd", "nesterov", "adam", "lbfgs")
 MAX_SEED = 2**64 - 1   # the compiled network keeps its dropout seed as a uint64
 ACTIVATION_NAMES = ("sigmoid", "tanh", "relu", "identity", "softmax", "exp")
+
+
+# Integer inputs are converted for inference in blocks of about this many bytes of floats.
+CONVERT_BYTES = 4 << 20
+
+
+def scaled_inputs(X, dtype, input_scale):
+    """The network's input for the rows of X: ``X.astype(dtype) * dtype(input_scale)``, converted and
+    then multiplied in ``dtype`` (as the compiled gather does); X itself when there is nothing to do."""
+    if X.dtype != dtype:
+        X = X.astype(dtype)
+        if input_scale is not None:
+            X *= dtype(input_scale)
+    elif input_scale is not None:
+        X = X * dtype(input_scale)
+    return X
 
 
 def network_class(backend):
@@ -100,10 +116,15 @@ class MLP:
     optimizer_state : dict or None
         What continuing training needs (see ``fit(warm_start=...)``): the optimizer's name,
         its state arrays (velocity or Adam's moments), the step count and the dropout counter.
+    input_scale : float or None
+        The network's input is ``X * input_scale`` (see ``fit(input_scale=...)``), whatever
+        the dtype of the X given to ``predict``, ``output`` or ``score``; None: X as it is.
     """
 
+    input_scale = None   # also for a model pickled without the attribute: it takes X as it is
+
     def __init__(self, weights, biases, layer_activations, loss, classes=None, history=None, l2=0.0,
-                 single_target=True, task=None, l1=0.0, use_bias=True, optimizer_state=None):
+                 single_target=True, task=None, l1=0.0, use_bias=True, optimizer_state=None, input_scale=None):
         self.weights, self.biases = weights, biases
         self.layer_activations, self.loss = list(layer_activations), loss
         self.classes_ = classes
@@ -112,6 +133,7 @@ class MLP:
         self.single_target = single_target   # regression on a 1-D y: predict returns 1-D
         self.task = task or ("regression" if classes is None else "classification")
         self.optimizer_state = optimizer_state
+        self.input_scale = input_scale
 
     def network(self, capacity, optimizer=OptimizerConfig(), *, dropout=0.0, seed=0, backend="compiled",
                 nthreads=None):
@@ -133,7 +155,7 @@ class MLP:
             state = dict(state, state=[s.copy() for s in state["state"]])
         return MLP([w.copy() for w in self.weights], [b.copy() for b in self.biases], self.layer_activations,
                    self.loss, self.classes_, l2=self.l2, l1=self.l1, task=self.task, use_bias=self.use_bias,
-                   single_target=self.single_target, optimizer_state=state,
+                   single_target=self.single_target, optimizer_state=state, input_scale=self.input_scale,
                    history={key: list(value) if isinstance(value, list) else value
                             for key, value in self.history.items()})
 
@@ -146,8 +168,20 @@ class MLP:
         return (self.weights[0].shape[0],) + tuple(w.shape[1] for w in self.weights)
 
     def output(self, X, backend="compiled"):
-        """The output layer's activations aᴸ for every row of X."""
-        X = check_array(X, self.weights[0].dtype.type, "X", self.weights[0].shape[0])
+        """The output layer's activations aᴸ for every row of X (times ``input_scale``, if set).
+
+        uint8 and uint16 rows are converted a block at a time: a memory-mapped X is never
+        converted whole."""
+        X = check_inputs(X, self.weights[0].dtype.type, "X", self.weights[0].shape[0])
+        if X.dtype != self.dtype or self.input_scale is not None:
+            rows = max(1, CONVERT_BYTES // (X.shape[1] * np.dtype(self.dtype).itemsize))
+            return np.concatenate([self._float_output(scaled_inputs(X[start:start + rows], self.dtype,
+                                                                    self.input_scale), backend)
+                                   for start in range(0, len(X), rows)])
+        return self._float_output(X, backend)
+
+    def _float_output(self, X, backend):
+        """aᴸ for the rows of X, already of the model's dtype and scaled."""
         if backend == "compiled":
             return self._output(X)
         out = np.empty((X.shape[0], self.layer_sizes[-1]), self.dtype)
@@ -175,8 +209,8 @@ class MLP:
         return state
 
     def forward(self, X):
-        """Activations of every layer for the rows of X: ``[a⁰ = X, a¹, ..., aᴸ]``."""
-        X = check_array(X, self.dtype, "X", self.layer_sizes[0])
+        """Activations of every layer for the rows of X: ``[a⁰ = X · input_scale, a¹, ..., aᴸ]``."""
+        X = scaled_inputs(check_inputs(X, self.dtype, "X", self.layer_sizes[0]), self.dtype, self.input_scale)
         network = reference.Network(self.weights, self.biases, self.layer_activations, self.loss, len(X),
                                     use_bias=self.use_bias)
         return network._forward(X)
@@ -268,7 +302,7 @@ class MLP:
         Same shapes as ``weights`` and ``biases``; the regularisation term is included.
         """
         network_class(backend)   # an unknown backend is an error before X is looked at
-        X = check_array(X, self.dtype, "X", self.layer_sizes[0])
+        X = scaled_inputs(check_inputs(X, self.dtype, "X", self.layer_sizes[0]), self.dtype, self.input_scale)
         Y = self.targets(y, len(X))
         network = self.network(len(X), backend=backend)
         network.backprop(X, Y)

@@ -38,7 +38,8 @@ def to_onnx(model, path=None):
     -------
     onnx.ModelProto
         Opset 18. One input ``X`` of shape (n_samples, n_features) in the model's dtype (float32 or
-        float64). A classifier has the outputs ``label`` (what ``predict`` returns: integer labels as
+        float64); a model fitted with ``input_scale`` takes X's values as they are (an 8-bit image
+        cast to float) and multiplies them by it first, as ``predict`` does. A classifier has the outputs ``label`` (what ``predict`` returns: integer labels as
         int64, booleans as bool, strings as string, float labels in their float type; multi-label
         models give int64 0/1 rows) and ``probabilities`` (what ``predict_proba`` returns); a
         regressor has ``variable``, shaped as ``predict``'s result.
@@ -140,8 +141,10 @@ def _check_network(network):
 
 
 def _network(graph, X, network):
-    """aᴸ: one Gemm per layer, Z = A · W + b, and the layer's activation."""
+    """aᴸ: one Gemm per layer, Z = A · W + b, and the layer's activation, from a⁰ = X · input_scale."""
     A = X
+    if getattr(network, "input_scale", None) is not None:
+        A = graph.op("Mul", [X, graph.constant("input_scale", np.array(network.input_scale, network.dtype))])
     for l, (W, b, activation) in enumerate(zip(network.weights, network.biases, network.layer_activations)):
         A = graph.op("Gemm", [A, graph.constant(f"weights_{l}", W), graph.constant(f"biases_{l}", b)])
         if activation == "softmax":

@@ -186,6 +186,11 @@ def gather_rows(X, index, out):
     np.take(X, index, axis=0, out=out)
 
 
+def gather_scaled_rows(X, index, scale, out):
+    """out[r] := dtype(X[index[r]]) · dtype(scale) for every r (out's dtype; X of uint8 or uint16)."""
+    np.multiply(X[index].astype(out.dtype), out.dtype.type(scale), out=out)
+
+
 class Network:
     """The NumPy twin of ``fastmlp._kernels.Network``: same constructor, same methods."""
 
@@ -210,15 +215,22 @@ class Network:
         self.activations, self.deltas = [], []
         self.sample_weight = None
 
-    def bind(self, X, Y, order, sample_weight=None):
-        """Bind the training set; ``train_batch(start, stop)`` uses rows ``order[start:stop]``."""
+    def bind(self, X, Y, order, sample_weight=None, input_scale=1.0):
+        """Bind the training set; ``train_batch(start, stop)`` uses rows ``order[start:stop]``. An
+        integer X is converted a batch at a time: the network's input is dtype(X) · dtype(input_scale)."""
         self.X, self.Y, self.order, self.sample_weight = X, Y, order, sample_weight
+        self.input_scale = input_scale
 
     def train_batch(self, start, stop, learning_rate):
         """One optimizer step on rows ``order[start:stop]``; returns their summed (weighted) loss."""
         rows = self.order[start:stop]
         weights = None if self.sample_weight is None else self.sample_weight[rows]
-        total = self._backprop(self.X[rows], self.Y[rows], weights, training=True)
+        if self.X.dtype == self.dtype:
+            inputs = self.X[rows]
+        else:
+            inputs = np.empty((len(rows), self.X.shape[1]), self.dtype)
+            gather_scaled_rows(self.X, rows, self.input_scale, inputs)
+        total = self._backprop(inputs, self.Y[rows], weights, training=True)
         self.step_count += 1
         parameters = self.weights + (self.biases if self.use_bias else [])
         gradients = self.weight_grads + (self.bias_grads if self.use_bias else [])

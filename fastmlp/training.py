@@ -10,12 +10,12 @@ import numpy as np
 
 from ._lbfgs import fit_lbfgs
 from ._split import split_rows
-from ._validation import (check_activations, check_array, check_choice, check_dtype, check_fits_in_memory,
-                          check_float, check_hidden, check_int, check_parameters, check_sample_weight,
-                          check_targets, encode_labels)
+from ._validation import (check_activations, check_choice, check_dtype, check_fits_in_memory, check_float,
+                          check_hidden, check_input_scale, check_inputs, check_int, check_parameters,
+                          check_sample_weight, check_targets, encode_labels)
 from .callbacks import (Callback, DivergenceGuard, EarlyStopping, FunctionCallback, History, InverseScaling,
                         ProgressLogger, ReduceLROnPlateau, StepDecay)
-from .model import BACKENDS, MAX_SEED, MLP, OPTIMIZERS, OptimizerConfig, init_parameters
+from .model import BACKENDS, MAX_SEED, MLP, OPTIMIZERS, OptimizerConfig, init_parameters, scaled_inputs
 from .trainer import Trainer
 
 SCHEDULES = ("constant", "invscaling", "step", "plateau")
@@ -29,7 +29,7 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         warm_start=None, classes_=None, shuffle=True, sample_weight=None, class_weight=None,
         validation_data=None, validation_fraction=None, early_stopping=False,
         n_iter_no_change=10, tol=1e-4, max_fun=15000, monitor=None, restore_best=True, callback=None,
-        on_divergence="raise", backend="compiled", verbose=0, callbacks=()):
+        on_divergence="raise", backend="compiled", verbose=0, callbacks=(), input_scale=None):
     """Train a dense network by mini-batch gradient descent with backpropagation.
 
     The defaults are the seed network of 3Blue1Brown and Nielsen: two hidden layers of 16
@@ -38,6 +38,11 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
+        Floats, or uint8 or uint16 integers, which are kept as they are (a quarter or half of
+        float32's memory) and converted a mini-batch at a time, as ``X.astype(dtype) *
+        dtype(input_scale)``: the result is the same as fitting that float array. A
+        ``numpy.memmap`` is read where it lies, never copied (see ``shuffle="blocks"``).
+        Other integer types are converted to ``dtype`` up front.
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         Labels (integers, strings or booleans: classification, one output per class), a 0/1
         indicator matrix (multi-label classification), or float targets (regression).
@@ -97,9 +102,14 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     classes_ : array-like, optional
         Every class label (classification), when ``y`` may not show all of them (training in
         chunks, as ``partial_fit`` does).
-    shuffle : bool
+    shuffle : bool or "blocks"
         Shuffle the samples every epoch; ``False`` trains on them in order, step for step
-        reproducible against another implementation.
+        reproducible against another implementation. ``"blocks"``: each epoch takes contiguous
+        blocks of rows (about 4 MiB of X each, a whole number of mini-batches) in a random order,
+        and the rows of each block in a random order, so that an X memory-mapped from disk is
+        read nearly sequentially (the next block is requested from the disk while one is trained
+        on). Meant for rows stored in no particular order: a file sorted by class gives
+        mini-batches of one class.
     sample_weight : array-like of shape (n_samples,), optional
         Weights of the samples' costs; a mini-batch's gradient is the weighted mean.
     class_weight : dict or "balanced", optional
@@ -132,6 +142,12 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     verbose : int
         1 prints one line per epoch (loss, validation score, samples/s, time left), with a
         progress line inside long epochs when the output is a terminal.
+    input_scale : float > 0, optional
+        For a uint8 or uint16 X only (e.g. ``1/255`` for 8-bit pixels): the network's input is
+        ``X.astype(dtype) * dtype(input_scale)``. The model keeps it (``MLP.input_scale``) and
+        multiplies every X it is given later by it, as does ``validation_data``'s X. None (the
+        default): the integers as they are, as for any other X. With ``warm_start`` the model's
+        scale is used, and ``input_scale``, if given, must equal it.
 
     Returns
     -------
@@ -141,7 +157,9 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     Raises
     ------
     ValueError, TypeError
-        On invalid input, naming the argument.
+        On invalid input, naming the argument: among them a TypeError for ``input_scale`` with
+        an X that is not uint8 or uint16, and a ValueError for an ``input_scale`` that is not
+        finite and > 0, or for ``shuffle`` other than True, False or "blocks".
     DivergenceError
         When training diverges (a FloatingPointError and a ValueError).
 
@@ -162,14 +180,13 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     """
 
     options = _check_options(locals())
-    X = check_array(X, options.dtype, "X")
+    X = check_inputs(X, options.dtype, "X")   # uint8 and uint16 are kept, and converted a batch at a time
     model, Y = _start(X, y, options)
     sample_weight = check_sample_weight(options.sample_weight, options.class_weight, Y,
                                         model.classes_ if model.task == "classification" else None, options.dtype)
     X, Y, sample_weight, validation_data = _validation_data(X, Y, sample_weight, model, options)
     if options.optimizer.name == "lbfgs":
-        return fit_lbfgs(model, X, Y, sample_weight, options.epochs, options.max_fun, options.tol,
-                         options.backend, [History(), ProgressLogger(options.verbose)] + _user_callbacks(options))
+        return _fit_lbfgs(model, X, Y, sample_weight, options)
     network = model.network(min(options.batch_size, len(X)), options.optimizer, dropout=options.dropout,
                             seed=options.seed or 0, backend=options.backend)
     trainer = Trainer(model, network, X, Y, sample_weight, batch_size=options.batch_size,
@@ -211,6 +228,8 @@ def _check_options(arguments):
         o.seed = check_int(o.seed, "seed", 0, MAX_SEED)
     if o.callback is not None and not callable(o.callback):
         raise TypeError(f"callback must be callable, got {o.callback!r}")
+    if isinstance(o.shuffle, str):
+        check_choice(o.shuffle, "shuffle", (True, False, "blocks"))
     o.callbacks = list(o.callbacks)
     for callback in o.callbacks:
         if not isinstance(callback, Callback):
@@ -222,9 +241,14 @@ def _check_options(arguments):
 def _start(X, y, o):
     """The model to train (new, or a copy of ``warm_start``) and the target matrix Y."""
     if o.warm_start is not None:
+        if o.input_scale is not None and o.input_scale != o.warm_start.input_scale:
+            raise ValueError(f"input_scale={o.input_scale!r} differs from the warm_start model's "
+                             f"{o.warm_start.input_scale!r}")
+        check_input_scale(o.warm_start.input_scale, X.dtype, o.dtype)
         model = o.warm_start.copy(n_features=X.shape[1])
         model.l2, model.l1 = o.l2, o.l1
         return model, model.targets(y, len(X))
+    input_scale = check_input_scale(o.input_scale, X.dtype, o.dtype)
     task = o.task
     if o.classes_ is not None:
         if task not in (None, "classification"):
@@ -251,7 +275,7 @@ def _start(X, y, o):
     if not o.use_bias:
         biases = [np.zeros_like(b) for b in biases]
     model = MLP(weights, biases, layer_activations, loss, classes, l2=o.l2, l1=o.l1, task=task,
-                single_target=np.ndim(y) == 1, use_bias=bool(o.use_bias))
+                single_target=np.ndim(y) == 1, use_bias=bool(o.use_bias), input_scale=input_scale)
     return model, Y
 
 
@@ -273,7 +297,7 @@ def _validation_data(X, Y, sample_weight, model, o):
         given = o.validation_data
         if not isinstance(given, (tuple, list)) or len(given) not in (2, 3):
             raise ValueError("validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)")
-        X_val = check_array(given[0], o.dtype, "validation_data X", X.shape[1])
+        X_val = check_inputs(given[0], o.dtype, "validation_data X", X.shape[1])
         Y_val = model.targets(given[1], len(X_val), "validation_data y")
         W_val = None
         if len(given) == 3 and given[2] is not None:
@@ -295,6 +319,15 @@ def _split(X, Y, sample_weight, fraction, task, rng):
     if sample_weight is not None:
         weights, held_weights = np.ascontiguousarray(sample_weight[keep]), sample_weight[held].astype(np.float64)
     return np.ascontiguousarray(X[keep]), np.ascontiguousarray(Y[keep]), weights, (X[held], Y[held], held_weights)
+
+
+def _fit_lbfgs(model, X, Y, sample_weight, o):
+    """L-BFGS, full batch: every step reads every row, so integer rows are converted once, up front."""
+    input_scale, model.input_scale = model.input_scale, None
+    model = fit_lbfgs(model, scaled_inputs(X, o.dtype, input_scale), Y, sample_weight, o.epochs, o.max_fun, o.tol,
+                      o.backend, [History(), ProgressLogger(o.verbose)] + _user_callbacks(o))
+    model.input_scale = input_scale
+    return model
 
 
 def _user_callbacks(o):

@@ -108,6 +108,25 @@ def test_dask_and_numpy_inputs_give_the_same_model(client, data):
     assert from_dask.optimizer_state["optimizer"] == "adam"
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "lbfgs"])
+def test_uint8_chunks_with_input_scale_train_as_the_prescaled_floats(client, data, tmp_path, optimizer):
+    da = pytest.importorskip("dask.array")
+    X, y = data
+    pixels = np.clip(np.rint(X * 40 + 128), 0, 255).astype(np.uint8)
+    floats = pixels.astype(np.float32) * np.float32(1 / 255)
+    mapped = np.memmap(tmp_path / "X.u8", np.uint8, "w+", shape=pixels.shape)
+    mapped[:] = pixels
+    options = dict(hidden=(5,), epochs=2, batch_size=40, seed=0, optimizer=optimizer, client=client,
+                   validation_data=(pixels[:50], y[:50]))
+    scaled = fastmlp.distributed.fit(da.from_array(mapped, chunks=(200, 8)), da.from_array(y, chunks=200),
+                                     input_scale=1 / 255, **options)
+    expected = fastmlp.distributed.fit(da.from_array(floats, chunks=(200, 8)), da.from_array(y, chunks=200),
+                                       **dict(options, validation_data=(floats[:50], y[:50])))
+    assert_same_parameters(scaled, expected)
+    assert scaled.input_scale == 1 / 255
+    np.testing.assert_array_equal(scaled.predict(pixels), expected.predict(floats))
+
+
 def test_local_sgd_reaches_single_machine_accuracy(client):
     X_train, y_train, X_test, y_test, _ = fastmlp.datasets.load_fashion_mnist_or_small()
     X, y = X_train[:12000] / 255.0, y_train[:12000]

@@ -1,0 +1,331 @@
+"""Integer inputs with an input scale, memory-mapped inputs, and shuffle="blocks".
+
+A uint8 or uint16 X with ``input_scale`` must train exactly as the float array
+``X.astype(dtype) * dtype(input_scale)`` does (bit for bit: the rows are converted and multiplied
+in the training dtype, the same two operations NumPy does), and a memory-mapped X must train as
+the same rows in memory, without being copied.
+"""
+import json
+
+import numpy as np
+import pytest
+
+import fastmlp
+from conftest import DTYPES
+from fastmlp import _kernels, io, model as model_module, reference, trainer as trainer_module
+from fastmlp._validation import check_array, check_inputs
+
+PIXELS = (np.uint8, np.uint16)
+SCALE = {np.uint8: 1 / 255, np.uint16: 1 / 4095}
+
+
+def pixels(rng, pixel, n_samples=300, n_features=12):
+    """Random integer rows (12-bit values for uint16) and three classes."""
+    X = rng.integers(0, 256 if pixel is np.uint8 else 4096, (n_samples, n_features)).astype(pixel)
+    return X, rng.integers(0, 3, n_samples)
+
+
+def prescaled(X, dtype, input_scale):
+    """The float array an integer X with input_scale stands for."""
+    return X.astype(dtype) * dtype(input_scale)
+
+
+def same_parameters(a, b):
+    return all(np.array_equal(p, q) for p, q in zip(a.weights + a.biases, b.weights + b.biases))
+
+
+@pytest.mark.parametrize("pixel", PIXELS, ids=lambda t: t.__name__)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: t.__name__)
+def test_gather_scaled_rows_matches_reference(rng, pixel, dtype):
+    X, _ = pixels(rng, pixel)
+    index = rng.integers(0, len(X), 37)
+    out, expected = np.full((37, X.shape[1]), np.nan, dtype), np.empty((37, X.shape[1]), dtype)
+    _kernels.gather_scaled_rows(X, index, SCALE[pixel], out)
+    reference.gather_scaled_rows(X, index, SCALE[pixel], expected)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(out, prescaled(X, dtype, SCALE[pixel])[index])
+
+
+@pytest.mark.parametrize("backend", ["compiled", "numpy"])
+@pytest.mark.parametrize("pixel", PIXELS, ids=lambda t: t.__name__)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: t.__name__)
+def test_integer_inputs_train_as_the_prescaled_floats(rng, pixel, dtype, backend):
+    X, y = pixels(rng, pixel)
+    X_val, y_val = pixels(rng, pixel, 50)
+    kept = X.copy()
+    options = dict(hidden=(9,), epochs=3, batch_size=32, seed=3, dtype=dtype, backend=backend)
+    scaled = fastmlp.fit(X, y, input_scale=SCALE[pixel], validation_data=(X_val, y_val), **options)
+    floats = fastmlp.fit(prescaled(X, dtype, SCALE[pixel]), y,
+                         validation_data=(prescaled(X_val, dtype, SCALE[pixel]), y_val), **options)
+    assert same_parameters(scaled, floats)
+    assert scaled.history["val_loss"] == floats.history["val_loss"]
+    assert scaled.input_scale == SCALE[pixel] and floats.input_scale is None
+    np.testing.assert_array_equal(X, kept)   # the caller's array is never modified
+
+
+@pytest.mark.parametrize("options", [
+    dict(optimizer="adam", learning_rate=0.01, dropout=0.2),
+    dict(momentum=0.9, learning_rate=0.5, l2=1e-3, shuffle="blocks"),
+    dict(optimizer="lbfgs", epochs=5),
+], ids=["adam-dropout", "momentum-blocks", "lbfgs"])
+def test_integer_inputs_with_other_optimizers_and_weights(rng, options):
+    X, y = pixels(rng, np.uint8, 500, 40)
+    sample_weight = rng.random(len(X))
+    options = dict(dict(hidden=(200,), epochs=2, batch_size=50, seed=1, sample_weight=sample_weight), **options)
+    scaled = fastmlp.fit(X, y, input_scale=1 / 255, **options)
+    floats = fastmlp.fit(prescaled(X, np.float32, 1 / 255), y, **options)
+    assert same_parameters(scaled, floats)
+
+
+@pytest.mark.parametrize("backend", ["compiled", "numpy"])
+def test_divergence_is_caught_as_with_the_prescaled_floats(rng, backend):
+    X = rng.integers(0, 256, (200, 5)).astype(np.uint8)
+    y = X.sum(axis=1).astype(float)
+    options = dict(hidden=(8,), activation="relu", learning_rate=50.0, epochs=20, seed=0, on_divergence="stop",
+                   backend=backend)
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        scaled = fastmlp.fit(X, y, input_scale=2.0, **options)
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        floats = fastmlp.fit(prescaled(X, np.float32, 2.0), y, **options)
+    assert scaled.history["diverged"] == floats.history["diverged"]
+    assert same_parameters(scaled, floats)
+
+
+def test_a_scaled_model_predicts_as_the_float_model(rng):
+    X, y = pixels(rng, np.uint8)
+    scaled = fastmlp.fit(X, y, input_scale=1 / 255, hidden=(9,), epochs=2, seed=0)
+    floats = fastmlp.fit(prescaled(X, np.float32, 1 / 255), y, hidden=(9,), epochs=2, seed=0)
+    X_float = prescaled(X, np.float32, 1 / 255)
+    np.testing.assert_array_equal(scaled.output(X), floats.output(X_float))
+    np.testing.assert_array_equal(scaled.output(X, backend="numpy"), floats.output(X_float, backend="numpy"))
+    np.testing.assert_array_equal(scaled.predict(X), floats.predict(X_float))
+    np.testing.assert_array_equal(scaled.predict_proba(X), floats.predict_proba(X_float))
+    assert scaled.score(X, y) == floats.score(X_float, y)
+    np.testing.assert_array_equal(scaled.forward(X)[-1], floats.forward(X_float)[-1])
+    for mine, theirs in zip(scaled.backprop(X, y), floats.backprop(X_float, y)):
+        for a, b in zip(mine, theirs):
+            np.testing.assert_array_equal(a, b)
+    # the scale belongs to the model: the same values as floats give the same outputs
+    np.testing.assert_array_equal(scaled.output(X.astype(np.float32)), scaled.output(X))
+
+
+def test_integer_outputs_are_converted_in_blocks(rng, monkeypatch):
+    X, y = pixels(rng, np.uint8, 100)
+    model = fastmlp.fit(X, y, input_scale=1 / 255, hidden=(9,), epochs=1, seed=0)
+    whole = model.output(X)
+    monkeypatch.setattr(model_module, "CONVERT_BYTES", 7 * X.shape[1] * 4)   # blocks of 7 rows
+    np.testing.assert_array_equal(model.output(X), whole)
+
+
+def test_uint8_without_scale_is_taken_as_it_is(rng):
+    X, y = pixels(rng, np.uint8)
+    a = fastmlp.fit(X, y, hidden=(5,), epochs=1, seed=0, learning_rate=0.01)
+    b = fastmlp.fit(X.astype(np.float32), y, hidden=(5,), epochs=1, seed=0, learning_rate=0.01)
+    assert same_parameters(a, b) and a.input_scale is None
+
+
+def test_warm_start_keeps_the_scale(rng):
+    X, y = pixels(rng, np.uint8)
+    first = fastmlp.fit(X, y, input_scale=1 / 255, hidden=(5,), epochs=1, seed=0)
+    again = fastmlp.fit(X, y, warm_start=first, epochs=1, seed=1)
+    assert again.input_scale == 1 / 255
+    floats = fastmlp.fit(prescaled(X, np.float32, 1 / 255), y, hidden=(5,), epochs=1, seed=0)
+    assert same_parameters(again, fastmlp.fit(prescaled(X, np.float32, 1 / 255), y, warm_start=floats, epochs=1,
+                                                 seed=1))
+    with pytest.raises(ValueError, match="input_scale=0.5 differs"):
+        fastmlp.fit(X, y, warm_start=first, input_scale=0.5)
+
+
+def test_save_and_load_keep_the_scale(rng, tmp_path):
+    X, y = pixels(rng, np.uint8)
+    model = fastmlp.fit(X, y, input_scale=1 / 255, hidden=(5,), epochs=1, seed=0)
+    fastmlp.save(model, tmp_path / "scaled.npz")
+    loaded = fastmlp.load(tmp_path / "scaled.npz")
+    assert loaded.input_scale == 1 / 255
+    np.testing.assert_array_equal(loaded.output(X), model.output(X))
+
+
+def test_files_without_a_scale_still_load(rng, tmp_path):
+    X, y = pixels(rng, np.uint8)
+    model = fastmlp.fit(X.astype(np.float32), y, hidden=(5,), epochs=1, seed=0)
+    fastmlp.save(model, tmp_path / "model.npz")
+    arrays = io.read_npz(tmp_path / "model.npz")
+    metadata = json.loads(str(arrays.pop("metadata")))
+    del metadata["input_scale"]   # as files written before the key existed
+    metadata["sha256"] = io._digest(arrays, metadata)
+    np.savez(tmp_path / "older.npz", metadata=np.array(json.dumps(metadata)), **arrays)
+    loaded = fastmlp.load(tmp_path / "older.npz")
+    assert loaded.input_scale is None
+    np.testing.assert_array_equal(loaded.output(X), model.output(X))
+
+
+def test_onnx_export_multiplies_by_the_scale(rng):
+    pytest.importorskip("onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    X, y = pixels(rng, np.uint8)
+    model = fastmlp.fit(X, y, input_scale=1 / 255, hidden=(5,), epochs=1, seed=0)
+    session = onnxruntime.InferenceSession(fastmlp.to_onnx(model).SerializeToString(),
+                                           providers=["CPUExecutionProvider"])
+    labels, probabilities = session.run(None, {"X": X.astype(np.float32)})
+    np.testing.assert_array_equal(labels, model.predict(X))
+    np.testing.assert_allclose(probabilities, model.predict_proba(X), rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory-mapped and read-only inputs
+# ---------------------------------------------------------------------------------------------
+
+def memmap(tmp_path, array):
+    path = tmp_path / f"X-{array.dtype}.bin"
+    array.tofile(path)
+    return np.memmap(path, array.dtype, "r", shape=array.shape)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8], ids=lambda t: t.__name__)
+def test_checking_a_memmap_or_read_only_array_copies_nothing(rng, tmp_path, dtype):
+    X = rng.integers(0, 256, (50, 8)).astype(dtype)
+    mapped = memmap(tmp_path, X)
+    read_only = X.copy()
+    read_only.flags.writeable = False
+    for array in (mapped, read_only):
+        checked = check_inputs(array, np.float32)
+        assert np.shares_memory(checked, array)
+        if dtype == np.float32:
+            assert np.shares_memory(check_array(array, np.float32), array)
+
+
+class RecordingNetwork(_kernels.Network):
+    """The compiled network, remembering the X it was bound to."""
+    bound = []
+
+    def bind(self, X, *args):
+        RecordingNetwork.bound.append(X)
+        return super().bind(X, *args)
+
+
+@pytest.mark.parametrize("shuffle", [True, "blocks"])
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8], ids=lambda t: t.__name__)
+def test_a_memmap_trains_as_the_rows_in_memory_without_a_copy(rng, tmp_path, monkeypatch, dtype, shuffle):
+    X = rng.integers(0, 256, (400, 16)).astype(dtype)
+    y = rng.integers(0, 2, len(X))
+    mapped = memmap(tmp_path, X)
+    input_scale = 1 / 255 if dtype == np.uint8 else None
+    options = dict(hidden=(6,), epochs=2, batch_size=20, seed=5, input_scale=input_scale, shuffle=shuffle,
+                   learning_rate=0.01 if dtype == np.float32 else 3.0)
+    monkeypatch.setitem(model_module.BACKENDS, "compiled", RecordingNetwork)
+    RecordingNetwork.bound.clear()
+    from_disk = fastmlp.fit(mapped, y, **options)
+    assert np.shares_memory(RecordingNetwork.bound[0], mapped)
+    assert same_parameters(from_disk, fastmlp.fit(X, y, **options))
+
+
+class InlineExecutor:
+    """An executor that runs what it is given at once, on the calling thread."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def submit(self, function, *args):
+        function(*args)
+
+    def shutdown(self, **kwargs):
+        pass
+
+
+def test_blocks_of_a_memmap_are_read_ahead(rng, tmp_path, monkeypatch):
+    X = rng.integers(0, 256, (1000, 10)).astype(np.uint8)
+    mapped = memmap(tmp_path, X)
+    monkeypatch.setattr(trainer_module, "BLOCK_BYTES", 100 * 10)   # blocks of 100 rows
+    requested = []
+    monkeypatch.setattr(_kernels, "will_need", lambda X, start, stop: requested.append((start, stop)))
+    monkeypatch.setattr(trainer_module, "ThreadPoolExecutor", InlineExecutor)
+    fastmlp.fit(mapped, rng.integers(0, 2, 1000), hidden=(4,), epochs=2, batch_size=50, shuffle="blocks",
+                input_scale=1 / 255, seed=0)
+    assert len(requested) == 20 and sorted(requested[:10]) == [(k, k + 100) for k in range(0, 1000, 100)]
+    requested.clear()
+    fastmlp.fit(X, rng.integers(0, 2, 1000), hidden=(4,), epochs=1, batch_size=50, shuffle="blocks", seed=0)
+    assert requested == []   # only a mapped file is read ahead
+
+
+def test_will_need_is_a_harmless_hint(rng, tmp_path):
+    X = rng.integers(0, 256, (300, 7)).astype(np.uint8)
+    mapped = memmap(tmp_path, X)
+    for array in (mapped, X):
+        _kernels.will_need(array, 5, 200)
+        _kernels.will_need(array, 250, 10**9)   # clipped to the rows there are
+    np.testing.assert_array_equal(mapped, X)
+
+
+# ---------------------------------------------------------------------------------------------
+# shuffle="blocks"
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n_samples, block_rows", [(1, 1), (10, 3), (100, 10), (101, 25)])
+def test_block_order_is_a_permutation_of_contiguous_blocks(n_samples, block_rows):
+    blocks, order = trainer_module.block_order(n_samples, block_rows, np.random.default_rng(0))
+    np.testing.assert_array_equal(np.sort(order), np.arange(n_samples))
+    assert sorted(blocks.tolist()) == list(range(-(-n_samples // block_rows)))
+    position = 0
+    for block in blocks:   # each block's rows come together, in the blocks' order
+        rows = np.arange(block * block_rows, min((block + 1) * block_rows, n_samples))
+        np.testing.assert_array_equal(np.sort(order[position:position + len(rows)]), rows)
+        position += len(rows)
+
+
+def test_block_order_depends_only_on_the_seed():
+    first = trainer_module.block_order(1000, 30, np.random.default_rng(7))[1]
+    np.testing.assert_array_equal(first, trainer_module.block_order(1000, 30, np.random.default_rng(7))[1])
+    assert not np.array_equal(first, trainer_module.block_order(1000, 30, np.random.default_rng(8))[1])
+
+
+def test_blocks_are_a_whole_number_of_batches(rng):
+    X = np.zeros((10, 784), np.uint8)
+    assert trainer_module.BlockShuffle(X, 100).block_rows == 5300   # 4 MiB / 784 B = 5350 rows
+    assert trainer_module.BlockShuffle(X, 10**6).block_rows == 10**6
+    assert trainer_module.BlockShuffle(np.zeros((10, 1), np.float64), 7).block_rows % 7 == 0
+
+
+def test_shuffle_blocks_trains_and_is_reproducible(rng):
+    X, y = pixels(rng, np.uint8, 600)
+    X[:, 0] = y * 80   # a learnable feature
+    options = dict(hidden=(8,), epochs=6, batch_size=20, seed=2, shuffle="blocks", input_scale=1 / 255)
+    model = fastmlp.fit(X, y, **options)
+    assert model.history["loss"][-1] < model.history["loss"][0]
+    assert same_parameters(model, fastmlp.fit(X, y, **options))
+    assert not same_parameters(model, fastmlp.fit(X, y, **dict(options, seed=3)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation errors
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("X_dtype", [np.float32, np.float64, np.int8, np.int64, np.uint32, bool],
+                         ids=lambda t: np.dtype(t).name)
+def test_input_scale_needs_uint8_or_uint16(rng, X_dtype):
+    X = rng.integers(0, 2, (20, 3)).astype(X_dtype)
+    with pytest.raises(TypeError, match="input_scale is for uint8 or uint16 X"):
+        fastmlp.fit(X, rng.integers(0, 2, 20), input_scale=0.5)
+    fastmlp.fit(X, rng.integers(0, 2, 20), epochs=1)   # without a scale, converted up front as ever
+
+
+@pytest.mark.parametrize("input_scale, error", [(0, ValueError), (-1 / 255, ValueError), (np.nan, ValueError),
+                                                (np.inf, ValueError), (1e-60, ValueError), (1e36, ValueError),
+                                                ("1/255", TypeError), (True, TypeError)])
+def test_bad_input_scales(rng, input_scale, error):
+    with pytest.raises(error, match="input_scale"):
+        fastmlp.fit(rng.integers(0, 256, (20, 3)).astype(np.uint16), rng.integers(0, 2, 20),
+                    input_scale=input_scale)
+
+
+@pytest.mark.parametrize("shuffle", ["rows", "block", "True"])
+def test_bad_shuffle(rng, shuffle):
+    with pytest.raises(ValueError, match="shuffle must be one of"):
+        fastmlp.fit(rng.random((20, 3)), rng.integers(0, 2, 20), shuffle=shuffle)
+
+
+def test_integer_X_of_the_wrong_shape(rng):
+    with pytest.raises(ValueError, match="X must be 2-D"):
+        fastmlp.fit(np.zeros(20, np.uint8), rng.integers(0, 2, 20), input_scale=1.0)
+    model = fastmlp.fit(np.zeros((20, 3), np.uint8), rng.integers(0, 2, 20), input_scale=1.0, epochs=1)
+    with pytest.raises(ValueError, match="X has 4 features, but the model expects 3"):
+        model.predict(np.zeros((5, 4), np.uint8))
