@@ -10,20 +10,20 @@ import functools
 import inspect
 import math
 import time
+import types
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import model as _model
-from . import reference
 from . import training as _training
 from ._config import get_num_threads
 from ._lbfgs import LBFGSTrainer
-from ._progress import Progress
 from .callbacks import History, ProgressLogger, copy_into
-from .trainer import restore_optimizer
-from ._validation import (check_activations, check_dtype, check_float, check_hidden,
+from .exceptions import DivergenceError
+from .trainer import Trainer
+from ._validation import (check_activations, check_dtype, check_hidden,
                           check_input_scale, check_inputs, check_int, check_parameters, check_sample_weight,
                           check_targets)
 
@@ -85,7 +85,7 @@ def fit(X, y, *, client=None, average_every=1, **fit_kwargs):
     validation = _validation(model, options["validation_data"], options["monitor"])
     setup = _setup(model, options)
     shards, sizes = _shards(client, X_blocks, y_blocks, w_blocks, model)
-    if options["optimizer"] == "lbfgs":
+    if options["optimizer"].name == "lbfgs":
         return _fit_lbfgs(client, model, shards, sizes, setup, options)
     return _fit_rounds(client, model, shards, sizes, setup, options, average_every, validation)
 
@@ -99,35 +99,17 @@ def _import_dask():
 
 
 def _options(fit_kwargs):
-    """fit's keyword arguments with its defaults filled in; unknown and unsupported ones rejected."""
+    """fit's keyword arguments, checked as fit checks them (a dict); unsupported ones rejected."""
     signature = inspect.signature(_training.fit)
     try:
         bound = signature.bind(None, None, **fit_kwargs)
     except TypeError as error:
         raise TypeError(f"fastmlp.distributed.fit: {error}") from None
     bound.apply_defaults()
-    options = dict(bound.arguments)
-    del options["X"], options["y"]
     for name in UNSUPPORTED:
-        if options[name] is not None:
-            raise ValueError(f"fastmlp.distributed.fit does not support {name}, got {options[name]!r}")
-    if options["optimizer"] not in _model.OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {list(_model.OPTIMIZERS)}, got {options['optimizer']!r}")
-    for name in ("epochs", "batch_size", "max_fun", "n_iter_no_change", "lr_step", "lr_patience"):
-        options[name] = check_int(options[name], name)
-    for name in ("l2", "l1", "tol", "power_t", "lr_decay"):
-        options[name] = check_float(options[name], name)
-    options["learning_rate"] = check_float(options["learning_rate"], "learning_rate", 0.0, inclusive=False)
-    options["samples_seen"] = check_int(options["samples_seen"], "samples_seen", 0)
-    for name in ("momentum", "beta1", "beta2", "dropout"):
-        options[name] = check_float(options[name], name, 0.0, maximum=1.0)
-    options["epsilon"] = check_float(options["epsilon"], "epsilon", 0.0, inclusive=False)
-    for name, allowed in (("lr_schedule", _training.SCHEDULES), ("on_divergence", ("raise", "stop")),
-                          ("backend", tuple(_model.BACKENDS)), ("monitor", (None, "val_loss", "val_score", "loss"))):
-        if options[name] not in allowed:
-            raise ValueError(f"{name} must be one of {list(allowed)}, got {options[name]!r}")
-    if options["callback"] is not None and not callable(options["callback"]):
-        raise TypeError(f"callback must be callable, got {options['callback']!r}")
+        if bound.arguments[name] is not None:
+            raise ValueError(f"fastmlp.distributed.fit does not support {name}, got {bound.arguments[name]!r}")
+    options = vars(_training._check_options(bound.arguments))
     if options["seed"] is None:   # drawn once here, so every shard and every retry agree
         options["seed"] = int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
     return options
@@ -230,40 +212,33 @@ def _input_scale(X, model, options):
 
 
 def _setup(model, options):
-    return _Setup(tuple(model.layer_activations), model.loss, model.dtype, model.l2, model.l1,
-                  model.use_bias, options["optimizer"], options["momentum"], options["beta1"],
-                  options["beta2"], options["epsilon"], bool(options["epsilon_hat"]), options["dropout"],
-                  options["backend"], options["seed"], bool(options["shuffle"]), model.input_scale)
+    return _Setup(model.copy(), options["optimizer"], options["dropout"], options["backend"], options["seed"],
+                  bool(options["shuffle"]))
 
 
 @dataclass(frozen=True)
 class _Setup:
-    """The network and the optimizer, as every task needs them."""
-    layer_activations: tuple
-    loss: str
-    dtype: type
-    l2: float
-    l1: float
-    use_bias: bool
-    optimizer: str
-    momentum: float
-    beta1: float
-    beta2: float
-    epsilon: float
-    epsilon_hat: bool
+    """The network and the optimizer, as every task needs them: ``template`` is the model
+    (its architecture, cost, penalties and input scale; its own weights are not trained)."""
+    template: _model.MLP
+    optimizer: _model.OptimizerConfig
     dropout: float
     backend: str
     seed: int
     shuffle: bool
-    input_scale: float = None   # uint8/uint16 shards: the network's input is X · input_scale
+
+    @property
+    def dtype(self):
+        return self.template.dtype
 
     def network(self, weights, biases, capacity, shard_index=0):
         """A network over ``weights``, ``biases`` (updated in place) with its own dropout key."""
-        return _model.BACKENDS[self.backend](
-            weights, biases, list(self.layer_activations), self.loss, capacity, momentum=self.momentum,
-            l2=self.l2, nthreads=_task_threads(), optimizer=self.optimizer if self.optimizer != "lbfgs" else "sgd",
-            l1=self.l1, dropout=self.dropout, use_bias=self.use_bias, beta1=self.beta1, beta2=self.beta2,
-            epsilon=self.epsilon, epsilon_hat=self.epsilon_hat, seed=_shard_seed(self.seed, shard_index))
+        template = self.template
+        model = _model.MLP(weights, biases, template.layer_activations, template.loss, l2=template.l2,
+                           l1=template.l1, use_bias=template.use_bias)
+        optimizer = self.optimizer if self.optimizer.name != "lbfgs" else _model.OptimizerConfig()
+        return model.network(capacity, optimizer, dropout=self.dropout, backend=self.backend,
+                             seed=_shard_seed(self.seed, shard_index), nthreads=_task_threads())
 
 
 def _task_threads():
@@ -410,13 +385,14 @@ def _train_shard(shard, setup, start, epoch, shard_index, first_step, n_steps, b
     """Mini-batch steps ``first_step .. first_step + n_steps − 1`` of ``epoch`` on one shard from
     ``start``; returns the sample-weighted parameters and state as :class:`_Sums`."""
     X, Y, sample_weight = shard
-    n_layers = len(setup.layer_activations)
+    n_layers = len(setup.template.weights)
     parameters = [p.copy() for p in start.parameters]
     network = setup.network(parameters[:n_layers], parameters[n_layers:], batch_size, shard_index)
     copy_into(network.state, start.state)
     network.step_count, network.dropout_counter = start.step_count, start.dropout_counter
     order = _order(setup.seed, epoch, shard_index, len(X), setup.shuffle)
-    network.bind(X, Y, order, sample_weight, 1.0 if setup.input_scale is None else setup.input_scale)
+    input_scale = setup.template.input_scale
+    network.bind(X, Y, order, sample_weight, 1.0 if input_scale is None else input_scale)
     first, last = first_step * batch_size, min((first_step + n_steps) * batch_size, len(X))
     started, loss = time.perf_counter(), 0.0
     for begin in range(first, last, batch_size):
@@ -437,137 +413,86 @@ def _average(total, start, dtype):
 
 
 def _fit_rounds(client, model, shards, shard_sizes, setup, options, average_every, validation):
-    """Synchronous rounds of local SGD (Nesterov, Adam): the epoch loop of fit, a round at a time."""
-    sizes = [int(n) for n in shard_sizes[:, 0]]
-    n_samples = sum(sizes)
-    batch_sizes = [max(1, round(options["batch_size"] * n / n_samples)) for n in sizes]
-    steps = [-(-n // b) for n, b in zip(sizes, batch_sizes)]
-    rounds_per_epoch = -(-max(steps) // average_every)
-    network = setup.network(model.weights, model.biases, 1)
-    restore_optimizer(network, model.optimizer_state)
-    current = _Round([p.copy() for p in model.weights + model.biases], [s.copy() for s in network.state],
-                     int(network.step_count), int(network.dropout_counter))
-
-    history = model.history
-    schedule = _Schedule(options)
-    best = {"value": np.inf, "epoch": 0, "parameters": None, "waited": 0}
-    first_epoch = len(history.get("loss", [])) + 1
-    round_number = history.get("rounds", [0])[-1] if history.get("rounds") else 0
-    progress = Progress(options["verbose"], first_epoch + options["epochs"] - 1, n_samples)
-    epoch = first_epoch
-    try:
-        for epoch in range(first_epoch, first_epoch + options["epochs"]):
-            started, compute, loss, weight = time.perf_counter(), 0.0, 0.0, 0.0
-            for index in range(rounds_per_epoch):
-                first_step = index * average_every
-                start = _broadcast(client, current)
-                futures = [client.submit(_train_shard, shard, setup, start, epoch, k, first_step,
-                                         min(average_every, steps[k] - first_step), batch_sizes[k],
-                                         schedule.rate, pure=False)
-                           for k, shard in enumerate(shards) if steps[k] > first_step]
-                total = _tree_sum(client, futures)
-                round_number += 1
-                following = _average(total, current, model.dtype)
-                if not (np.isfinite(total.loss) and all(np.isfinite(p).all() for p in following.parameters)):
-                    message = (f"training diverged in round {round_number} (epoch {epoch}): the cost became "
-                               f"{total.loss / total.weight} or the weights stopped being finite; try a "
-                               f"smaller learning_rate (now {schedule.rate})")
-                    if options["on_divergence"] == "raise":
-                        raise FloatingPointError(message)
-                    history["diverged"] = epoch
-                    warnings.warn(message + "; keeping the weights of the last finite round", RuntimeWarning,
-                                  stacklevel=3)
-                    raise _Stop
-                current = following
-                history.setdefault("round_loss", []).append(total.loss / total.weight)
-                compute, loss, weight = compute + total.seconds, loss + total.loss, weight + total.weight
-            model.weights, model.biases = current.parameters[:len(model.weights)], current.parameters[len(model.weights):]
-            metrics = _epoch_metrics(model, epoch, loss / weight, schedule.rate, time.perf_counter() - started,
-                                     validation)
-            metrics.update(rounds=round_number, compute_seconds=compute)
-            for key, value in metrics.items():
-                if key != "epoch":
-                    history.setdefault(key, []).append(value)
-            progress.epoch(metrics)
-            if _epoch_end(metrics, options, best, schedule, current, n_samples, history, epoch, first_epoch):
-                break
-    except _Stop:
-        pass
-    except KeyboardInterrupt:
-        history["interrupted"] = epoch
-        progress.message(f"epoch {epoch}: interrupted; keeping the weights of the last completed round")
-    n_layers = len(model.weights)
-    parameters = current.parameters
-    if options["early_stopping"] and options["restore_best"] and best["parameters"] is not None:
-        parameters = best["parameters"]
-        history["best_epoch"] = best["epoch"]
-    model.weights, model.biases = parameters[:n_layers], parameters[n_layers:]
-    config = {name: options[name] for name in ("optimizer", "momentum", "beta1", "beta2", "epsilon", "l2", "l1",
-                                               "dropout")}
-    config["epsilon_hat"] = setup.epsilon_hat
-    model.optimizer_state = {"optimizer": setup.optimizer, "state": current.state,
-                             "step_count": current.step_count, "dropout_counter": current.dropout_counter,
-                             "config": config}
-    return model
+    """Synchronous rounds of local SGD (Nesterov, Adam) through the Trainer: its callbacks, early
+    stopping, schedules and Ctrl-C, with each epoch a series of rounds."""
+    o = types.SimpleNamespace(**options)
+    trainer = _RoundTrainer(model, client, shards, [int(n) for n in shard_sizes[:, 0]], setup, o, average_every,
+                            validation)
+    return trainer.run(o.epochs)
 
 
-class _Stop(Exception):
-    """Training ends here, keeping the last finite round."""
+class _RoundTrainer(Trainer):
+    """The Trainer's epochs, each made of rounds: every shard steps from the same start, then the
+    parameters and optimizer state are averaged into the model. The divergence check runs after
+    every round, and Ctrl-C keeps the last complete round."""
 
+    def __init__(self, model, client, shards, sizes, setup, o, average_every, validation):
+        self.attach(model, model.weights + model.biases, sum(sizes),
+                    _training._shorthand_callbacks(o, divergence_guard=False))
+        self.client, self.shards, self.setup, self.on_divergence = client, shards, setup, o.on_divergence
+        self.network = setup.network(model.weights, model.biases, 1)   # holds the optimizer state
+        self.restore_optimizer(model.optimizer_state)
+        self.learning_rate, self.validation_data = o.learning_rate, validation
+        self.batch_sizes = [max(1, round(o.batch_size * n / self.n_samples)) for n in sizes]
+        self.steps = [-(-n // b) for n, b in zip(sizes, self.batch_sizes)]
+        self.average_every = average_every
+        self.rounds_per_epoch = -(-max(self.steps) // average_every)
+        self.round_number = self.history["rounds"][-1] if self.history.get("rounds") else 0
 
-def _epoch_metrics(model, epoch, loss, rate, seconds, validation):
-    penalty = model.penalty()
-    metrics = {"epoch": epoch, "loss": loss + penalty, "penalty": penalty, "learning_rate": rate,
-               "seconds": seconds}
-    if validation is not None:
-        X_val, Y_val, W_val = validation
-        output = model.output(X_val)
-        total = len(X_val) if W_val is None else W_val.sum()
-        metrics["val_loss"] = reference.loss_sum(output, Y_val, model.loss, W_val) / total
-        metrics["val_accuracy" if model.task != "regression" else "val_r2"] = model._score(output, Y_val, W_val)
-    return metrics
+    def train_epoch(self, epoch, batch_callbacks=()):
+        """The epoch's rounds; the mean cost and the seconds, or None when a divergence ended training."""
+        started, self.compute_seconds, loss, weight = time.perf_counter(), 0.0, 0.0, 0.0
+        network = self.network
+        current = _Round([p.copy() for p in self.parameters], [s.copy() for s in network.state],
+                         int(network.step_count), int(network.dropout_counter))
+        for index in range(self.rounds_per_epoch):
+            total = self.round(current, epoch, index * self.average_every)
+            following = _average(total, current, self.model.dtype)
+            if not (np.isfinite(total.loss) and all(np.isfinite(p).all() for p in following.parameters)):
+                self.diverged(epoch, total)
+                return None
+            current = following
+            self.take(current)
+            self.history.setdefault("round_loss", []).append(total.loss / total.weight)
+            self.compute_seconds, loss, weight = self.compute_seconds + total.seconds, loss + total.loss, \
+                weight + total.weight
+        return loss / weight, time.perf_counter() - started
 
+    def round(self, current, epoch, first_step):
+        """One round from ``current``: each shard's steps first_step.. on the workers, summed."""
+        start = _broadcast(self.client, current)
+        futures = [self.client.submit(_train_shard, shard, self.setup, start, epoch, k, first_step,
+                                      min(self.average_every, self.steps[k] - first_step), self.batch_sizes[k],
+                                      self.learning_rate, pure=False)
+                   for k, shard in enumerate(self.shards) if self.steps[k] > first_step]
+        self.round_number += 1
+        return _tree_sum(self.client, futures)
 
-class _Schedule:
-    """The learning rate of each epoch, as fit's ``lr_schedule`` sets it."""
+    def take(self, current):
+        """Make ``current`` the model's parameters and the network's optimizer state."""
+        copy_into(self.parameters, current.parameters)
+        copy_into(self.network.state, current.state)
+        self.network.step_count, self.network.dropout_counter = current.step_count, current.dropout_counter
 
-    def __init__(self, options):
-        self.options, self.rate, self.waited = options, options["learning_rate"], 0
-        self.samples_seen = options["samples_seen"]
+    def diverged(self, epoch, total):
+        """Raise, or stop keeping the last finite round (the model holds it)."""
+        message = (f"training diverged in round {self.round_number} (epoch {epoch}): the cost became "
+                   f"{total.loss / total.weight} or the weights stopped being finite; try a smaller "
+                   f"learning_rate (now {self.learning_rate})")
+        if self.on_divergence == "raise":
+            raise DivergenceError(message)
+        self.history["diverged"] = epoch
+        self.stop_training = True
+        warnings.warn(message + "; keeping the weights of the last finite round", RuntimeWarning, stacklevel=4)
 
-    def epoch_end(self, epochs_done, improved, n_samples):
-        options, name = self.options, self.options["lr_schedule"]
-        self.samples_seen += n_samples
-        if name == "invscaling":
-            self.rate = options["learning_rate"] / (self.samples_seen + 1) ** options["power_t"]
-        elif name == "step" and epochs_done % options["lr_step"] == 0:
-            self.rate *= options["lr_decay"]
-        elif name == "plateau":
-            self.waited = 0 if improved else self.waited + 1
-            if self.waited >= options["lr_patience"]:
-                self.rate, self.waited = self.rate * options["lr_decay"], 0
+    def undo_epoch(self):
+        """After Ctrl-C: stop, keeping the last complete round (the model holds it)."""
+        self.stop_training = self.undone = True
 
-
-def _epoch_end(metrics, options, best, schedule, current, n_samples, history, epoch, first_epoch):
-    """Early stopping, the schedule and the callback after an epoch; True to stop."""
-    monitor = options["monitor"] or ("val_loss" if "val_loss" in metrics else "loss")
-    value = metrics[monitor] if monitor != "val_score" else -metrics.get("val_accuracy", metrics.get("val_r2"))
-    improved = value < best["value"] - options["tol"]
-    if improved:
-        best.update(value=value, epoch=epoch, waited=0)
-        if options["early_stopping"] and options["restore_best"]:
-            best["parameters"] = current.parameters
-    else:
-        best["waited"] += 1
-    if options["early_stopping"] and best["waited"] >= options["n_iter_no_change"]:
-        history["stopped_early"] = epoch
-        return True
-    schedule.epoch_end(epoch - first_epoch + 1, improved, n_samples)
-    callback = options["callback"]
-    if callback is not None and callback(dict(metrics)):
-        history["stopped_by_callback"] = epoch
-        return True
-    return False
+    def epoch_logs(self, epoch, loss, seconds):
+        logs = super().epoch_logs(epoch, loss, seconds)
+        logs.update(rounds=self.round_number, compute_seconds=self.compute_seconds)
+        return logs
 
 
 def _cost_gradient(shard, setup, shapes, vector):
@@ -576,13 +501,13 @@ def _cost_gradient(shard, setup, shapes, vector):
     X, Y, sample_weight = shard
     pieces = np.split(vector, np.cumsum([math.prod(s) for s in shapes])[:-1])
     parameters = [np.ascontiguousarray(p.reshape(s), setup.dtype) for p, s in zip(pieces, shapes)]
-    n_layers = len(setup.layer_activations)
+    n_layers = len(setup.template.weights)
     weights = parameters[:n_layers]
     biases = parameters[n_layers:] or [np.zeros(w.shape[1], setup.dtype) for w in weights]
     network = setup.network(weights, biases, len(X))
-    loss = network.backprop(_model.scaled_inputs(X, setup.dtype, setup.input_scale), Y, sample_weight)
+    loss = network.backprop(_model.scaled_inputs(X, setup.dtype, setup.template.input_scale), Y, sample_weight)
     weight = float(len(X) if sample_weight is None else sample_weight.sum(dtype=np.float64))
-    gradients = network.weight_grads + (network.bias_grads if setup.use_bias else [])
+    gradients = network.weight_grads + (network.bias_grads if setup.template.use_bias else [])
     gradient = np.concatenate([g.ravel() for g in gradients]).astype(np.float64)
     return _Sums(weight, [weight * gradient if weight > 0 else np.zeros_like(gradient)], loss)
 
@@ -599,8 +524,9 @@ def _fit_lbfgs(client, model, shards, shard_sizes, setup, options):
         total = _tree_sum(client, futures)
         return total.loss / total_weight + model.penalty(), total.weighted()[0] / total_weight
 
+    o = types.SimpleNamespace(**options)
     trainer = LBFGSTrainer(model, cost_and_gradient, int(shard_sizes[:, 0].sum()),
-                           [History(), ProgressLogger(options["verbose"])])
+                           [History(), ProgressLogger(o.verbose)] + _training._user_callbacks(o))
     trainer.run(options["epochs"], options["max_fun"], options["tol"])
     history = model.history
     if "interrupted" not in history and not all(np.isfinite(p).all() for p in parameters):

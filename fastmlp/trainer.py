@@ -43,6 +43,9 @@ class Trainer:
         self.validation_data = validation_data
         self.blocks = BlockShuffle(X, self.batch_size) if shuffle == "blocks" else None
         self.restore_optimizer(model.optimizer_state)
+        self.order = np.arange(self.n_samples, dtype=np.int64)   # the epoch's order; the network reads it
+        input_scale = 1.0 if model.input_scale is None else model.input_scale
+        network.bind(X, Y, self.order, sample_weight, input_scale)
 
     def attach(self, model, parameters, n_samples, callbacks):
         """What every trainer has: the model, the parameters it trains, the callbacks, the count."""
@@ -57,9 +60,6 @@ class Trainer:
     def run(self, epochs):
         """Train for up to ``epochs`` epochs; returns the model."""
         self.last_epoch = self.epoch + epochs
-        self.order = np.arange(self.n_samples, dtype=np.int64)
-        input_scale = 1.0 if self.model.input_scale is None else self.model.input_scale
-        self.network.bind(self.X, self.Y, self.order, self.sample_weight, input_scale)
         self.call("on_train_begin")
         self.save_state()
         batch_callbacks = [c for c in self.callbacks if c.wants_batches()]
@@ -67,8 +67,10 @@ class Trainer:
             while self.epoch < self.last_epoch and not self.stop_training:
                 epoch = self.epoch + 1
                 self.call("on_epoch_begin", epoch)
-                loss, seconds = self.train_epoch(epoch, batch_callbacks)
-                self.end_epoch(epoch, self.epoch_logs(epoch, loss, seconds))
+                result = self.train_epoch(epoch, batch_callbacks)
+                if result is None:   # the epoch itself ended training
+                    break
+                self.end_epoch(epoch, self.epoch_logs(epoch, *result))
         except KeyboardInterrupt:
             self.undo_epoch()
             self.history["interrupted"] = self.epoch + 1

@@ -335,9 +335,10 @@ def _user_callbacks(o):
     return ([FunctionCallback(o.callback)] if o.callback is not None else []) + o.callbacks
 
 
-def _shorthand_callbacks(o):
+def _shorthand_callbacks(o, divergence_guard=True):
     """The callbacks fit's keyword arguments ask for, in the order they act after an epoch."""
-    callbacks = [DivergenceGuard(o.on_divergence), History(), ProgressLogger(o.verbose)]
+    callbacks = [DivergenceGuard(o.on_divergence)] if divergence_guard else []
+    callbacks += [History(), ProgressLogger(o.verbose)]
     if o.early_stopping:
         callbacks.append(EarlyStopping(o.monitor, o.n_iter_no_change, o.tol, o.restore_best))
     if o.lr_schedule == "invscaling":
