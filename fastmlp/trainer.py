@@ -16,11 +16,12 @@ from . import _kernels, reference
 from .callbacks import copy_into
 
 # shuffle="blocks" takes contiguous blocks of rows worth about this many bytes of X, and requests
-# the reads of the blocks up to READ_AHEAD_BLOCKS ahead of the one it trains on (see _BlockShuffle).
+# the reads of the blocks up to READ_AHEAD_BLOCKS ahead of the one it trains on (see BlockShuffle).
 BLOCK_BYTES = 4 << 20
 READ_AHEAD_BLOCKS = 2
 # What an optimizer state records of the network it came from (kept in saved models).
 OPTIMIZER_CONFIG = ("optimizer", "momentum", "beta1", "beta2", "epsilon", "epsilon_hat", "l2", "l1", "dropout")
+
 
 class Trainer:
     """Trains ``model`` through ``network`` (built from it by ``model.network``) on (X, Y).
