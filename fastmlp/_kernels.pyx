@@ -412,6 +412,8 @@ cdef void _csr_mm(const Csr *X, const int64_t *rows, Py_ssize_t first, Py_ssize_
                   const floating *W, Py_ssize_t ldw, floating *Z, Py_ssize_t ldz) noexcept nogil:
     """Z := X[rows] · W, Z m x n: row i is row rows[i] of X, or with rows NULL row first + i."""
     cdef const floating *data = <const floating *> X.data
+    if rows != NULL:
+        first = 0   # indptr is read at the rows named, from its start
     if X.index64:
         if floating is float:
             fm_scsr_mm_i64(m, n, data, <const int64_t *> X.indices, <const int64_t *> X.indptr + first, rows,
@@ -434,6 +436,8 @@ cdef void _csr_tmm_add(const Csr *X, const int64_t *rows, Py_ssize_t first, Py_s
     """G := G + alpha · X[rows]ᵀ · D, D m x n (rows as for _csr_mm): each nonzero x = X[r, k] adds
     alpha · x · D[i, :] to row k of G; the other rows of G are not touched."""
     cdef const floating *data = <const floating *> X.data
+    if rows != NULL:
+        first = 0
     if X.index64:
         if floating is float:
             fm_scsr_tmm_add_i64(m, n, alpha, data, <const int64_t *> X.indices,

@@ -17,15 +17,19 @@ def fit_lbfgs(model, X, Y, sample_weight, max_iter, max_fun, tol, backend, verbo
     scikit-learn), or after ``max_iter`` iterations or ``max_fun`` evaluations of the cost at the
     latest, recorded as ``history["limit_reached"]``."""
     from .exceptions import DivergenceError
+    from ._validation import is_sparse
     from .model import BACKENDS, _max_abs, _non_finite
 
-    network = BACKENDS[backend](model.weights, model.biases, model.layer_activations, model.loss, len(X),
-                                l2=model.l2, nthreads=kernel_threads(), l1=model.l1, use_bias=model.use_bias)
-    total_weight = len(X) if sample_weight is None else float(sample_weight.sum())
+    sparse = is_sparse(X)
+    network = BACKENDS[backend](model.weights, model.biases, model.layer_activations, model.loss, X.shape[0],
+                                l2=model.l2, nthreads=kernel_threads(), l1=model.l1, use_bias=model.use_bias,
+                                sparse_input=sparse)
+    backprop = network.backprop_sparse if sparse else network.backprop
+    total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
     gradients = network.weight_grads + (network.bias_grads if model.use_bias else [])
 
     def cost_and_gradient(vector):   # the model's parameters already hold vector
-        loss = network.backprop(X, Y, sample_weight) / total_weight + model.penalty()
+        loss = backprop(X, Y, sample_weight) / total_weight + model.penalty()
         return loss, np.concatenate([g.ravel() for g in gradients]).astype(np.float64)
 
     history = minimize_cost(model, cost_and_gradient, max_iter, max_fun, tol, verbose)

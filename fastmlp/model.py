@@ -14,7 +14,7 @@ from ._config import kernel_threads
 from ._progress import Progress
 from ._validation import (check_activations, check_array, check_choice, check_dtype, check_fits_in_memory,
                           check_float, check_hidden, check_int, check_parameters, check_sample_weight,
-                          check_targets, check_targets_for_loss, encode_labels)
+                          check_targets, check_targets_for_loss, encode_labels, is_sparse)
 from .exceptions import DivergenceError
 
 BACKENDS = {"compiled": _kernels.Network, "numpy": reference.Network}
@@ -126,8 +126,10 @@ class MLP:
         return (self.weights[0].shape[0],) + tuple(w.shape[1] for w in self.weights)
 
     def output(self, X, backend="compiled"):
-        """The output layer's activations aᴸ for every row of X."""
-        X = check_array(X, self.weights[0].dtype.type, "X", self.weights[0].shape[0])
+        """The output layer's activations aᴸ for every row of X (an array, or a SciPy sparse matrix)."""
+        X = check_array(X, self.weights[0].dtype.type, "X", self.weights[0].shape[0], accept_sparse=True)
+        if backend == "compiled" and is_sparse(X):
+            return self._predictor().output_sparse(X, kernel_threads())
         if backend == "compiled":
             return self._output(X)
         out = np.empty((X.shape[0], self.layer_sizes[-1]), self.dtype)
@@ -158,8 +160,8 @@ class MLP:
 
     def forward(self, X):
         """Activations of every layer for the rows of X: ``[a⁰ = X, a¹, ..., aᴸ]``."""
-        X = check_array(X, self.dtype, "X", self.layer_sizes[0])
-        network = reference.Network(self.weights, self.biases, self.layer_activations, self.loss, len(X),
+        X = check_array(X, self.dtype, "X", self.layer_sizes[0], accept_sparse=True)
+        network = reference.Network(self.weights, self.biases, self.layer_activations, self.loss, X.shape[0],
                                     use_bias=self.use_bias)
         return network._forward(X)
 
@@ -250,12 +252,13 @@ class MLP:
         Same shapes as ``weights`` and ``biases``; the regularisation term is included.
         """
         Network = network_class(backend)
-        X = check_array(X, self.dtype, "X", self.layer_sizes[0])
-        Y = self.targets(y, len(X))
+        X = check_array(X, self.dtype, "X", self.layer_sizes[0], accept_sparse=True)
+        Y = self.targets(y, X.shape[0])
+        sparse = is_sparse(X)
         network = Network(self.weights, self.biases, self.layer_activations, self.loss,
-                          len(X), l2=self.l2, nthreads=kernel_threads(), l1=self.l1,
-                          use_bias=self.use_bias)
-        network.backprop(X, Y)
+                          X.shape[0], l2=self.l2, nthreads=kernel_threads(), l1=self.l1,
+                          use_bias=self.use_bias, sparse_input=sparse)
+        (network.backprop_sparse if sparse else network.backprop)(X, Y)
         return [g.copy() for g in network.weight_grads], [g.copy() for g in network.bias_grads]
 
 
@@ -275,7 +278,9 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
+    X : array-like or SciPy sparse matrix of shape (n_samples, n_features)
+        A sparse X (CSR as it is; CSC and other formats converted to CSR once) is never densified:
+        the first layer works on its nonzeros (see :func:`fastmlp._validation.check_sparse`).
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         Labels (integers, strings or booleans: classification, one output per class), a 0/1
         indicator matrix (multi-label classification), or float targets (regression).
@@ -430,10 +435,10 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
 
-    X = check_array(X, dtype, "X")
+    X = check_array(X, dtype, "X", accept_sparse=True)
     if warm_start is not None:
         model = _continue(warm_start, X.shape[1])
-        Y = model.targets(y, len(X))
+        Y = model.targets(y, X.shape[0])
     else:
         if classes_ is not None:
             if task not in (None, "classification"):
@@ -442,8 +447,8 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
             if len(classes) < 2:
                 raise ValueError(f"classes_ must hold at least two labels, got {classes.tolist()}")
             Y = encode_labels(y, classes, dtype)
-            if len(Y) != len(X):
-                raise ValueError(f"X and y have different numbers of samples: {len(X)} and {len(Y)}")
+            if len(Y) != X.shape[0]:
+                raise ValueError(f"X and y have different numbers of samples: {X.shape[0]} and {len(Y)}")
         else:
             task, Y, classes = check_targets(y, X.shape[0], task, dtype, loss=loss)
         if loss is None:
@@ -477,8 +482,8 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     elif validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise ValueError("validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)")
-        X_val = check_array(validation_data[0], dtype, "validation_data X", X.shape[1])
-        Y_val = model.targets(validation_data[1], len(X_val), "validation_data y")
+        X_val = check_array(validation_data[0], dtype, "validation_data X", X.shape[1], accept_sparse=True)
+        Y_val = model.targets(validation_data[1], X_val.shape[0], "validation_data y")
         W_val = None
         if len(validation_data) == 3 and validation_data[2] is not None:
             W_val = check_sample_weight(validation_data[2], None, Y_val, None, np.float64,
@@ -499,10 +504,11 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     network = BACKENDS[backend](model.weights, model.biases, model.layer_activations, model.loss, capacity,
                                 momentum=momentum, l2=l2, nthreads=kernel_threads(), optimizer=optimizer,
                                 l1=l1, dropout=dropout, use_bias=model.use_bias, beta1=beta1, beta2=beta2,
-                                epsilon=epsilon, epsilon_hat=bool(epsilon_hat), seed=0 if seed is None else seed)
+                                epsilon=epsilon, epsilon_hat=bool(epsilon_hat), seed=0 if seed is None else seed,
+                                sparse_input=is_sparse(X))
     _restore_state(network, model.optimizer_state, optimizer)
     order = np.arange(n_samples, dtype=np.int64)
-    network.bind(X, Y, order, sample_weight)
+    (network.bind_sparse if is_sparse(X) else network.bind)(X, Y, order, sample_weight)
     total_weight = n_samples if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
     # A mini-batch whose sample weights are all 0 has no cost to take a step on (its weighted mean
     # would be 0/0): it is skipped. Only looked for when some weight is 0.
@@ -558,7 +564,7 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
             metrics = {"epoch": epoch, "loss": epoch_loss + penalty, "penalty": penalty, "learning_rate": rate,
                        "seconds": seconds}
             if validation_data is not None:
-                total_val = len(X_val) if W_val is None else W_val.sum()
+                total_val = X_val.shape[0] if W_val is None else W_val.sum()
                 metrics["val_loss"] = reference.loss_sum(output, Y_val, model.loss, W_val) / total_val
                 metrics["val_accuracy" if model.task != "regression" else "val_r2"] = model._score(output, Y_val,
                                                                                                    W_val)
@@ -630,7 +636,7 @@ def _restore_state(network, optimizer_state, optimizer):
 def _split(X, Y, sample_weight, fraction, task, rng):
     """Hold out ``fraction`` of the rows as validation data (X, Y and the sample weights),
     stratified by class for classification."""
-    n_samples = len(X)
+    n_samples = X.shape[0]
     if task == "classification":
         labels = np.argmax(Y, axis=1)
         held = [rng.permutation(np.flatnonzero(labels == c))[: int(np.ceil(fraction * np.sum(labels == c)))]
@@ -644,7 +650,8 @@ def _split(X, Y, sample_weight, fraction, task, rng):
     weights = held_weights = None
     if sample_weight is not None:
         weights, held_weights = np.ascontiguousarray(sample_weight[keep]), sample_weight[held].astype(np.float64)
-    return np.ascontiguousarray(X[keep]), np.ascontiguousarray(Y[keep]), weights, (X[held], Y[held], held_weights)
+    kept = X[keep] if is_sparse(X) else np.ascontiguousarray(X[keep])
+    return kept, np.ascontiguousarray(Y[keep]), weights, (X[held], Y[held], held_weights)
 
 
 def _copy_into(targets, sources):
@@ -682,7 +689,10 @@ class _Checkpoint:
 
 
 def _max_abs(X, block_bytes=1 << 20):
-    """max |X| as a float, a block of rows at a time (no copy of a memory-mapped X)."""
+    """max |X| as a float, a block of rows at a time (no copy of a memory-mapped X); of a sparse X's
+    stored values (its other values are 0)."""
+    if is_sparse(X):
+        return float(np.max(np.abs(X.data[:X.nnz]), initial=0.0))
     rows = max(1, block_bytes // max(1, X[:1].nbytes))
     return max(max(float(np.max(X[start:start + rows])), -float(np.min(X[start:start + rows])))
                for start in range(0, len(X), rows))
