@@ -133,7 +133,7 @@ cdef extern from "fm_activations.h" nogil:
 cdef extern from "fm_update.h" nogil:
     ctypedef struct fm_step:
         int optimizer
-        double learning_rate, momentum, beta1, beta2, epsilon, correction1, correction2
+        double learning_rate, momentum, beta1, beta2, epsilon, correction1, correction2, l2
     void fm_supdate(Py_ssize_t size, float *P, const float *G, float *S1, float *S2, const fm_step *step)
     void fm_dupdate(Py_ssize_t size, double *P, const double *G, double *S1, double *S2,
                     const fm_step *step)
@@ -314,14 +314,15 @@ OPTIMIZERS = {"sgd": SGD, "nesterov": NESTEROV, "adam": ADAM}
 
 cdef struct Step:
     # One update step: its learning rate and the optimizer's constants. For Adam, correction1
-    # and correction2 are 1 − β₁ᵗ and 1 − β₂ᵗ at step t.
+    # and correction2 are 1 − β₁ᵗ and 1 − β₂ᵗ at step t. l2 != 0: the gradient is G + l2 P.
     int optimizer
-    double learning_rate, momentum, beta1, beta2, epsilon, correction1, correction2
+    double learning_rate, momentum, beta1, beta2, epsilon, correction1, correction2, l2
 
 
 cdef void _update(floating *P, const floating *G, floating *S1, floating *S2, Py_ssize_t size,
                   const Step *step) noexcept nogil:
-    """One optimizer step on the parameters P with gradient G and state S1 (and S2).
+    """One optimizer step on the parameters P with gradient G (G + l2 P with step.l2) and state S1
+    (and S2).
 
     sgd        S1 is NULL: P −= η G;  else (momentum μ): S1 := μ S1 − η G,  P += S1
     nesterov   S1 := μ S1 − η G,  P += μ S1 − η G
@@ -333,7 +334,7 @@ cdef void _update(floating *P, const floating *G, floating *S1, floating *S2, Py
     c_step.optimizer = step.optimizer
     c_step.learning_rate, c_step.momentum = step.learning_rate, step.momentum
     c_step.beta1, c_step.beta2, c_step.epsilon = step.beta1, step.beta2, step.epsilon
-    c_step.correction1, c_step.correction2 = step.correction1, step.correction2
+    c_step.correction1, c_step.correction2, c_step.l2 = step.correction1, step.correction2, step.l2
     if floating is float:
         fm_supdate(size, P, G, S1, S2, &c_step)
     else:
@@ -454,6 +455,20 @@ cdef void _csr_tmm_add(const Csr *X, const int64_t *rows, Py_ssize_t first, Py_s
                                 <const int32_t *> X.indptr + first, rows, D, ldd, G, ldg)
 
 
+cdef void _csr_zero_rows(const Csr *X, const int64_t *rows, Py_ssize_t m, floating *G, Py_ssize_t n,
+                         Py_ssize_t ldg) noexcept nogil:
+    """G[k, :n] := 0 for every column k in which a row rows[0 .. m-1] of X has a nonzero."""
+    cdef Py_ssize_t i, p, r
+    for i in range(m):
+        r = rows[i]
+        if X.index64:
+            for p in range((<const int64_t *> X.indptr)[r], (<const int64_t *> X.indptr)[r + 1]):
+                memset(G + (<const int64_t *> X.indices)[p] * ldg, 0, n * sizeof(floating))
+        else:
+            for p in range((<const int32_t *> X.indptr)[r], (<const int32_t *> X.indptr)[r + 1]):
+                memset(G + (<const int32_t *> X.indices)[p] * ldg, 0, n * sizeof(floating))
+
+
 CSR_PROBLEMS = {FM_CSR_UNSORTED: "unsorted", FM_CSR_BAD_INDEX: "bad index", FM_CSR_BAD_INDPTR: "bad indptr"}
 
 
@@ -525,7 +540,13 @@ cdef void _csr_weight_gradient(Network net, const Csr *csr, const int64_t *x_row
     gradient. The team shares that by blocks of whole cache lines of columns, so that no two threads
     write one value, and the passes over every weight (the penalty, the step) by rows. Plain SGD
     without a penalty touches only the rows of the batch's columns: W⁰ −= η Xᵀ Δ / Σw, nothing else.
+
+    In training without L1 (net.csr_step: train_batch's step) the layer takes any optimizer's step
+    here: weight_grads[0] holds zeros outside the rows the batch touches, Xᵀ Δ / Σw is accumulated
+    into it, the step reads the gradient as G + l2 W⁰ (one pass over the weights and their state),
+    and the touched rows are set back to zero.
     """
+    cdef Step step
     cdef Py_ssize_t n_out = net.sizes[1], col, row
     cdef Py_ssize_t cols = _share(n_out, 64 // sizeof(floating), id, count, &col)
     cdef Py_ssize_t own = _share(net.sizes[0], 1, id, count, &row)
@@ -537,6 +558,18 @@ cdef void _csr_weight_gradient(Network net, const Csr *csr, const int64_t *x_row
         if cols > 0:
             _csr_tmm_add(csr, x_rows, 0, rows, cols, <floating> (-sgd_step.learning_rate / total_weight),
                          delta + col, n_out, W + col, n_out)
+        return
+    if net.csr_step != NULL:
+        if cols > 0:
+            _csr_tmm_add(csr, x_rows, 0, rows, cols, 1 / total_weight, delta + col, n_out, G + col, n_out)
+        fm_team_barrier(count)   # the gradient is complete
+        step = net.csr_step[0]
+        step.l2 = net.l2
+        _update(W + at, G + at, <floating *> net.S1[0] + at if net.S1 != NULL else NULL,
+                <floating *> net.S2[0] + at if net.S2 != NULL else NULL, size, &step)
+        fm_team_barrier(count)   # every thread has read the gradient
+        if cols > 0:
+            _csr_zero_rows(csr, x_rows, rows, G + col, cols, n_out)
         return
     memset(G + at, 0, size * sizeof(floating))
     _add_penalty(G + at, W + at, size, <floating> net.l2, <floating> net.l1)
@@ -638,6 +671,8 @@ cdef class Network:
     cdef readonly bint sparse_input
     cdef Csr csr_bound, csr_batch   # the bound data set's arrays, and backprop_sparse's batch's
     cdef const Csr *x_csr           # &csr_bound while a sparse data set is bound, else NULL
+    cdef const Step *csr_step       # train_batch's step while it runs on sparse input without L1
+    cdef bint csr_grad_dirty        # weight_grads[0] may be non-zero outside a batch's rows
 
     def __cinit__(self):
         self.sizes = NULL
@@ -698,7 +733,8 @@ cdef class Network:
         self.activations = [np.zeros((0 if l == 0 and sparse_input else capacity, n), dtype)
                             for l, n in enumerate(widths)]
         self.sparse_input = sparse_input
-        self.x_csr = NULL
+        self.x_csr = self.csr_step = NULL
+        self.csr_grad_dirty = False
         self.deltas = [np.zeros((capacity, n), dtype) for n in widths[1:]]
         self.weight_grads = [np.zeros_like(w) for w in weights]
         self.bias_grads = [np.zeros_like(bias) for bias in biases]
@@ -801,18 +837,25 @@ cdef class Network:
             raise ValueError(f"train_batch: bad row range [{start}, {stop})")
         self.step_count += 1
         step.optimizer = self.optimizer_code
-        step.learning_rate, step.momentum = learning_rate, self.momentum
+        step.learning_rate, step.momentum, step.l2 = learning_rate, self.momentum, 0
         step.beta1, step.beta2, step.epsilon = self.beta1, self.beta2, self.epsilon
         step.correction1 = 1 - self.beta1 ** self.step_count
         step.correction2 = 1 - self.beta2 ** self.step_count
         if self.epsilon_hat:   # m̂ / (√v̂ + ε/√c₂) = (√c₂ / c₁) · m / (√v + ε)
             step.epsilon = self.epsilon / sqrt(step.correction2)
         job.start, job.step = start, &step
+        # On sparse input without L1 the first layer takes its step itself (_csr_weight_gradient),
+        # with weight_grads[0] zero outside the batch's rows.
+        self.csr_step = &step if self.x_csr != NULL and self.l1 == 0 else NULL
+        if self.csr_step != NULL and self.csr_grad_dirty:
+            self.weight_grads[0].fill(0)
+            self.csr_grad_dirty = False
         with nogil:
             if self.adaptive_team:
                 fm_team_run_adaptive(&self.team_choice, _team_size(self, rows), rows, _train_task, &job)
             else:
                 fm_team_run(_team_size(self, rows), _train_task, &job)
+        self.csr_step = NULL
         return job.loss
 
     def bind_sparse(self, X, cnp.ndarray Y, cnp.ndarray order, sample_weight=None):
@@ -860,6 +903,7 @@ cdef class Network:
             job.sample_weight = _data(sample_weight)
         job.Y = _data(Y)
         job.csr = &self.csr_batch
+        self.csr_grad_dirty = True
         with nogil:
             fm_team_run(_team_size(self, rows), _backprop_task, &job)
         return job.loss
@@ -898,6 +942,7 @@ cdef class Network:
             raise ValueError("backprop needs at least one row")
         if self.sparse_input:
             raise ValueError("backprop: this network was built for sparse input; use backprop_sparse")
+        self.csr_grad_dirty = True
         if sample_weight is not None:
             if (not isinstance(sample_weight, np.ndarray) or sample_weight.dtype != self.dtype
                     or sample_weight.shape != (rows,) or not sample_weight.flags.c_contiguous):
@@ -1172,8 +1217,9 @@ cdef double _train_step(Network net, Py_ssize_t start, Py_ssize_t rows, floating
         return total
     fm_team_barrier(count)   # every gradient is complete
     for l in range(net.n_layers):
-        _update_share(net, l, <floating *> net.W[l], <floating *> net.gW[l], n[l] * n[l + 1], step,
-                      id, count)
+        if l > 0 or net.csr_step == NULL:   # else the sparse first layer has taken its step
+            _update_share(net, l, <floating *> net.W[l], <floating *> net.gW[l], n[l] * n[l + 1], step,
+                          id, count)
         if net.use_bias:
             _update_share(net, net.n_layers + l, <floating *> net.b[l], <floating *> net.gb[l],
                           n[l + 1], step, id, count)
@@ -1683,7 +1729,7 @@ def sgd_update_inplace(params, grads, velocity, double learning_rate, double mom
     params += velocity (classical) or params += μ velocity − η grads (Nesterov)."""
     cdef Step step
     step.optimizer = NESTEROV if nesterov else SGD
-    step.learning_rate, step.momentum = learning_rate, momentum
+    step.learning_rate, step.momentum, step.l2 = learning_rate, momentum, 0
     _step_inplace(params, grads, velocity, None, step)
 
 
@@ -1693,6 +1739,7 @@ def adam_update_inplace(params, grads, first_moment, second_moment, double learn
     cdef Step step
     step.optimizer = ADAM
     step.learning_rate, step.beta1, step.beta2, step.epsilon = learning_rate, beta1, beta2, epsilon
+    step.l2 = 0
     step.correction1, step.correction2 = 1 - beta1 ** t, 1 - beta2 ** t
     _step_inplace(params, grads, first_moment, second_moment, step)
 
