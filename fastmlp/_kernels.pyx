@@ -455,20 +455,6 @@ cdef void _csr_tmm_add(const Csr *X, const int64_t *rows, Py_ssize_t first, Py_s
                                 <const int32_t *> X.indptr + first, rows, D, ldd, G, ldg)
 
 
-cdef void _csr_zero_rows(const Csr *X, const int64_t *rows, Py_ssize_t m, floating *G, Py_ssize_t n,
-                         Py_ssize_t ldg) noexcept nogil:
-    """G[k, :n] := 0 for every column k in which a row rows[0 .. m-1] of X has a nonzero."""
-    cdef Py_ssize_t i, p, r
-    for i in range(m):
-        r = rows[i]
-        if X.index64:
-            for p in range((<const int64_t *> X.indptr)[r], (<const int64_t *> X.indptr)[r + 1]):
-                memset(G + (<const int64_t *> X.indices)[p] * ldg, 0, n * sizeof(floating))
-        else:
-            for p in range((<const int32_t *> X.indptr)[r], (<const int32_t *> X.indptr)[r + 1]):
-                memset(G + (<const int32_t *> X.indices)[p] * ldg, 0, n * sizeof(floating))
-
-
 CSR_PROBLEMS = {FM_CSR_UNSORTED: "unsorted", FM_CSR_BAD_INDEX: "bad index", FM_CSR_BAD_INDPTR: "bad indptr"}
 
 
@@ -544,7 +530,7 @@ cdef void _csr_weight_gradient(Network net, const Csr *csr, const int64_t *x_row
     In training without L1 (net.csr_step: train_batch's step) the layer takes any optimizer's step
     here: weight_grads[0] holds zeros outside the rows the batch touches, Xᵀ Δ / Σw is accumulated
     into it, the step reads the gradient as G + l2 W⁰ (one pass over the weights and their state),
-    and the touched rows are set back to zero.
+    and G is set back to zero.
     """
     cdef Step step
     cdef Py_ssize_t n_out = net.sizes[1], col, row
@@ -567,9 +553,9 @@ cdef void _csr_weight_gradient(Network net, const Csr *csr, const int64_t *x_row
         step.l2 = net.l2
         _update(W + at, G + at, <floating *> net.S1[0] + at if net.S1 != NULL else NULL,
                 <floating *> net.S2[0] + at if net.S2 != NULL else NULL, size, &step)
-        fm_team_barrier(count)   # every thread has read the gradient
-        if cols > 0:
-            _csr_zero_rows(csr, x_rows, rows, G + col, cols, n_out)
+        # zero again: one sequential pass over this thread's rows costs less than visiting the
+        # batch's rows (a Zipf-like batch touches a large share of them, scattered)
+        memset(G + at, 0, size * sizeof(floating))
         return
     memset(G + at, 0, size * sizeof(floating))
     _add_penalty(G + at, W + at, size, <floating> net.l2, <floating> net.l1)

@@ -148,6 +148,8 @@ def check_targets(y, n_samples, task, dtype, name="y", loss=None):
     """
     if y is None:
         raise TypeError(f"{name} is required")
+    if is_sparse(y):
+        raise TypeError(f"{name} must be a dense array, got a sparse {type(y).__name__}; use {name}.toarray()")
     labels = np.asarray(y)
     if labels.ndim == 0 or labels.ndim > 2:
         raise ValueError(f"{name} must be 1-D (labels or targets) or 2-D (targets), got shape {labels.shape}")
@@ -275,6 +277,8 @@ def _weights_in(weights, dtype, name):
 
 def check_labels(y, name="y"):
     """Class labels as a 1-D array (a single column is accepted) of numbers, strings or objects."""
+    if is_sparse(y):
+        raise TypeError(f"{name} must be a dense array, got a sparse {type(y).__name__}; use {name}.toarray()")
     labels = np.asarray(y)
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels.ravel()
