@@ -12,8 +12,8 @@ Each kernel is a ``cdef ... nogil`` function over raw pointers, generic over ``f
 the batch's rows where they lie, backward, update) without the GIL and without allocating. The
 ``def`` functions at the end expose single kernels to the tests, with the same names as their
 NumPy twins in ``fastmlp.reference``. Sparse input (a CSR matrix) changes only the first layer: its
-product and its weight gradient run over the batch's nonzeros (csrc/fm_sparse.h). Kernels trust their callers: the Python layer validates
-user input.
+product and its weight gradient run over the batch's nonzeros (csrc/fm_sparse.h). Kernels trust
+their callers: the Python layer validates user input.
 """
 from cython cimport floating
 from libc.math cimport log, sqrt
@@ -865,6 +865,7 @@ cdef class Network:
                     or sample_weight.shape != (n,) or not sample_weight.flags.c_contiguous):
                 raise ValueError("bind_sparse: sample_weight does not match X")
         self._bound = [X, X.data, X.indices, X.indptr, Y, order, sample_weight]
+        self.csr_grad_dirty = True   # weight_grads[0] may hold a dense-input gradient
         self.csr_bound = csr
         self.x_csr = &self.csr_bound
         self.X_data = <char *> csr.data
@@ -1753,7 +1754,7 @@ def gather_rows(floating[:, ::1] X, const int64_t[::1] index, floating[:, ::1] o
 
 
 def _csr_rows(X, rows):
-    """The data of an int64 index of rows of X, or NULL for None (checked: the kernels trust it)."""
+    """Check that rows (an int64 index, or None) names rows of X: the kernels trust it."""
     if rows is not None and len(rows) and (np.min(rows) < 0 or np.max(rows) >= X.shape[0]):
         raise IndexError("rows holds a row index out of range")
 
