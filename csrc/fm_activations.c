@@ -11,6 +11,9 @@
 // the FASTMLP_ISA rule both use are in fm_isa.c.
 #include "fm_activations.h"
 #include "fm_isa.h"
+#if defined(__x86_64__)
+#include <immintrin.h>   // the update kernels' vector square root (fm_update_impl.h)
+#endif
 
 #define FM_LEVEL baseline
 #define FM_VBYTES 16

@@ -17,13 +17,15 @@ enum {
 };
 
 // One update step: its learning rate and the optimizer's constants. For Adam, correction1 and
-// correction2 are 1 − β₁ᵗ and 1 − β₂ᵗ at step t.
+// correction2 are 1 − β₁ᵗ and 1 − β₂ᵗ at step t. l2 != 0: the gradient is G + l2 · P, the L2
+// penalty's term added as each value is read (a sparse layer's G holds only its data term).
 typedef struct {
     int optimizer;
-    double learning_rate, momentum, beta1, beta2, epsilon, correction1, correction2;
+    double learning_rate, momentum, beta1, beta2, epsilon, correction1, correction2, l2;
 } fm_step;
 
-// fm_supdate / fm_dupdate: one optimizer step on the size parameters P with gradient G
+// fm_supdate / fm_dupdate: one optimizer step on the size parameters P with gradient G (G + l2 · P
+//   when step->l2 != 0; below, G means that)
 //   sgd        S1 == NULL: P −= η G;  else (momentum μ): S1 := μ S1 − η G,  P += S1;  G == NULL (with
 //              momentum): S1 already holds μ S1 − η G, P += S1
 //   nesterov   S1 := μ S1 − η G,  P += μ S1 − η G

@@ -19,12 +19,27 @@
 #define sqrt_v FM_T(sqrt_v)
 #define flush_subnormal FM_T(flush_subnormal)
 
-// √v lane by lane (v ≥ 0: a square-root instruction per lane).
+// √v (v ≥ 0): one vector square root on x86-64 (the including file has <immintrin.h>), else a
+// square-root instruction per lane. (The compiler keeps a lane loop scalar: C's sqrt may set errno.)
 FM_INLINE vec sqrt_v(vec v)
 {
+#if defined(__x86_64__) && FM_VBYTES == 64 && FM_DOUBLE
+    return (vec)_mm512_sqrt_pd((__m512d)v);
+#elif defined(__x86_64__) && FM_VBYTES == 64
+    return (vec)_mm512_sqrt_ps((__m512)v);
+#elif defined(__x86_64__) && FM_VBYTES == 32 && FM_DOUBLE
+    return (vec)_mm256_sqrt_pd((__m256d)v);
+#elif defined(__x86_64__) && FM_VBYTES == 32
+    return (vec)_mm256_sqrt_ps((__m256)v);
+#elif defined(__x86_64__) && FM_DOUBLE
+    return (vec)_mm_sqrt_pd((__m128d)v);
+#elif defined(__x86_64__)
+    return (vec)_mm_sqrt_ps((__m128)v);
+#else
 #pragma GCC unroll 16
     for (int l = 0; l < FM_VL; l++) v[l] = FM_SQRT(v[l]);
     return v;
+#endif
 }
 
 // v with every lane smaller in magnitude than the smallest normal number set to 0 (NaN kept). The
@@ -54,15 +69,20 @@ FM_INLINE vec flush_subnormal(vec v)
         }                                                                                             \
     } while (0)
 
-void FM_PUBLIC(update)(ptrdiff_t size, FM_REAL *restrict P, const FM_REAL *restrict G, FM_REAL *restrict S1,
-                       FM_REAL *restrict S2, const fm_step *step)
+#define update_steps FM_T(update_steps)
+
+// The update, with the gradient G (decay == 0) or G + l2 · P (decay == 1): inlined once for each, so
+// that the plain gradient costs nothing extra.
+FM_INLINE void update_steps(ptrdiff_t size, FM_REAL *restrict P, const FM_REAL *restrict G, FM_REAL *restrict S1,
+                            FM_REAL *restrict S2, const fm_step *step, const int decay)
 {
-    const FM_REAL eta = (FM_REAL)step->learning_rate, mu = (FM_REAL)step->momentum;
+    const FM_REAL eta = (FM_REAL)step->learning_rate, mu = (FM_REAL)step->momentum, l2 = (FM_REAL)step->l2;
+#define FM_GRADIENT (decay ? load(G + i, n, 0) + l2 * load(P + i, n, 0) : load(G + i, n, 0))
     if (step->optimizer == FM_ADAM) {
         const FM_REAL b1 = (FM_REAL)step->beta1, b2 = (FM_REAL)step->beta2, eps = (FM_REAL)step->epsilon;
         const FM_REAL c1 = (FM_REAL)step->correction1, c2 = (FM_REAL)step->correction2;
         FM_FOR_VECTORS(size, {
-            const vec g = load(G + i, n, 0);
+            const vec g = FM_GRADIENT;
             const vec m = flush_subnormal(b1 * load(S1 + i, n, 0) + (1 - b1) * g);
             const vec v = flush_subnormal(b2 * load(S2 + i, n, 0) + (1 - b2) * g * g);
             store(S1 + i, n, m);
@@ -70,7 +90,7 @@ void FM_PUBLIC(update)(ptrdiff_t size, FM_REAL *restrict P, const FM_REAL *restr
             store(P + i, n, load(P + i, n, 0) - eta * (m / c1) / (sqrt_v(v / c2) + eps));
         });
     } else if (S1 == NULL) {
-        FM_FOR_VECTORS(size, store(P + i, n, load(P + i, n, 0) - eta * load(G + i, n, 0)););
+        FM_FOR_VECTORS(size, store(P + i, n, load(P + i, n, 0) - eta * FM_GRADIENT););
     } else if (G == NULL && step->optimizer == FM_SGD) {   // S1 holds μ S1 − η G already (fused in the GEMM)
         FM_FOR_VECTORS(size, {
             const vec velocity = flush_subnormal(load(S1 + i, n, 0));
@@ -79,18 +99,28 @@ void FM_PUBLIC(update)(ptrdiff_t size, FM_REAL *restrict P, const FM_REAL *restr
         });
     } else if (step->optimizer == FM_NESTEROV) {
         FM_FOR_VECTORS(size, {
-            const vec step_g = eta * load(G + i, n, 0);
+            const vec step_g = eta * FM_GRADIENT;
             const vec velocity = flush_subnormal(mu * load(S1 + i, n, 0) - step_g);
             store(S1 + i, n, velocity);
             store(P + i, n, load(P + i, n, 0) + (mu * velocity - step_g));
         });
     } else {
         FM_FOR_VECTORS(size, {
-            const vec velocity = flush_subnormal(mu * load(S1 + i, n, 0) - eta * load(G + i, n, 0));
+            const vec velocity = flush_subnormal(mu * load(S1 + i, n, 0) - eta * FM_GRADIENT);
             store(S1 + i, n, velocity);
             store(P + i, n, load(P + i, n, 0) + velocity);
         });
     }
+#undef FM_GRADIENT
+}
+
+void FM_PUBLIC(update)(ptrdiff_t size, FM_REAL *restrict P, const FM_REAL *restrict G, FM_REAL *restrict S1,
+                       FM_REAL *restrict S2, const fm_step *step)
+{
+    if (step->l2 != 0 && G != NULL)
+        update_steps(size, P, G, S1, S2, step, 1);
+    else
+        update_steps(size, P, G, S1, S2, step, 0);
 }
 
 void FM_PUBLIC(add_penalty)(ptrdiff_t size, FM_REAL *restrict G, const FM_REAL *restrict W, FM_REAL l2,
@@ -128,6 +158,7 @@ void FM_PUBLIC(column_sums)(ptrdiff_t rows, ptrdiff_t cols, const FM_REAL *restr
 }
 
 #undef FM_FOR_VECTORS
+#undef update_steps
 #undef sqrt_v
 #undef flush_subnormal
 #undef FM_SQRT

@@ -66,7 +66,7 @@ enum { GUARD = 4 };
         long double *want_p = malloc((size_t)(size + 1) * 3 * sizeof *want_p);                     \
         long double *want_s1 = want_p + size + 1, *scale = want_s1 + size + 1;                     \
         const fm_step step = {variant == 2 ? FM_NESTEROV : variant == 3 ? FM_ADAM : FM_SGD, 0.3, 0.9, \
-                              0.9, 0.999, 1e-8, 1 - 0.9 * 0.9, 1 - 0.999 * 0.999};                  \
+                              0.9, 0.999, 1e-8, 1 - 0.9 * 0.9, 1 - 0.999 * 0.999, 0};                  \
         long double want_s2_0 = 0, scale_s2_0 = 0;                                                 \
         for (ptrdiff_t i = 0; i < size; i++) {                                                     \
             const long double p = P[i], g = G[i], s1 = S1[i], s2 = S2[i], eta = (REAL)0.3, mu = (REAL)0.9; \
@@ -111,7 +111,7 @@ enum { GUARD = 4 };
         for (int i = 0; i < SIZE; i++)                                                             \
             P[i] = 1, G[i] = 0, S1[i] = start[i % 9], S2[i] = fabs(start[(i + 4) % 9]);              \
         const fm_step step = {variant == 2 ? FM_NESTEROV : variant == 3 ? FM_ADAM : FM_SGD, 0.3, 0.5, \
-                              0.9, 0.75, 1e-8, 1 - 0.9, 1 - 0.75};                                 \
+                              0.9, 0.75, 1e-8, 1 - 0.9, 1 - 0.75, 0};                                 \
         level->x##update(SIZE, P, G, S1, variant == 3 ? S2 : NULL, &step);                          \
         int ok = 1;                                                                                \
         for (int i = 0; i < SIZE; i++) {                                                           \
@@ -178,7 +178,7 @@ static void check_dispatch(void)
           "fm_update_isa names the activations' level", current->name, "-", 0, 0);
     float P[19], P_level[19], G[19];
     for (int j = 0; j < 19; j++) P[j] = P_level[j] = (float)(j - 9) / 3, G[j] = (float)(j % 5) / 7;
-    const fm_step step = {FM_SGD, 0.3, 0, 0, 0, 0, 0, 0};
+    const fm_step step = {FM_SGD, 0.3, 0, 0, 0, 0, 0, 0, 0};
     fm_supdate(19, P, G, NULL, NULL, &step);
     current->supdate(19, P_level, G, NULL, NULL, &step);
     check(memcmp(P, P_level, sizeof P) == 0, "fm_supdate calls the current level", current->name, "float", 19, 0);

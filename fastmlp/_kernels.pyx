@@ -11,14 +11,15 @@ Each kernel is a ``cdef ... nogil`` function over raw pointers, generic over ``f
 ``Network`` strings the kernels together so that one call trains one mini-batch (forward from
 the batch's rows where they lie, backward, update) without the GIL and without allocating. The
 ``def`` functions at the end expose single kernels to the tests, with the same names as their
-NumPy twins in ``fastmlp.reference``. Kernels trust their callers: the Python layer validates
-user input.
+NumPy twins in ``fastmlp.reference``. Sparse input (a CSR matrix) changes only the first layer: its
+product and its weight gradient run over the batch's nonzeros (csrc/fm_sparse.h). Kernels trust
+their callers: the Python layer validates user input.
 """
 from cython cimport floating
 from libc.math cimport log, sqrt
-from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from posix.mman cimport POSIX_MADV_WILLNEED, posix_madvise
 from posix.unistd cimport _SC_PAGESIZE, sysconf
 
@@ -55,6 +56,39 @@ cdef extern from "fm_gemm.h" nogil:
                       const double *B, Py_ssize_t rsb, Py_ssize_t csb,
                       double beta, double *C, Py_ssize_t ldc, double *work, int whole_rows, int id,
                       int count, fm_tile *tile)
+
+cdef extern from "fm_sparse.h" nogil:
+    int fm_csr_check_i32(Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t nnz, const int32_t *indptr,
+                         const int32_t *indices)
+    int fm_csr_check_i64(Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t nnz, const int64_t *indptr,
+                         const int64_t *indices)
+    void fm_scsr_mm_i32(Py_ssize_t m, Py_ssize_t n, const float *data, const int32_t *indices,
+                        const int32_t *indptr, const int64_t *rows, const float *W, Py_ssize_t ldw,
+                        float *Z, Py_ssize_t ldz)
+    void fm_scsr_mm_i64(Py_ssize_t m, Py_ssize_t n, const float *data, const int64_t *indices,
+                        const int64_t *indptr, const int64_t *rows, const float *W, Py_ssize_t ldw,
+                        float *Z, Py_ssize_t ldz)
+    void fm_dcsr_mm_i32(Py_ssize_t m, Py_ssize_t n, const double *data, const int32_t *indices,
+                        const int32_t *indptr, const int64_t *rows, const double *W, Py_ssize_t ldw,
+                        double *Z, Py_ssize_t ldz)
+    void fm_dcsr_mm_i64(Py_ssize_t m, Py_ssize_t n, const double *data, const int64_t *indices,
+                        const int64_t *indptr, const int64_t *rows, const double *W, Py_ssize_t ldw,
+                        double *Z, Py_ssize_t ldz)
+    void fm_scsr_tmm_add_i32(Py_ssize_t m, Py_ssize_t n, float alpha, const float *data,
+                             const int32_t *indices, const int32_t *indptr, const int64_t *rows,
+                             const float *D, Py_ssize_t ldd, float *G, Py_ssize_t ldg)
+    void fm_scsr_tmm_add_i64(Py_ssize_t m, Py_ssize_t n, float alpha, const float *data,
+                             const int64_t *indices, const int64_t *indptr, const int64_t *rows,
+                             const float *D, Py_ssize_t ldd, float *G, Py_ssize_t ldg)
+    void fm_dcsr_tmm_add_i32(Py_ssize_t m, Py_ssize_t n, double alpha, const double *data,
+                             const int32_t *indices, const int32_t *indptr, const int64_t *rows,
+                             const double *D, Py_ssize_t ldd, double *G, Py_ssize_t ldg)
+    void fm_dcsr_tmm_add_i64(Py_ssize_t m, Py_ssize_t n, double alpha, const double *data,
+                             const int64_t *indices, const int64_t *indptr, const int64_t *rows,
+                             const double *D, Py_ssize_t ldd, double *G, Py_ssize_t ldg)
+    const char *fm_sparse_isa()
+    enum:
+        FM_CSR_UNSORTED, FM_CSR_BAD_INDEX, FM_CSR_BAD_INDPTR
 
 cdef extern from "fm_team.h" nogil:
     ctypedef void (*fm_team_task)(void *arg, int id, int count) noexcept nogil
@@ -106,7 +140,7 @@ cdef extern from "fm_activations.h" nogil:
 cdef extern from "fm_update.h" nogil:
     ctypedef struct fm_step:
         int optimizer
-        double learning_rate, momentum, beta1, beta2, epsilon, correction1, correction2
+        double learning_rate, momentum, beta1, beta2, epsilon, correction1, correction2, l2
     void fm_supdate(Py_ssize_t size, float *P, const float *G, float *S1, float *S2, const fm_step *step)
     void fm_dupdate(Py_ssize_t size, double *P, const double *G, double *S1, double *S2,
                     const fm_step *step)
@@ -287,14 +321,15 @@ OPTIMIZERS = {"sgd": SGD, "nesterov": NESTEROV, "adam": ADAM}
 
 cdef struct Step:
     # One update step: its learning rate and the optimizer's constants. For Adam, correction1
-    # and correction2 are 1 − β₁ᵗ and 1 − β₂ᵗ at step t.
+    # and correction2 are 1 − β₁ᵗ and 1 − β₂ᵗ at step t. l2 != 0: the gradient is G + l2 P.
     int optimizer
-    double learning_rate, momentum, beta1, beta2, epsilon, correction1, correction2
+    double learning_rate, momentum, beta1, beta2, epsilon, correction1, correction2, l2
 
 
 cdef void _update(floating *P, const floating *G, floating *S1, floating *S2, Py_ssize_t size,
                   const Step *step) noexcept nogil:
-    """One optimizer step on the parameters P with gradient G and state S1 (and S2).
+    """One optimizer step on the parameters P with gradient G (G + l2 P with step.l2) and state S1
+    (and S2).
 
     sgd        S1 is NULL: P −= η G;  else (momentum μ): S1 := μ S1 − η G,  P += S1
     nesterov   S1 := μ S1 − η G,  P += μ S1 − η G
@@ -306,7 +341,7 @@ cdef void _update(floating *P, const floating *G, floating *S1, floating *S2, Py
     c_step.optimizer = step.optimizer
     c_step.learning_rate, c_step.momentum = step.learning_rate, step.momentum
     c_step.beta1, c_step.beta2, c_step.epsilon = step.beta1, step.beta2, step.epsilon
-    c_step.correction1, c_step.correction2 = step.correction1, step.correction2
+    c_step.correction1, c_step.correction2, c_step.l2 = step.correction1, step.correction2, step.l2
     if floating is float:
         fm_supdate(size, P, G, S1, S2, &c_step)
     else:
@@ -427,6 +462,177 @@ def will_need(cnp.ndarray X, Py_ssize_t start, Py_ssize_t stop):
 
 
 # ---------------------------------------------------------------------------------------------
+# Sparse input: the first layer's products over a CSR matrix's nonzeros
+# ---------------------------------------------------------------------------------------------
+
+cdef struct Csr:
+    # A CSR matrix (csrc/fm_sparse.h): row r's nonzeros are data[p] in columns indices[p] for p =
+    # indptr[r] .. indptr[r+1]-1; indices and indptr are int64 when index64, else int32.
+    const char *data
+    const char *indices
+    const char *indptr
+    bint index64
+
+
+cdef void _csr_mm(const Csr *X, const int64_t *rows, Py_ssize_t first, Py_ssize_t m, Py_ssize_t n,
+                  const floating *W, Py_ssize_t ldw, floating *Z, Py_ssize_t ldz) noexcept nogil:
+    """Z := X[rows] · W, Z m x n: row i is row rows[i] of X, or with rows NULL row first + i."""
+    cdef const floating *data = <const floating *> X.data
+    if rows != NULL:
+        first = 0   # indptr is read at the rows named, from its start
+    if X.index64:
+        if floating is float:
+            fm_scsr_mm_i64(m, n, data, <const int64_t *> X.indices, <const int64_t *> X.indptr + first, rows,
+                           W, ldw, Z, ldz)
+        else:
+            fm_dcsr_mm_i64(m, n, data, <const int64_t *> X.indices, <const int64_t *> X.indptr + first, rows,
+                           W, ldw, Z, ldz)
+    else:
+        if floating is float:
+            fm_scsr_mm_i32(m, n, data, <const int32_t *> X.indices, <const int32_t *> X.indptr + first, rows,
+                           W, ldw, Z, ldz)
+        else:
+            fm_dcsr_mm_i32(m, n, data, <const int32_t *> X.indices, <const int32_t *> X.indptr + first, rows,
+                           W, ldw, Z, ldz)
+
+
+cdef void _csr_tmm_add(const Csr *X, const int64_t *rows, Py_ssize_t first, Py_ssize_t m, Py_ssize_t n,
+                       floating alpha, const floating *D, Py_ssize_t ldd, floating *G,
+                       Py_ssize_t ldg) noexcept nogil:
+    """G := G + alpha · X[rows]ᵀ · D, D m x n (rows as for _csr_mm): each nonzero x = X[r, k] adds
+    alpha · x · D[i, :] to row k of G; the other rows of G are not touched."""
+    cdef const floating *data = <const floating *> X.data
+    if rows != NULL:
+        first = 0
+    if X.index64:
+        if floating is float:
+            fm_scsr_tmm_add_i64(m, n, alpha, data, <const int64_t *> X.indices,
+                                <const int64_t *> X.indptr + first, rows, D, ldd, G, ldg)
+        else:
+            fm_dcsr_tmm_add_i64(m, n, alpha, data, <const int64_t *> X.indices,
+                                <const int64_t *> X.indptr + first, rows, D, ldd, G, ldg)
+    else:
+        if floating is float:
+            fm_scsr_tmm_add_i32(m, n, alpha, data, <const int32_t *> X.indices,
+                                <const int32_t *> X.indptr + first, rows, D, ldd, G, ldg)
+        else:
+            fm_dcsr_tmm_add_i32(m, n, alpha, data, <const int32_t *> X.indices,
+                                <const int32_t *> X.indptr + first, rows, D, ldd, G, ldg)
+
+
+CSR_PROBLEMS = {FM_CSR_UNSORTED: "unsorted", FM_CSR_BAD_INDEX: "bad index", FM_CSR_BAD_INDPTR: "bad indptr"}
+
+
+cdef bint _is_index(array):
+    """Whether array is a 1-D, C-contiguous, aligned int32 or int64 array in the machine's byte order."""
+    return (isinstance(array, np.ndarray) and array.ndim == 1 and array.dtype in (np.int32, np.int64)
+            and array.dtype.isnative and array.flags.c_contiguous and array.flags.aligned)
+
+
+def csr_problem(indptr, indices, Py_ssize_t n_cols, Py_ssize_t nnz):
+    """What is wrong with a CSR structure of n_cols columns and nnz stored values: None, "unsorted"
+    (a row's indices not strictly increasing: unsorted or duplicated; safe for the kernels), "bad index"
+    (a column index out of range) or "bad indptr" (not 0, ..., non-decreasing, ..., at most nnz).
+    indptr and indices: 1-D contiguous int32 or int64 arrays of one dtype, indptr non-empty."""
+    cdef int code
+    cdef Py_ssize_t n_rows = len(indptr) - 1
+    cdef bint index64
+    cdef const char *pointers
+    cdef const char *columns
+    if (not _is_index(indptr) or not _is_index(indices) or indptr.dtype != indices.dtype or n_rows < 0
+            or nnz > len(indices)):
+        raise ValueError("csr_problem: indptr and indices must be contiguous int32 or int64 arrays of one "
+                         "dtype, indptr non-empty, nnz at most len(indices)")
+    pointers, columns, index64 = _data(indptr), _data(indices), indptr.dtype == np.int64
+    with nogil:
+        if index64:
+            code = fm_csr_check_i64(n_rows, n_cols, nnz, <const int64_t *> pointers, <const int64_t *> columns)
+        else:
+            code = fm_csr_check_i32(n_rows, n_cols, nnz, <const int32_t *> pointers, <const int32_t *> columns)
+    return CSR_PROBLEMS.get(code)
+
+
+cdef int _csr_view(X, dtype, Py_ssize_t n_cols, Csr *out) except -1:
+    """Point out at the arrays of X, a CSR matrix (X.data, X.indices, X.indptr, X.shape) of dtype and
+    n_cols columns, after checking everything whose failure would make the kernels read or write out
+    of bounds. The caller keeps X alive while out is used."""
+    data, indices, indptr = X.data, X.indices, X.indptr
+    if (not isinstance(data, np.ndarray) or data.dtype != dtype or data.ndim != 1 or not data.dtype.isnative
+            or not data.flags.c_contiguous or not data.flags.aligned or tuple(X.shape) != (len(indptr) - 1, n_cols)):
+        raise ValueError(f"X must be a CSR matrix of {np.dtype(dtype).name} data, contiguous, and {n_cols} columns")
+    problem = csr_problem(indptr, indices, n_cols, min(len(data), len(indices)))
+    if problem not in (None, "unsorted"):
+        raise ValueError(f"X is not a valid CSR matrix: {problem}")
+    out.data, out.indices, out.indptr = _data(data), _data(indices), _data(indptr)
+    out.index64 = indptr.dtype == np.int64
+    return 0
+
+
+cdef void _csr_forward_share(Network net, const Csr *csr, const int64_t *x_rows, Py_ssize_t first,
+                             Py_ssize_t rows, floating *z, int id, int count, fm_tile *tile) noexcept nogil:
+    """This thread's share of the first layer's product on sparse input, z := X · W⁰ for rows first ..
+    first+rows-1 of the batch (rows x_rows[0 ..] of X, or with x_rows NULL rows first .. of X), z
+    pointing at the batch's row first. The team shares the rows; tile says which, for _forward."""
+    cdef Py_ssize_t start, width = net.sizes[1]
+    cdef Py_ssize_t own = _share(rows, 1, id, count, &start)
+    tile.row, tile.rows, tile.col, tile.cols = start, own, 0, width
+    if own > 0:
+        _csr_mm(csr, x_rows + start if x_rows != NULL else NULL, first + start, own, width,
+                <const floating *> net.W[0], width, z + start * width, width)
+
+
+cdef void _csr_weight_gradient(Network net, const Csr *csr, const int64_t *x_rows, Py_ssize_t rows,
+                               floating total_weight, const Step *sgd_step, int id, int count) noexcept nogil:
+    """This thread's part of the first layer's weight gradient on sparse input,
+    ∂C/∂W⁰ = Xᵀ Δ / Σw + l2 W⁰ + l1 sign(W⁰), into weight_grads[0] (X the batch's rows, Δ deltas[0]);
+    with ``sgd_step`` applied to the weights instead (see _forward_backward).
+
+    Xᵀ Δ is accumulated from the batch's nonzeros, O(nnz · n_out): each adds x · δ to one row of the
+    gradient. The team shares that by blocks of whole cache lines of columns, so that no two threads
+    write one value, and the passes over every weight (the penalty, the step) by rows. Plain SGD
+    without a penalty touches only the rows of the batch's columns: W⁰ −= η Xᵀ Δ / Σw, nothing else.
+
+    In training without L1 (net.csr_step: train_batch's step) the layer takes any optimizer's step
+    here: weight_grads[0] holds zeros outside the rows the batch touches, Xᵀ Δ / Σw is accumulated
+    into it, the step reads the gradient as G + l2 W⁰ (one pass over the weights and their state),
+    and G is set back to zero.
+    """
+    cdef Step step
+    cdef Py_ssize_t n_out = net.sizes[1], col, row
+    cdef Py_ssize_t cols = _share(n_out, 64 // sizeof(floating), id, count, &col)
+    cdef Py_ssize_t own = _share(net.sizes[0], 1, id, count, &row)
+    cdef Py_ssize_t at = row * n_out, size = own * n_out
+    cdef floating *W = <floating *> net.W[0]
+    cdef floating *G = <floating *> net.gW[0]
+    cdef const floating *delta = <const floating *> net.dels[0]
+    if sgd_step != NULL and net.S1 == NULL and net.l2 == 0:
+        if cols > 0:
+            _csr_tmm_add(csr, x_rows, 0, rows, cols, <floating> (-sgd_step.learning_rate / total_weight),
+                         delta + col, n_out, W + col, n_out)
+        return
+    if net.csr_step != NULL:
+        if cols > 0:
+            _csr_tmm_add(csr, x_rows, 0, rows, cols, 1 / total_weight, delta + col, n_out, G + col, n_out)
+        fm_team_barrier(count)   # the gradient is complete
+        step = net.csr_step[0]
+        step.l2 = net.l2
+        _update(W + at, G + at, <floating *> net.S1[0] + at if net.S1 != NULL else NULL,
+                <floating *> net.S2[0] + at if net.S2 != NULL else NULL, size, &step)
+        # zero again: one sequential pass over this thread's rows costs less than visiting the
+        # batch's rows (a Zipf-like batch touches a large share of them, scattered)
+        memset(G + at, 0, size * sizeof(floating))
+        return
+    memset(G + at, 0, size * sizeof(floating))
+    _add_penalty(G + at, W + at, size, <floating> net.l2, <floating> net.l1)
+    fm_team_barrier(count)   # every row of the gradient holds its penalty term
+    if cols > 0:
+        _csr_tmm_add(csr, x_rows, 0, rows, cols, 1 / total_weight, delta + col, n_out, G + col, n_out)
+    if sgd_step != NULL:
+        fm_team_barrier(count)   # the gradient is complete
+        _update(W + at, G + at, <floating *> net.S1[0] + at if net.S1 != NULL else NULL, NULL, size, sgd_step)
+
+
+# ---------------------------------------------------------------------------------------------
 # A network: weights plus every buffer one mini-batch needs, allocated once
 # ---------------------------------------------------------------------------------------------
 
@@ -515,6 +721,11 @@ cdef class Network:
     cdef Py_ssize_t n_samples
     cdef InputKind input_kind
     cdef double input_scale
+    cdef readonly bint sparse_input
+    cdef Csr csr_bound, csr_batch   # the bound data set's arrays, and backprop_sparse's batch's
+    cdef const Csr *x_csr           # &csr_bound while a sparse data set is bound, else NULL
+    cdef const Step *csr_step       # train_batch's step while it runs on sparse input without L1
+    cdef bint csr_grad_dirty        # weight_grads[0] may be non-zero outside a batch's rows
 
     def __cinit__(self):
         self.sizes = NULL
@@ -525,13 +736,16 @@ cdef class Network:
     def __init__(self, list weights, list biases, activations, str loss, Py_ssize_t capacity,
                  double momentum=0.0, double l2=0.0, int nthreads=1, *, str optimizer="sgd",
                  double l1=0.0, double dropout=0.0, bint use_bias=True, double beta1=0.9,
-                 double beta2=0.999, double epsilon=1e-8, bint epsilon_hat=False, uint64_t seed=0):
+                 double beta2=0.999, double epsilon=1e-8, bint epsilon_hat=False, uint64_t seed=0,
+                 bint sparse_input=False):
         """Bind ``weights[l]`` (n_in, n_out) and ``biases[l]`` (n_out,), C-contiguous, one dtype.
 
         ``activations`` names each layer's activation, ``loss`` the cost function, ``optimizer``
         the update rule ("sgd" with optional ``momentum``, "nesterov", "adam"; ``epsilon_hat``:
         Adam's ε is added before the bias correction, see ``fastmlp.fit``). ``dropout`` is the
         fraction of hidden units dropped in training (inverted dropout), drawn from ``seed``.
+        ``sparse_input``: the inputs will be CSR matrices (``bind_sparse``, ``backprop_sparse``), so
+        ``activations[0]``, the dense copy of a batch, is not allocated (it has 0 rows).
         """
         cdef Py_ssize_t l, work_size = 1
         n_layers = len(weights)
@@ -569,7 +783,11 @@ cdef class Network:
         self.biases = list(biases)
         widths = [weights[0].shape[0]] + [w.shape[1] for w in weights]
         hidden = range(1, n_layers)
-        self.activations = [np.zeros((capacity, n), dtype) for n in widths]
+        self.activations = [np.zeros((0 if l == 0 and sparse_input else capacity, n), dtype)
+                            for l, n in enumerate(widths)]
+        self.sparse_input = sparse_input
+        self.x_csr = self.csr_step = NULL
+        self.csr_grad_dirty = False
         self.deltas = [np.zeros((capacity, n), dtype) for n in widths[1:]]
         self.weight_grads = [np.zeros_like(w) for w in weights]
         self.bias_grads = [np.zeros_like(bias) for bias in biases]
@@ -658,6 +876,7 @@ cdef class Network:
                     or sample_weight.shape != (X.shape[0],) or not sample_weight.flags.c_contiguous):
                 raise ValueError("bind: sample_weight does not match X")
         self._bound = [X, Y, order, sample_weight]
+        self.x_csr = NULL
         self.X_data = _data(X)
         self.Y_data = _data(Y)
         self.sw_data = NULL if sample_weight is None else _data(sample_weight)
@@ -679,18 +898,76 @@ cdef class Network:
             raise ValueError(f"train_batch: bad row range [{start}, {stop})")
         self.step_count += 1
         step.optimizer = self.optimizer_code
-        step.learning_rate, step.momentum = learning_rate, self.momentum
+        step.learning_rate, step.momentum, step.l2 = learning_rate, self.momentum, 0
         step.beta1, step.beta2, step.epsilon = self.beta1, self.beta2, self.epsilon
         step.correction1 = 1 - self.beta1 ** self.step_count
         step.correction2 = 1 - self.beta2 ** self.step_count
         if self.epsilon_hat:   # m̂ / (√v̂ + ε/√c₂) = (√c₂ / c₁) · m / (√v + ε)
             step.epsilon = self.epsilon / sqrt(step.correction2)
         job.start, job.step = start, &step
+        # On sparse input without L1 the first layer takes its step itself (_csr_weight_gradient),
+        # with weight_grads[0] zero outside the batch's rows.
+        self.csr_step = &step if self.x_csr != NULL and self.l1 == 0 else NULL
+        if self.csr_step != NULL and self.csr_grad_dirty:
+            self.weight_grads[0].fill(0)
+            self.csr_grad_dirty = False
         with nogil:
             if self.adaptive_team:
                 fm_team_run_adaptive(&self.team_choice, _team_size(self, rows), rows, _train_task, &job)
             else:
                 fm_team_run(_team_size(self, rows), _train_task, &job)
+        self.csr_step = NULL
+        return job.loss
+
+    def bind_sparse(self, X, cnp.ndarray Y, cnp.ndarray order, sample_weight=None):
+        """Bind a training set whose X is a CSR matrix (n, n_in): ``X.data`` of the network's dtype,
+        ``X.indices`` and ``X.indptr`` int32 or int64 (one dtype), contiguous; otherwise as ``bind``.
+
+        ``train_batch`` then computes the first layer's product and weight gradient from the batch's
+        nonzeros, read where they lie in X (csrc/fm_sparse.h); the rows need not have sorted indices.
+        """
+        cdef Csr csr
+        _csr_view(X, self.dtype, self.sizes[0], &csr)
+        n = X.shape[0]
+        if (Y.dtype != self.dtype or order.dtype != np.int64 or Y.ndim != 2 or order.ndim != 1
+                or Y.shape[0] != n or Y.shape[1] != self.sizes[self.n_layers] or order.shape[0] != n
+                or not (Y.flags.c_contiguous and order.flags.c_contiguous)):
+            raise ValueError("bind_sparse: X, Y and order do not match the network")
+        if order.shape[0] and (order.min() < 0 or order.max() >= n):
+            raise ValueError("bind_sparse: order holds a row index out of range")
+        if sample_weight is not None:
+            if (not isinstance(sample_weight, np.ndarray) or sample_weight.dtype != self.dtype
+                    or sample_weight.shape != (n,) or not sample_weight.flags.c_contiguous):
+                raise ValueError("bind_sparse: sample_weight does not match X")
+        self._bound = [X, X.data, X.indices, X.indptr, Y, order, sample_weight]
+        self.csr_grad_dirty = True   # weight_grads[0] may hold a dense-input gradient
+        self.csr_bound = csr
+        self.x_csr = &self.csr_bound
+        self.X_data = <char *> csr.data
+        self.Y_data = _data(Y)
+        self.sw_data = NULL if sample_weight is None else _data(sample_weight)
+        self.order = <int64_t *> _data(order)
+        self.n_samples = n
+
+    def backprop_sparse(self, X, cnp.ndarray Y, sample_weight=None):
+        """``backprop`` for X a CSR matrix (as ``bind_sparse`` takes it) of at most ``capacity`` rows.
+        ``activations[0]`` is left alone."""
+        cdef Py_ssize_t rows = X.shape[0]
+        cdef Job job = _job(self, rows)
+        _csr_view(X, self.dtype, self.sizes[0], &self.csr_batch)
+        if (Y.dtype != self.dtype or Y.ndim != 2 or Y.shape[0] != rows or Y.shape[1] != self.sizes[self.n_layers]
+                or not Y.flags.c_contiguous or rows > self.capacity or rows < 1):
+            raise ValueError("backprop_sparse: X and Y do not match the network's shapes, dtype or capacity")
+        if sample_weight is not None:
+            if (not isinstance(sample_weight, np.ndarray) or sample_weight.dtype != self.dtype
+                    or sample_weight.shape != (rows,) or not sample_weight.flags.c_contiguous):
+                raise ValueError("backprop_sparse: sample_weight does not match X")
+            job.sample_weight = _data(sample_weight)
+        job.Y = _data(Y)
+        job.csr = &self.csr_batch
+        self.csr_grad_dirty = True
+        with nogil:
+            fm_team_run(_team_size(self, rows), _backprop_task, &job)
         return job.loss
 
     def forward(self, cnp.ndarray X, cnp.ndarray out):
@@ -725,6 +1002,9 @@ cdef class Network:
         self._check_batch(X, Y, self.capacity)
         if rows < 1:
             raise ValueError("backprop needs at least one row")
+        if self.sparse_input:
+            raise ValueError("backprop: this network was built for sparse input; use backprop_sparse")
+        self.csr_grad_dirty = True
         if sample_weight is not None:
             if (not isinstance(sample_weight, np.ndarray) or sample_weight.dtype != self.dtype
                     or sample_weight.shape != (rows,) or not sample_weight.flags.c_contiguous):
@@ -770,12 +1050,13 @@ cdef inline bint _by_rows(Network net, int count) noexcept nogil:
     return count > 1 and net.split_rows
 
 
-cdef uint64_t _forward(Network net, const floating *X, const int64_t *x_rows, Py_ssize_t first,
-                       Py_ssize_t rows, Py_ssize_t batch_rows, floating *out, bint training,
-                       floating *work, int id, int count) noexcept nogil:
+cdef uint64_t _forward(Network net, const floating *X, const int64_t *x_rows, const Csr *csr,
+                       Py_ssize_t first, Py_ssize_t rows, Py_ssize_t batch_rows, floating *out,
+                       bint training, floating *work, int id, int count) noexcept nogil:
     """Forward pass of rows first .. first+rows-1 of a batch of batch_rows, from X (not copied) to
     out, both pointing at the batch's first row: aˡ⁺¹ = σ(aˡ · Wˡ + bˡ). With x_rows, the batch is
-    rows x_rows[0 .. batch_rows-1] of X, read where they lie (X is the data set).
+    rows x_rows[0 .. batch_rows-1] of X, read where they lie (X is the data set). With csr, X is
+    that CSR matrix instead (X is not read), and the first layer's product runs over its nonzeros.
 
     Run by every thread of a team (thread id of count): each computes its tile of a layer's
     product, and adds the bias and applies σ to that tile while it is in cache; the team meets
@@ -802,8 +1083,11 @@ cdef uint64_t _forward(Network net, const floating *X, const int64_t *x_rows, Py
         if dropped:
             z = <floating *> net.raw[l + 1] + first * width
             mask = <floating *> net.masks[l + 1] + first * width
-        _gemm_team(rows, width, n[l], <floating> 1, a, n[l], 1, a_rows, NULL, <floating *> net.W[l], width,
-                   1, <floating> 0, z, width, work, net.codes[l] == FM_SOFTMAX, id, count, &tile)
+        if l == 0 and csr != NULL:
+            _csr_forward_share(net, csr, a_rows, first, rows, z, id, count, &tile)
+        else:
+            _gemm_team(rows, width, n[l], <floating> 1, a, n[l], 1, a_rows, NULL, <floating *> net.W[l],
+                       width, 1, <floating> 0, z, width, work, net.codes[l] == FM_SOFTMAX, id, count, &tile)
         segments = _segments(&tile, width, &stride)
         for s in range(segments):
             at = tile.row * width + tile.col + s * stride
@@ -847,11 +1131,11 @@ cdef void _input_delta(Network net, Py_ssize_t l, Py_ssize_t first, Py_ssize_t r
 
 
 cdef void _weight_gradient(Network net, Py_ssize_t l, const floating *X, const int64_t *x_rows,
-                           Py_ssize_t rows, floating total_weight, const Step *sgd_step,
+                           const Csr *csr, Py_ssize_t rows, floating total_weight, const Step *sgd_step,
                            floating *work, int id, int count) noexcept nogil:
     """This thread's tile of layer l's weight gradient (and, on the last thread, the bias
     gradient); with ``sgd_step`` applied to the weights and biases instead of stored. The first
-    layer's input is the batch (X, x_rows) as _forward reads it."""
+    layer's input is the batch (X, x_rows, csr) as _forward reads it."""
     cdef Py_ssize_t *n = net.sizes
     cdef Py_ssize_t s, segments, stride, at
     cdef const floating *a = X if l == 0 else <floating *> net.acts[l]
@@ -862,7 +1146,11 @@ cdef void _weight_gradient(Network net, Py_ssize_t l, const floating *X, const i
     cdef floating *bias_velocity = NULL
     cdef floating rate
     cdef fm_tile tile
-    if sgd_step != NULL and net.S1 != NULL:
+    if l == 0 and csr != NULL:
+        _csr_weight_gradient(net, csr, x_rows, rows, total_weight, sgd_step, id, count)
+        if sgd_step != NULL and net.S1 != NULL:
+            bias_velocity = <floating *> net.S1[net.n_layers]
+    elif sgd_step != NULL and net.S1 != NULL:
         # momentum inside the product: velocity[l] := μ velocity[l] − η Aᵀ Δ / Σw, then
         # weights[l] += velocity[l], each tile while it is in cache
         rate = sgd_step.learning_rate
@@ -899,10 +1187,11 @@ cdef void _weight_gradient(Network net, Py_ssize_t l, const floating *X, const i
             _update(<floating *> net.b[l], <floating *> net.gb[l], bias_velocity, NULL, n[l + 1], sgd_step)
 
 
-cdef double _forward_backward(Network net, const floating *X, const int64_t *x_rows, Py_ssize_t rows,
-                              const floating *Y, const int64_t *y_rows, const floating *sample_weight,
-                              bint training, const Step *sgd_step, int id, int count) noexcept nogil:
-    """Forward pass from the batch's inputs (X, x_rows: see _forward), then backpropagation into
+cdef double _forward_backward(Network net, const floating *X, const int64_t *x_rows, const Csr *csr,
+                              Py_ssize_t rows, const floating *Y, const int64_t *y_rows,
+                              const floating *sample_weight, bint training, const Step *sgd_step, int id,
+                              int count) noexcept nogil:
+    """Forward pass from the batch's inputs (X, x_rows, csr: see _forward), then backpropagation into
     the gradient buffers. Sample i's targets are row y_rows[i] of Y or, with y_rows NULL, row i.
 
     Run by every thread of a team. Split by rows (Network.split_rows), each thread takes its own
@@ -925,11 +1214,11 @@ cdef double _forward_backward(Network net, const floating *X, const int64_t *x_r
     cdef const floating *targets = Y
     if by_rows:
         own = _share(rows, 1, id, count, &first)
-        counter = _forward(net, X, x_rows, first, own, rows, <floating *> net.acts[L], training, work,
-                           0, 1)
+        counter = _forward(net, X, x_rows, csr, first, own, rows, <floating *> net.acts[L], training,
+                           work, 0, 1)
     else:
-        counter = _forward(net, X, x_rows, 0, rows, rows, <floating *> net.acts[L], training, work,
-                           id, count)
+        counter = _forward(net, X, x_rows, csr, 0, rows, rows, <floating *> net.acts[L], training,
+                           work, id, count)
     if by_rows or id == 0:
         # Output error: δᴸ = ∇ₐC ⊙ σ'(zᴸ), each row's loss kept to be summed in order
         if y_rows == NULL:
@@ -955,7 +1244,7 @@ cdef double _forward_backward(Network net, const floating *X, const int64_t *x_r
         if l > 0 and not by_rows:
             _input_delta(net, l, 0, rows, training, work, id, count)
             fm_team_barrier(count)   # deltas[l-1] is complete, and weights[l] is read no more
-        _weight_gradient(net, l, X, x_rows, rows, total_weight, sgd_step, work, id, count)
+        _weight_gradient(net, l, X, x_rows, csr, rows, total_weight, sgd_step, work, id, count)
     return loss_total
 
 
@@ -989,14 +1278,15 @@ cdef double _train_step(Network net, Py_ssize_t start, Py_ssize_t rows, floating
         _gather_inputs(net, index + first, size, <floating *> net.acts[0] + first * n[0])
     if (sample_weight != NULL or x_rows == NULL) and not _by_rows(net, count):
         fm_team_barrier(count)   # thread 0 reads every sample weight, every thread every input row
-    total = _forward_backward(net, X, x_rows, rows, <const floating *> net.Y_data,
+    total = _forward_backward(net, X, x_rows, net.x_csr, rows, <const floating *> net.Y_data,
                               index, sample_weight, True, step if fused else NULL, id, count)
     if fused:
         return total
     fm_team_barrier(count)   # every gradient is complete
     for l in range(net.n_layers):
-        _update_share(net, l, <floating *> net.W[l], <floating *> net.gW[l], n[l] * n[l + 1], step,
-                      id, count)
+        if l > 0 or net.csr_step == NULL:   # else the sparse first layer has taken its step
+            _update_share(net, l, <floating *> net.W[l], <floating *> net.gW[l], n[l] * n[l + 1], step,
+                          id, count)
         if net.use_bias:
             _update_share(net, net.n_layers + l, <floating *> net.b[l], <floating *> net.gb[l],
                           n[l + 1], step, id, count)
@@ -1054,12 +1344,14 @@ cdef struct Job:
     char *out
     Step *step
     double loss
+    const Csr *csr   # backprop_sparse's input rows (else NULL)
 
 
 cdef Job _job(Network net, Py_ssize_t rows):
     cdef Job job
     job.net, job.start, job.rows = <void *> net, 0, rows
     job.X = job.Y = job.sample_weight = job.out = NULL
+    job.csr = NULL
     job.step, job.loss = NULL, 0
     return job
 
@@ -1092,10 +1384,10 @@ cdef void _forward_team(Network net, Job *job, int id, int count) noexcept nogil
         own = _share(job.rows, 1, id, count, &first)
         id, count = 0, 1   # this thread's rows alone
     if net.is_double:
-        _forward(net, <const double *> job.X, NULL, first, own, job.rows, <double *> job.out, False,
+        _forward(net, <const double *> job.X, NULL, NULL, first, own, job.rows, <double *> job.out, False,
                  <double *> net.work + work, id, count)
     else:
-        _forward(net, <const float *> job.X, NULL, first, own, job.rows, <float *> job.out, False,
+        _forward(net, <const float *> job.X, NULL, NULL, first, own, job.rows, <float *> job.out, False,
                  <float *> net.work + work, id, count)
 
 
@@ -1107,11 +1399,13 @@ cdef void _backprop_task(void *job, int id, int count) noexcept nogil:
 cdef void _backprop_team(Network net, Job *job, int id, int count) noexcept nogil:
     cdef double total
     if net.is_double:
-        total = _forward_backward(net, <const double *> net.acts[0], NULL, job.rows, <const double *> job.Y,
-                                  NULL, <const double *> job.sample_weight, False, NULL, id, count)
+        total = _forward_backward(net, <const double *> net.acts[0], NULL, job.csr, job.rows,
+                                  <const double *> job.Y, NULL, <const double *> job.sample_weight, False,
+                                  NULL, id, count)
     else:
-        total = _forward_backward(net, <const float *> net.acts[0], NULL, job.rows, <const float *> job.Y,
-                                  NULL, <const float *> job.sample_weight, False, NULL, id, count)
+        total = _forward_backward(net, <const float *> net.acts[0], NULL, job.csr, job.rows,
+                                  <const float *> job.Y, NULL, <const float *> job.sample_weight, False,
+                                  NULL, id, count)
     if id == 0:
         job.loss = total
 
@@ -1182,6 +1476,7 @@ cdef struct Prediction:
     char *out
     Py_ssize_t rows, block, per_thread
     char *buffers
+    const Csr *csr   # the rows in, when they are a CSR matrix (X is then NULL)
 
 
 cdef class Predictor:
@@ -1285,7 +1580,7 @@ cdef class Predictor:
         for l in range(self.n_layers):
             work_size = max(work_size, workspace_size(self.dtype, block, self.sizes[l + 1], self.sizes[l], 1))
         job.predictor, job.rows, job.block = <void *> self, rows, block
-        job.X, job.out = _data(X), _data(out)
+        job.X, job.out, job.csr = _data(X), _data(out), NULL
         job.per_thread = 2 * block * self.widest + work_size
         job.buffers = <char *> malloc(max(1, count * job.per_thread) * cnp.PyArray_ITEMSIZE(X))
         if job.buffers == NULL:
@@ -1293,6 +1588,41 @@ cdef class Predictor:
         with nogil:
             # A team, or alone when that has been faster on this thread lately (a busy machine,
             # where a team member waits for a core): fm_team_run_adaptive in csrc/fm_team.h.
+            fm_team_run_adaptive(fm_predict_team_choice(), count, multiply_adds, _predict_task, &job)
+            free(job.buffers)
+        return out
+
+    def output_sparse(self, X, int nthreads=1):
+        """``output`` for X a CSR matrix (``X.data`` of the weights' dtype, ``X.indices`` and ``X.indptr``
+        int32 or int64, contiguous): the first layer's product runs over X's nonzeros."""
+        cdef Py_ssize_t l, rows, block, work_size = 0
+        cdef int count
+        cdef double multiply_adds
+        cdef Prediction job
+        cdef Csr csr
+        cdef cnp.npy_intp dims[2]
+        _csr_view(X, self.dtype, self.sizes[0], &csr)
+        if nthreads < 1:
+            raise ValueError("output_sparse: nthreads must be >= 1")
+        rows = X.shape[0]
+        dims[0], dims[1] = rows, self.sizes[self.n_layers]
+        out = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
+        if rows == 0:
+            return out
+        # the first layer costs a multiply-add per nonzero and output
+        multiply_adds = self._multiply_adds(rows) - <double> rows * self.sizes[0] * self.sizes[1]
+        multiply_adds += <double> len(X.indices) * self.sizes[1]
+        count = 1 if multiply_adds < FM_GEMM_PARALLEL_MIN_MNK else <int> min(nthreads, FM_TEAM_MAX, rows)
+        block = min(<Py_ssize_t> FM_PREDICT_BLOCK_ROWS, (rows + count - 1) // count)
+        for l in range(1, self.n_layers):
+            work_size = max(work_size, workspace_size(self.dtype, block, self.sizes[l + 1], self.sizes[l], 1))
+        job.predictor, job.rows, job.block = <void *> self, rows, block
+        job.X, job.out, job.csr = NULL, _data(out), &csr
+        job.per_thread = 2 * block * self.widest + work_size
+        job.buffers = <char *> malloc(max(1, count * job.per_thread) * cnp.PyArray_ITEMSIZE(out))
+        if job.buffers == NULL:
+            raise MemoryError("output_sparse: no memory for the activations of a block of rows")
+        with nogil:
             fm_team_run_adaptive(fm_predict_team_choice(), count, multiply_adds, _predict_task, &job)
             free(job.buffers)
         return out
@@ -1318,18 +1648,19 @@ cdef void _predict_team(Predictor p, Prediction *job, int id, int count) noexcep
     if rows == 0:
         return
     if p.is_double:
-        _predict_rows(p, <const double *> job.X + first * n_in, rows, <double *> job.out + first * n_out,
-                      <double *> job.buffers + at, job.block)
+        _predict_rows(p, <const double *> job.X + first * n_in if job.csr == NULL else NULL, job.csr, first,
+                      rows, <double *> job.out + first * n_out, <double *> job.buffers + at, job.block)
     else:
-        _predict_rows(p, <const float *> job.X + first * n_in, rows, <float *> job.out + first * n_out,
-                      <float *> job.buffers + at, job.block)
+        _predict_rows(p, <const float *> job.X + first * n_in if job.csr == NULL else NULL, job.csr, first,
+                      rows, <float *> job.out + first * n_out, <float *> job.buffers + at, job.block)
 
 
-cdef void _predict_rows(Predictor p, const floating *X, Py_ssize_t rows, floating *out, floating *buffer,
-                        Py_ssize_t block) noexcept nogil:
+cdef void _predict_rows(Predictor p, const floating *X, const Csr *csr, Py_ssize_t first, Py_ssize_t rows,
+                        floating *out, floating *buffer, Py_ssize_t block) noexcept nogil:
     """out := aᴸ for the rows of X, block rows at a time: aˡ⁺¹ = σ(aˡ · Wˡ + bˡ), the hidden layers
     taking turns in the two halves of the front of buffer, the GEMM workspace behind them. The same
-    products and activations as Network._forward, so the same values, bit for bit."""
+    products and activations as Network._forward, so the same values, bit for bit. With csr, the rows
+    are rows first .. first+rows-1 of that CSR matrix instead (X is NULL)."""
     cdef Py_ssize_t l, L = p.n_layers, start = 0, m
     cdef Py_ssize_t *n = p.sizes
     cdef floating *hidden[2]
@@ -1339,11 +1670,14 @@ cdef void _predict_rows(Predictor p, const floating *X, Py_ssize_t rows, floatin
     hidden[0], hidden[1] = buffer, buffer + block * p.widest
     while start < rows:
         m = min(block, rows - start)
-        a = X + start * n[0]
+        a = X + start * n[0] if csr == NULL else NULL
         for l in range(L):
             z = out + start * n[L] if l == L - 1 else hidden[l % 2]
-            _gemm(m, n[l + 1], n[l], <floating> 1, a, n[l], 1, NULL, NULL, <const floating *> p.W[l], n[l + 1], 1,
-                  <floating> 0, z, n[l + 1], work, 1)
+            if l == 0 and csr != NULL:
+                _csr_mm(csr, NULL, first + start, m, n[1], <const floating *> p.W[0], n[1], z, n[1])
+            else:
+                _gemm(m, n[l + 1], n[l], <floating> 1, a, n[l], 1, NULL, NULL, <const floating *> p.W[l], n[l + 1],
+                      1, <floating> 0, z, n[l + 1], work, 1)
             _bias_activation(z, <const floating *> p.b[l] if p.use_bias else NULL, m, n[l + 1], p.codes[l])
             a = z
         start += m
@@ -1472,7 +1806,7 @@ def sgd_update_inplace(params, grads, velocity, double learning_rate, double mom
     params += velocity (classical) or params += μ velocity − η grads (Nesterov)."""
     cdef Step step
     step.optimizer = NESTEROV if nesterov else SGD
-    step.learning_rate, step.momentum = learning_rate, momentum
+    step.learning_rate, step.momentum, step.l2 = learning_rate, momentum, 0
     _step_inplace(params, grads, velocity, None, step)
 
 
@@ -1482,6 +1816,7 @@ def adam_update_inplace(params, grads, first_moment, second_moment, double learn
     cdef Step step
     step.optimizer = ADAM
     step.learning_rate, step.beta1, step.beta2, step.epsilon = learning_rate, beta1, beta2, epsilon
+    step.l2 = 0
     step.correction1, step.correction2 = 1 - beta1 ** t, 1 - beta2 ** t
     _step_inplace(params, grads, first_moment, second_moment, step)
 
@@ -1521,6 +1856,48 @@ def gather_scaled_rows(const pixel[:, ::1] X, const int64_t[::1] index, double s
             _gather_scaled_rows(&X[0, 0], &index[0], index.shape[0], X.shape[1], <floating> scale, &out[0, 0])
 
 
+def _csr_rows(X, rows):
+    """Check that rows (an int64 index, or None) names rows of X: the kernels trust it."""
+    if rows is not None and len(rows) and (np.min(rows) < 0 or np.max(rows) >= X.shape[0]):
+        raise IndexError("rows holds a row index out of range")
+
+
+def csr_mm(X, floating[:, ::1] W, floating[:, ::1] Z, rows=None):
+    """Z := X[rows] · W for a CSR matrix X (all its rows when rows is None)."""
+    cdef Csr csr
+    cdef const int64_t[::1] index
+    cdef const int64_t *r = NULL
+    cdef Py_ssize_t m = X.shape[0] if rows is None else len(rows)
+    _csr_view(X, np.float32 if floating is float else np.float64, W.shape[0], &csr)
+    _csr_rows(X, rows)
+    if Z.shape[0] != m or Z.shape[1] != W.shape[1]:
+        raise ValueError("csr_mm: Z must have shape (len(rows), W.shape[1])")
+    if rows is not None and m:
+        index = rows
+        r = &index[0]
+    if m and W.shape[1]:
+        with nogil:
+            _csr_mm(&csr, r, 0, m, W.shape[1], &W[0, 0], W.shape[1], &Z[0, 0], Z.shape[1])
+
+
+def csr_tmm_add(double alpha, X, floating[:, ::1] D, floating[:, ::1] G, rows=None):
+    """G := G + alpha · X[rows]ᵀ · D for a CSR matrix X (all its rows when rows is None)."""
+    cdef Csr csr
+    cdef const int64_t[::1] index
+    cdef const int64_t *r = NULL
+    cdef Py_ssize_t m = X.shape[0] if rows is None else len(rows)
+    _csr_view(X, np.float32 if floating is float else np.float64, G.shape[0], &csr)
+    _csr_rows(X, rows)
+    if D.shape[0] != m or D.shape[1] != G.shape[1]:
+        raise ValueError("csr_tmm_add: D must have shape (len(rows), G.shape[1])")
+    if rows is not None and m:
+        index = rows
+        r = &index[0]
+    if m and G.shape[1]:
+        with nogil:
+            _csr_tmm_add(&csr, r, 0, m, G.shape[1], <floating> alpha, &D[0, 0], D.shape[1], &G[0, 0], G.shape[1])
+
+
 # How this module was built and which levels this CPU runs, for fastmlp.show_config(). setup.py
 # defines FASTMLP_BUILD_FLAGS and FASTMLP_BUILT_WITH; the fallbacks cover any other build.
 cdef extern from *:
@@ -1558,6 +1935,7 @@ def build_info():
         "built_with": FASTMLP_BUILT_WITH.decode(),
         "gemm_isa": fm_gemm_isa().decode(),
         "activation_isa": _build_info_activation_isa().decode(),
+        "sparse_isa": fm_sparse_isa().decode(),
         "cpu_levels": [level for level in ("avx512", "avx2", "baseline")
                        if _build_info_cpu_runs(level.encode())],
     }

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from ._validation import is_sparse
 from .callbacks import max_abs, non_finite
 from .exceptions import DivergenceError
 from .trainer import Trainer
@@ -20,15 +21,17 @@ def fit_lbfgs(model, X, Y, sample_weight, max_iter, max_fun, tol, backend, callb
     Stops when no component of the gradient exceeds ``tol`` in size (SciPy's gtol, as in
     scikit-learn), or after ``max_iter`` iterations or ``max_fun`` evaluations of the cost at the
     latest, recorded as ``history["limit_reached"]``."""
-    network = model.network(len(X), backend=backend)
-    total_weight = len(X) if sample_weight is None else float(sample_weight.sum())
+    sparse = is_sparse(X)
+    network = model.network(X.shape[0], backend=backend, sparse_input=sparse)
+    backprop = network.backprop_sparse if sparse else network.backprop
+    total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
     gradients = network.weight_grads + (network.bias_grads if model.use_bias else [])
 
     def cost_and_gradient(vector):   # the model's parameters already hold vector
-        loss = network.backprop(X, Y, sample_weight) / total_weight + model.penalty()
+        loss = backprop(X, Y, sample_weight) / total_weight + model.penalty()
         return loss, np.concatenate([g.ravel() for g in gradients]).astype(np.float64)
 
-    trainer = LBFGSTrainer(model, cost_and_gradient, len(X), callbacks)
+    trainer = LBFGSTrainer(model, cost_and_gradient, X.shape[0], callbacks)
     trainer.run(max_iter, max_fun, tol)
     if trainer.interrupted:
         return model

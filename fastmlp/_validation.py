@@ -6,10 +6,11 @@ conversion makes a copy whenever the dtype or memory layout has to change.
 """
 import numbers
 import os
+import sys
 
 import numpy as np
 
-from ._kernels import all_finite
+from ._kernels import all_finite, csr_problem
 
 HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
 # Output activations that each loss accepts.
@@ -42,13 +43,18 @@ def _as_numeric_array(value, name):
     return array
 
 
-def check_array(X, dtype, name="X", n_features=None):
+def check_array(X, dtype, name="X", n_features=None, accept_sparse=False):
     """X as a C-contiguous, aligned 2-D array of ``dtype``, finite and non-empty (a copy if needed).
 
     An array that is already so (a ``numpy.memmap`` or a read-only array included) is returned
-    without a copy, after one pass over it for NaN and infinity."""
+    without a copy, after one pass over it for NaN and infinity. A SciPy sparse X is returned as
+    :func:`check_sparse` makes it with ``accept_sparse``, and is a TypeError without."""
     if is_ready(X, dtype, n_features) and all_finite(X):   # O(1) Python work, one pass in C
         return X
+    if is_sparse(X):
+        if not accept_sparse:
+            raise TypeError(f"{name} must be a dense array, got a sparse {type(X).__name__}; use {name}.toarray()")
+        return check_sparse(X, dtype, name, n_features)
     array = _as_numeric_array(X, name)
     _check_shape(array, name, n_features)
     with np.errstate(over="ignore"):   # a value too large for float32 becomes inf, reported just below
@@ -63,12 +69,12 @@ def check_array(X, dtype, name="X", n_features=None):
 INTEGER_INPUTS = (np.uint8, np.uint16)
 
 
-def check_inputs(X, dtype, name="X", n_features=None):
-    """X as ``check_array`` gives it, except that a uint8 or uint16 ndarray stays of its dtype:
-    returned as it is when C-contiguous and 2-D (a ``numpy.memmap`` stays one, never read here),
-    else as a C-contiguous copy of the same dtype. Integers need no finiteness check."""
+def check_inputs(X, dtype, name="X", n_features=None, accept_sparse=True):
+    """X as ``check_array`` gives it (sparse accepted), except that a uint8 or uint16 ndarray stays
+    of its dtype: returned as it is when C-contiguous and 2-D (a ``numpy.memmap`` stays one, never
+    read here), else as a C-contiguous copy of the same dtype. Integers need no finiteness check."""
     if not (isinstance(X, np.ndarray) and X.dtype.type in INTEGER_INPUTS):
-        return check_array(X, dtype, name, n_features)
+        return check_array(X, dtype, name, n_features, accept_sparse)
     _check_shape(X, name, n_features)
     return np.require(X, X.dtype.newbyteorder("="), "CA")   # a subclass (memmap) is kept
 
@@ -106,6 +112,60 @@ def _check_shape(array, name, n_features):
         raise ValueError(f"{name} has {array.shape[1]} features, but the model expects {n_features}")
 
 
+def is_sparse(X):
+    """Whether X is a SciPy sparse matrix or array. SciPy is never imported for this: an X that is
+    one means that scipy.sparse has been imported already."""
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(X)
+
+
+# What csr_problem's answers mean, for the error messages.
+CSR_PROBLEMS = {"bad index": "a column index is negative or not less than the number of columns",
+                "bad indptr": "its indptr does not start at 0, decreases, or points past the stored values"}
+
+
+def check_sparse(X, dtype, name="X", n_features=None):
+    """X, a SciPy sparse matrix or array, in CSR format as the kernels take it: 2-D and non-empty,
+    finite values of ``dtype``, int32 or int64 indices (indices and indptr of one dtype), each row's
+    column indices sorted and without duplicates.
+
+    Only what has to change is copied, and X itself is never modified: CSC and the other formats are
+    converted to CSR (once); other value or index dtypes are converted; a matrix with unsorted or
+    duplicate indices is copied with its indices sorted and its duplicates summed (what a duplicate
+    means in SciPy: ``toarray`` adds them up). The values are never densified.
+    """
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got a sparse {type(X).__name__} of shape {X.shape}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} is empty: shape {X.shape}")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"{name} has {X.shape[1]} features, but the model expects {n_features}")
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
+    if X.format != "csr":
+        X = X.tocsr()
+    index_dtype = X.indices.dtype
+    if X.indptr.dtype != index_dtype or index_dtype not in (np.int32, np.int64):
+        index_dtype = np.int64
+    with np.errstate(over="ignore"):   # a value too large for float32 becomes inf, reported below
+        data = np.require(X.data, dtype, "CA")
+    indices, indptr = np.require(X.indices, index_dtype, "CA"), np.require(X.indptr, index_dtype, "CA")
+    if indptr.shape != (X.shape[0] + 1,) or indices.ndim != 1 or data.ndim != 1:
+        raise ValueError(f"{name} is not a valid CSR matrix: indptr must hold n_samples + 1 = {X.shape[0] + 1} "
+                         f"values, got {indptr.shape}")
+    problem = csr_problem(indptr, indices, X.shape[1], min(len(data), len(indices)))
+    if problem in CSR_PROBLEMS:
+        raise ValueError(f"{name} is not a valid CSR matrix: {CSR_PROBLEMS[problem]}")
+    if not all_finite(data[:indptr[-1]]):
+        raise ValueError(f"{name} contains NaN or infinity (or values too large for {np.dtype(dtype)})")
+    if data is not X.data or indices is not X.indices or indptr is not X.indptr:
+        X = type(X)((data, indices, indptr), shape=X.shape, copy=False)
+    if problem == "unsorted":
+        X = X.copy()         # sum_duplicates works in place, and the arrays may be the caller's
+        X.sum_duplicates()   # sorts each row's indices and adds up the duplicates
+    return X
+
+
 def is_ready(X, dtype, n_features=None):
     """Whether X needs no conversion for ``check_array``: a non-empty, C-contiguous, aligned 2-D
     ndarray (not a subclass) of ``dtype`` (np.float32 or np.float64) in the machine's byte order,
@@ -131,6 +191,8 @@ def check_targets(y, n_samples, task, dtype, name="y", loss=None):
     """
     if y is None:
         raise TypeError(f"{name} is required")
+    if is_sparse(y):
+        raise TypeError(f"{name} must be a dense array, got a sparse {type(y).__name__}; use {name}.toarray()")
     labels = np.asarray(y)
     if labels.ndim == 0 or labels.ndim > 2:
         raise ValueError(f"{name} must be 1-D (labels or targets) or 2-D (targets), got shape {labels.shape}")
@@ -258,6 +320,8 @@ def _weights_in(weights, dtype, name):
 
 def check_labels(y, name="y"):
     """Class labels as a 1-D array (a single column is accepted) of numbers, strings or objects."""
+    if is_sparse(y):
+        raise TypeError(f"{name} must be a dense array, got a sparse {type(y).__name__}; use {name}.toarray()")
     labels = np.asarray(y)
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels.ravel()

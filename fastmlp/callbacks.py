@@ -20,6 +20,7 @@ import numpy as np
 
 from . import io
 from ._progress import Progress
+from ._validation import is_sparse
 from .exceptions import DivergenceError
 
 
@@ -341,7 +342,10 @@ def copy_into(targets, sources):
 
 
 def max_abs(X, block_bytes=1 << 20):
-    """max |X| as a float, a block of rows at a time (no copy of a memory-mapped X)."""
+    """max |X| as a float, a block of rows at a time (no copy of a memory-mapped X); of a sparse X's
+    stored values (its other values are 0)."""
+    if is_sparse(X):
+        return float(np.max(np.abs(X.data[:X.nnz]), initial=0.0))
     rows = max(1, block_bytes // max(1, X[:1].nbytes))
     return max(max(float(np.max(X[start:start + rows])), -float(np.min(X[start:start + rows])))
                for start in range(0, len(X), rows))

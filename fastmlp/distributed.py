@@ -276,7 +276,7 @@ def _shards(client, X_blocks, y_blocks, w_blocks, model):
 
 
 def _make_shard(X, y, sample_weight, template):
-    X = check_inputs(X, template.dtype, "X", template.layer_sizes[0])   # uint8/uint16 stay as they are
+    X = check_inputs(X, template.dtype, "X", template.layer_sizes[0], accept_sparse=False)   # uint8/uint16 stay as they are
     Y = template.targets(y, len(X))
     if sample_weight is not None:
         sample_weight = check_sample_weight(sample_weight, None, Y, None, template.dtype)
@@ -299,7 +299,7 @@ def _validation(model, validation_data, monitor):
         raise ValueError("validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)")
     values = [np.asarray(v.compute() if hasattr(v, "compute") else v) if v is not None else None
               for v in validation_data]
-    X_val = check_inputs(values[0], model.dtype, "validation_data X", model.layer_sizes[0])
+    X_val = check_inputs(values[0], model.dtype, "validation_data X", model.layer_sizes[0], accept_sparse=False)
     Y_val = model.targets(values[1], len(X_val), "validation_data y")
     W_val = None
     if len(values) == 3 and values[2] is not None:

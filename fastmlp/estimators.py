@@ -28,7 +28,7 @@ import numpy as np
 
 from ._kernels import all_finite
 from ._validation import (MAX_INT, check_array, check_choice, check_dtype, check_fits_in_memory, check_float,
-                          check_int, check_sample_weight, check_targets_for_loss, is_ready)
+                          check_int, check_sample_weight, check_targets_for_loss, is_ready, is_sparse)
 from .exceptions import DivergenceError
 from ._split import split_rows
 from .callbacks import AdaptiveLearningRate, InverseScaling, copy_into, invscaling_rate
@@ -407,15 +407,15 @@ class _BaseMLP(BaseEstimator):
             dtype = self.model_.dtype
         classifier = isinstance(self, ClassifierMixin)
         if validate_data is not None:
-            kwargs = dict(reset=reset, dtype=dtype, accept_sparse=False)
+            kwargs = dict(reset=reset, dtype=dtype, accept_sparse=("csr", "csc"))
             if y is None:
                 return validate_data(self, X, **kwargs), None
             X, y = validate_data(self, X, y, multi_output=True, y_numeric=not classifier, **kwargs)
         else:
             columns = getattr(X, "columns", None)
             if isinstance(dtype, tuple):
-                dtype = np.float32 if np.asarray(X).dtype == np.float32 else np.float64
-            X = check_array(X, dtype, "X", None if reset else self.n_features_in_)
+                dtype = np.float32 if (X if is_sparse(X) else np.asarray(X)).dtype == np.float32 else np.float64
+            X = check_array(X, dtype, "X", None if reset else self.n_features_in_, accept_sparse=True)
             if reset:
                 self.n_features_in_ = X.shape[1]
                 if columns is not None and all(isinstance(name, str) for name in columns):
@@ -423,8 +423,8 @@ class _BaseMLP(BaseEstimator):
             if y is None:
                 return X, None
             y = np.asarray(y)
-            if len(y) != len(X):
-                raise ValueError(f"X and y have inconsistent numbers of samples: {len(X)} and {len(y)}")
+            if len(y) != X.shape[0]:
+                raise ValueError(f"X and y have inconsistent numbers of samples: {X.shape[0]} and {len(y)}")
             if not classifier or y.dtype.kind == "f":
                 check_array(_as_rows(y), np.float64, "y")
             if not classifier:
@@ -505,7 +505,7 @@ class _BaseMLP(BaseEstimator):
         return {"regression": "quadratic", "multilabel": "cross_entropy"}.get(task, "log_loss")
 
     def _fit_lbfgs(self, X, targets, weights, options, outputs_averaged):
-        total_weight = len(X) if weights is None else float(np.sum(weights))
+        total_weight = X.shape[0] if weights is None else float(np.sum(weights))
         numbers_ = self._numbers
         model = fit(X, targets, optimizer="lbfgs", epochs=numbers_.max_iter, max_fun=numbers_.max_fun,
                     tol=numbers_.tol, l2=self._l2(total_weight, X.dtype), sample_weight=weights, **options)
@@ -524,12 +524,12 @@ class _BaseMLP(BaseEstimator):
         numbers_ = self._numbers
         validation_data = None
         if self.early_stopping:
-            train, held = _split_indices(len(X), self._numbers.validation_fraction, strata, rng,
+            train, held = _split_indices(X.shape[0], self._numbers.validation_fraction, strata, rng,
                                          getattr(self, "classes_", None))
             validation_data = (X[held], targets[held], None if weights is None else weights[held])
             X, targets = X[train], targets[train]
             weights = None if weights is None else weights[train]
-        n_train = len(X)
+        n_train = X.shape[0]
         if self.batch_size == "auto":
             batch_size = min(200, n_train)
         else:
@@ -616,7 +616,7 @@ class _BaseMLP(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or SciPy sparse matrix of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         sample_weight : array-like of shape (n_samples,), optional
 
@@ -754,6 +754,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True   # as scikit-learn's MLPClassifier
+        tags.input_tags.sparse = True
         return tags
 
 
@@ -833,4 +834,5 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.positive_only = self.loss == "poisson"   # as scikit-learn's PoissonRegressor
+        tags.input_tags.sparse = True
         return tags

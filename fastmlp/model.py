@@ -8,7 +8,7 @@ import numpy as np
 from . import _kernels, reference
 from ._config import kernel_threads
 from ._validation import (check_array, check_choice, check_dtype, check_fits_in_memory, check_inputs, check_int,
-                          check_sample_weight, check_targets_for_loss, encode_labels)
+                          check_sample_weight, check_targets_for_loss, encode_labels, is_sparse)
 
 BACKENDS = {"compiled": _kernels.Network, "numpy": reference.Network}
 OPTIMIZERS = ("sgd", "nesterov", "adam", "lbfgs")
@@ -23,6 +23,8 @@ CONVERT_BYTES = 4 << 20
 def scaled_inputs(X, dtype, input_scale):
     """The network's input for the rows of X: ``X.astype(dtype) * dtype(input_scale)``, converted and
     then multiplied in ``dtype`` (as the compiled gather does); X itself when there is nothing to do."""
+    if is_sparse(X):   # of dtype already (check_sparse)
+        return X if input_scale is None else X * dtype(input_scale)
     if X.dtype != dtype:
         X = X.astype(dtype)
         if input_scale is not None:
@@ -136,12 +138,12 @@ class MLP:
         self.input_scale = input_scale
 
     def network(self, capacity, optimizer=OptimizerConfig(), *, dropout=0.0, seed=0, backend="compiled",
-                nthreads=None):
+                nthreads=None, sparse_input=False):
         """A Network of ``backend`` that trains this model's weights and biases in place, in
-        mini-batches of up to ``capacity`` rows."""
+        mini-batches of up to ``capacity`` rows (of a SciPy CSR matrix with ``sparse_input``)."""
         return network_class(backend)(
             self.weights, self.biases, self.layer_activations, self.loss, capacity,
-            l2=self.l2, l1=self.l1, use_bias=self.use_bias, dropout=dropout, seed=seed,
+            l2=self.l2, l1=self.l1, use_bias=self.use_bias, dropout=dropout, seed=seed, sparse_input=sparse_input,
             nthreads=kernel_threads() if nthreads is None else nthreads, optimizer=optimizer.name,
             momentum=optimizer.momentum, beta1=optimizer.beta1, beta2=optimizer.beta2, epsilon=optimizer.epsilon,
             epsilon_hat=optimizer.epsilon_hat)
@@ -173,6 +175,11 @@ class MLP:
         uint8 and uint16 rows are converted a block at a time: a memory-mapped X is never
         converted whole."""
         X = check_inputs(X, self.weights[0].dtype.type, "X", self.weights[0].shape[0])
+        if is_sparse(X):   # a SciPy sparse matrix, never densified: the first layer reads its nonzeros
+            X = scaled_inputs(X, self.dtype, self.input_scale)
+            if backend == "compiled":
+                return self._predictor().output_sparse(X, kernel_threads())
+            return self._float_output(X, backend)
         if X.dtype != self.dtype or self.input_scale is not None:
             rows = max(1, CONVERT_BYTES // (X.shape[1] * np.dtype(self.dtype).itemsize))
             return np.concatenate([self._float_output(scaled_inputs(X[start:start + rows], self.dtype,
@@ -185,7 +192,7 @@ class MLP:
         if backend == "compiled":
             return self._output(X)
         out = np.empty((X.shape[0], self.layer_sizes[-1]), self.dtype)
-        self.network(min(X.shape[0], 1024), backend=backend, nthreads=1).forward(X, out)
+        self.network(min(X.shape[0], 1024), backend=backend, nthreads=1, sparse_input=is_sparse(X)).forward(X, out)
         return out
 
     def _output(self, X):
@@ -211,7 +218,7 @@ class MLP:
     def forward(self, X):
         """Activations of every layer for the rows of X: ``[a⁰ = X · input_scale, a¹, ..., aᴸ]``."""
         X = scaled_inputs(check_inputs(X, self.dtype, "X", self.layer_sizes[0]), self.dtype, self.input_scale)
-        network = reference.Network(self.weights, self.biases, self.layer_activations, self.loss, len(X),
+        network = reference.Network(self.weights, self.biases, self.layer_activations, self.loss, X.shape[0],
                                     use_bias=self.use_bias)
         return network._forward(X)
 
@@ -303,7 +310,8 @@ class MLP:
         """
         network_class(backend)   # an unknown backend is an error before X is looked at
         X = scaled_inputs(check_inputs(X, self.dtype, "X", self.layer_sizes[0]), self.dtype, self.input_scale)
-        Y = self.targets(y, len(X))
-        network = self.network(len(X), backend=backend)
-        network.backprop(X, Y)
+        Y = self.targets(y, X.shape[0])
+        sparse = is_sparse(X)
+        network = self.network(X.shape[0], backend=backend, sparse_input=sparse)
+        (network.backprop_sparse if sparse else network.backprop)(X, Y)
         return [g.copy() for g in network.weight_grads], [g.copy() for g in network.bias_grads]

@@ -191,12 +191,24 @@ def gather_scaled_rows(X, index, scale, out):
     np.multiply(X[index].astype(out.dtype), out.dtype.type(scale), out=out)
 
 
+def csr_mm(X, W, Z, rows=None):
+    """Z := X[rows] · W for a SciPy CSR matrix X (all its rows when rows is None)."""
+    Z[...] = (X if rows is None else X[rows]) @ W
+
+
+def csr_tmm_add(alpha, X, D, G, rows=None):
+    """G := G + alpha · X[rows]ᵀ · D for a SciPy CSR matrix X (all its rows when rows is None)."""
+    G += alpha * ((X if rows is None else X[rows]).T @ D)
+
+
 class Network:
-    """The NumPy twin of ``fastmlp._kernels.Network``: same constructor, same methods."""
+    """The NumPy twin of ``fastmlp._kernels.Network``: same constructor, same methods. A sparse X
+    (a SciPy CSR matrix) goes through the same code: SciPy's sparse products give X[rows] · W and
+    X[rows]ᵀ · Δ, so ``bind_sparse`` and ``backprop_sparse`` are ``bind`` and ``backprop``."""
 
     def __init__(self, weights, biases, activations, loss, capacity, momentum=0.0, l2=0.0, nthreads=1, *,
                  optimizer="sgd", l1=0.0, dropout=0.0, use_bias=True, beta1=0.9, beta2=0.999,
-                 epsilon=1e-8, epsilon_hat=False, seed=0):
+                 epsilon=1e-8, epsilon_hat=False, seed=0, sparse_input=False):
         self.weights, self.biases = list(weights), list(biases)
         self.layer_activations, self.loss = list(activations), loss
         self.capacity, self.momentum, self.l2, self.l1 = capacity, momentum, l2, l1
@@ -220,6 +232,10 @@ class Network:
         integer X is converted a batch at a time: the network's input is dtype(X) · dtype(input_scale)."""
         self.X, self.Y, self.order, self.sample_weight = X, Y, order, sample_weight
         self.input_scale = input_scale
+
+    def bind_sparse(self, X, Y, order, sample_weight=None):
+        """``bind`` for a SciPy CSR matrix X."""
+        self.bind(X, Y, order, sample_weight)
 
     def train_batch(self, start, stop, learning_rate):
         """One optimizer step on rows ``order[start:stop]``; returns their summed (weighted) loss."""
@@ -272,9 +288,13 @@ class Network:
         """Gradients of the mean cost over the rows of X into ``weight_grads``/``bias_grads``."""
         return self._backprop(X, Y, sample_weight)
 
+    def backprop_sparse(self, X, Y, sample_weight=None):
+        """``backprop`` for a SciPy CSR matrix X."""
+        return self._backprop(X, Y, sample_weight)
+
     def _backprop(self, X, Y, sample_weight=None, training=False):
         self.activations = self._forward(X, training)
-        total_weight = len(X) if sample_weight is None else sample_weight.sum(dtype=self.dtype)
+        total_weight = X.shape[0] if sample_weight is None else sample_weight.sum(dtype=self.dtype)
         L = self.n_layers
         self.deltas = [None] * L
         self.deltas[-1] = np.empty_like(self.activations[-1])

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from . import _kernels, reference
+from ._validation import is_sparse
 from .callbacks import copy_into
 
 # shuffle="blocks" takes contiguous blocks of rows worth about this many bytes of X, and requests
@@ -37,16 +38,18 @@ class Trainer:
 
     def __init__(self, model, network, X, Y, sample_weight=None, *, batch_size=100, learning_rate=3.0,
                  shuffle=True, seed=None, validation_data=None, callbacks=()):
-        self.attach(model, model.weights + model.biases, len(X), callbacks)
+        self.attach(model, model.weights + model.biases, X.shape[0], callbacks)
         self.network, self.X, self.Y, self.sample_weight = network, X, Y, sample_weight
-        self.batch_size, self.learning_rate = min(batch_size, len(X)), learning_rate
+        self.batch_size, self.learning_rate = min(batch_size, X.shape[0]), learning_rate
         self.shuffle, self.rng = shuffle, np.random.default_rng(seed)
         self.validation_data = validation_data
         self.blocks = BlockShuffle(X, self.batch_size) if shuffle == "blocks" else None
         self.restore_optimizer(model.optimizer_state)
         self.order = np.arange(self.n_samples, dtype=np.int64)   # the epoch's order; the network reads it
-        input_scale = 1.0 if model.input_scale is None else model.input_scale
-        network.bind(X, Y, self.order, sample_weight, input_scale)
+        if is_sparse(X):   # a CSR matrix: the first layer reads the batch's nonzeros
+            network.bind_sparse(X, Y, self.order, sample_weight)
+        else:
+            network.bind(X, Y, self.order, sample_weight, 1.0 if model.input_scale is None else model.input_scale)
 
     def attach(self, model, parameters, n_samples, callbacks):
         """What every trainer has: the model, the parameters it trains, the callbacks, the count."""
@@ -112,7 +115,7 @@ class Trainer:
         if self.validation_data is not None:
             X_val, Y_val, W_val = self.validation_data
             self.validation_output = output = model.output(X_val)
-            total = len(X_val) if W_val is None else W_val.sum()
+            total = X_val.shape[0] if W_val is None else W_val.sum()
             with np.errstate(all="ignore"):   # a diverged output: the divergence guard reports it
                 logs["val_loss"] = reference.loss_sum(output, Y_val, model.loss, W_val) / total
                 score = "val_accuracy" if model.task != "regression" else "val_r2"
@@ -211,7 +214,8 @@ class BlockShuffle:
     """
 
     def __init__(self, X, batch_size):
-        rows_per_block = BLOCK_BYTES / max(1, X[:1].nbytes)
+        row_bytes = X[:1].nbytes if isinstance(X, np.ndarray) else X.data.nbytes / X.shape[0]   # sparse: on average
+        rows_per_block = BLOCK_BYTES / max(1, row_bytes)
         self.block_rows = max(1, round(rows_per_block / batch_size)) * batch_size
         self.X = X if _is_mapped(X) else None
         self.blocks, self.starts, self.next = [], [], 0

@@ -12,7 +12,7 @@ from ._lbfgs import fit_lbfgs
 from ._split import split_rows
 from ._validation import (check_activations, check_choice, check_dtype, check_fits_in_memory, check_float,
                           check_hidden, check_input_scale, check_inputs, check_int, check_parameters,
-                          check_sample_weight, check_targets, encode_labels)
+                          check_sample_weight, check_targets, encode_labels, is_sparse)
 from .callbacks import (Callback, DivergenceGuard, EarlyStopping, FunctionCallback, History, InverseScaling,
                         ProgressLogger, ReduceLROnPlateau, StepDecay)
 from .model import BACKENDS, MAX_SEED, MLP, OPTIMIZERS, OptimizerConfig, init_parameters, scaled_inputs
@@ -187,8 +187,8 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     X, Y, sample_weight, validation_data = _validation_data(X, Y, sample_weight, model, options)
     if options.optimizer.name == "lbfgs":
         return _fit_lbfgs(model, X, Y, sample_weight, options)
-    network = model.network(min(options.batch_size, len(X)), options.optimizer, dropout=options.dropout,
-                            seed=options.seed or 0, backend=options.backend)
+    network = model.network(min(options.batch_size, X.shape[0]), options.optimizer, dropout=options.dropout,
+                            seed=options.seed or 0, backend=options.backend, sparse_input=is_sparse(X))
     trainer = Trainer(model, network, X, Y, sample_weight, batch_size=options.batch_size,
                       learning_rate=options.learning_rate, shuffle=options.shuffle, seed=options.seed,
                       validation_data=validation_data, callbacks=_shorthand_callbacks(options))
@@ -247,7 +247,7 @@ def _start(X, y, o):
         check_input_scale(o.warm_start.input_scale, X.dtype, o.dtype)
         model = o.warm_start.copy(n_features=X.shape[1])
         model.l2, model.l1 = o.l2, o.l1
-        return model, model.targets(y, len(X))
+        return model, model.targets(y, X.shape[0])
     input_scale = check_input_scale(o.input_scale, X.dtype, o.dtype)
     task = o.task
     if o.classes_ is not None:
@@ -257,8 +257,8 @@ def _start(X, y, o):
         if len(classes) < 2:
             raise ValueError(f"classes_ must hold at least two labels, got {classes.tolist()}")
         Y = encode_labels(y, classes, o.dtype)
-        if len(Y) != len(X):
-            raise ValueError(f"X and y have different numbers of samples: {len(X)} and {len(Y)}")
+        if len(Y) != X.shape[0]:
+            raise ValueError(f"X and y have different numbers of samples: {X.shape[0]} and {len(Y)}")
     else:
         task, Y, classes = check_targets(y, X.shape[0], task, o.dtype, loss=o.loss)
     loss = o.loss or ("cross_entropy" if task == "multilabel" else "quadratic")
@@ -298,7 +298,7 @@ def _validation_data(X, Y, sample_weight, model, o):
         if not isinstance(given, (tuple, list)) or len(given) not in (2, 3):
             raise ValueError("validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)")
         X_val = check_inputs(given[0], o.dtype, "validation_data X", X.shape[1])
-        Y_val = model.targets(given[1], len(X_val), "validation_data y")
+        Y_val = model.targets(given[1], X_val.shape[0], "validation_data y")
         W_val = None
         if len(given) == 3 and given[2] is not None:
             W_val = check_sample_weight(given[2], None, Y_val, None, np.float64, "validation_data sample_weight")
@@ -312,13 +312,14 @@ def _split(X, Y, sample_weight, fraction, task, rng):
     """Hold out ``fraction`` of the rows as validation data (X, Y and the sample weights),
     stratified by class for classification."""
     strata = np.argmax(Y, axis=1) if task == "classification" else None
-    keep, held = split_rows(len(X), fraction, rng, strata)
+    keep, held = split_rows(X.shape[0], fraction, rng, strata)
     if len(keep) == 0 or len(held) == 0:
         raise ValueError(f"validation_fraction={fraction} leaves no training or no validation samples")
     weights = held_weights = None
     if sample_weight is not None:
         weights, held_weights = np.ascontiguousarray(sample_weight[keep]), sample_weight[held].astype(np.float64)
-    return np.ascontiguousarray(X[keep]), np.ascontiguousarray(Y[keep]), weights, (X[held], Y[held], held_weights)
+    kept = X[keep] if is_sparse(X) else np.ascontiguousarray(X[keep])
+    return kept, np.ascontiguousarray(Y[keep]), weights, (X[held], Y[held], held_weights)
 
 
 def _fit_lbfgs(model, X, Y, sample_weight, o):

@@ -24,8 +24,6 @@ OUR_IMPORT = "from fastmlp import MLPClassifier, MLPRegressor\n"
 
 # The tests of test_mlp.py that fail with fastmlp's estimators, and why (scikit-learn 1.9.1).
 _PRIVATE = "reads or sets scikit-learn's private internals, which fastmlp's estimators do not have: "
-_SPARSE = ("sparse X: fastmlp's kernels take dense arrays, and the estimators refuse sparse input "
-           "(TypeError, as scikit-learn's checks ask of an estimator without sparse support)")
 EXPECTED_FAILURES = {
     "test_fit": _PRIVATE + "sets coefs_, intercepts_ and _coef_grads, _coef_velocity, ... on an unfitted "
                            "estimator and expects partial_fit to start from them",
@@ -33,8 +31,6 @@ EXPECTED_FAILURES = {
                                 "with scikit-learn's _backprop instead)",
     "test_learning_rate_warmstart": _PRIVATE + "_optimizer.learning_rate",
     "test_adaptive_learning_rate": _PRIVATE + "_optimizer.learning_rate",
-    "test_sparse_matrices[csr_matrix]": _SPARSE,
-    "test_sparse_matrices[csr_array]": _SPARSE,
 }
 
 # scikit-learn's conftest.py provides the global_random_seed fixture (42 unless the environment
