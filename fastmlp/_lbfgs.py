@@ -105,5 +105,5 @@ class LBFGSTrainer(Trainer):
         if self.stop_training:
             raise StopIteration
 
-    def optimizer_state(self):
+    def optimizer_state(self, into=None):
         return None   # L-BFGS starts afresh each time: nothing to continue from

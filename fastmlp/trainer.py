@@ -79,7 +79,7 @@ class Trainer:
             self.undo_epoch()
             self.history["interrupted"] = self.epoch + 1
             self.interrupted = True
-        self.model.optimizer_state = self.optimizer_state()
+        self.model.optimizer_state = self.optimizer_state(into=False)   # the network goes with the trainer
         self.call("on_train_end")
         return self.model
 
@@ -139,9 +139,11 @@ class Trainer:
     # -- going back to the last completed epoch -----------------------------------------------
 
     def save_state(self):
-        """Remember the state after a completed epoch: parameters, optimizer, history, callbacks."""
-        self.saved = {"parameters": [p.copy() for p in self.parameters],
-                      "optimizer": self.optimizer_state(),
+        """Remember the state after a completed epoch: parameters, optimizer, history, callbacks
+        (the arrays into the same copies every epoch: one copy of the model, not one per epoch)."""
+        saved = getattr(self, "saved", None)
+        self.saved = {"parameters": copies(self.parameters, saved and saved["parameters"]),
+                      "optimizer": self.optimizer_state(saved and saved["optimizer"] and saved["optimizer"]["state"]),
                       "history": {key: len(value) if isinstance(value, list) else value
                                   for key, value in self.history.items()},
                       "callbacks": [dict(vars(callback)) for callback in self.callbacks]}
@@ -163,10 +165,12 @@ class Trainer:
             vars(callback).update(attributes)
         self.stop_training = self.undone = True
 
-    def optimizer_state(self):
-        """What continuing training needs (``fit(warm_start=...)``), copied from the network."""
+    def optimizer_state(self, into=None):
+        """What continuing training needs (``fit(warm_start=...)``): the network's optimizer and its
+        state arrays, copied (into the arrays ``into`` when given; shared with ``into=False``)."""
         network = self.network
-        return {"optimizer": network.optimizer, "state": [s.copy() for s in network.state],
+        state = list(network.state) if into is False else copies(network.state, into)
+        return {"optimizer": network.optimizer, "state": state,
                 "step_count": int(network.step_count), "dropout_counter": int(network.dropout_counter),
                 "config": {name: getattr(network, name) for name in OPTIMIZER_CONFIG}}
 
@@ -177,6 +181,14 @@ class Trainer:
         """The model as training would return it now (its optimizer state brought up to date)."""
         self.model.optimizer_state = self.optimizer_state()
         return self.model
+
+
+def copies(arrays, into=None):
+    """Copies of ``arrays``: new ones, or written into the arrays ``into`` (of the same shapes)."""
+    if into is None:
+        return [array.copy() for array in arrays]
+    copy_into(into, arrays)
+    return into
 
 
 def restore_optimizer(network, optimizer_state):
