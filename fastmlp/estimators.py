@@ -19,7 +19,10 @@ to the training rows (times the mean sample weight when there are weights). For 
 is the whole training set: ``l2 = alpha / n_samples``. That is exact for every full mini-batch;
 only the last, smaller one of an epoch gets a slightly weaker penalty than scikit-learn gives it.
 """
+import functools
+import math
 import numbers
+import sys
 import types
 import warnings
 from inspect import signature
@@ -122,6 +125,37 @@ def _as_rows(array):
     return array.reshape(len(array), -1)
 
 
+def _is_dask_array(values):
+    """Whether ``values`` is a ``dask.array.Array``, without importing Dask (an array of it can
+    only exist once ``dask.array`` is imported)."""
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(values, dask_array.Array)
+
+
+def _gathered(values):
+    """``values`` as a NumPy array when it is a dask array (labels and weights: one number per
+    row, small enough for the client); anything else as it is."""
+    return np.asarray(values.compute()) if _is_dask_array(values) else values
+
+
+def _check_dask_client(estimator):
+    """The current Dask client, which trains a dask X; a clear error without one (or without Dask)."""
+    from .distributed import _import_dask
+    _import_dask()
+    import distributed
+    try:
+        return distributed.get_client()
+    except ValueError:
+        raise ValueError(f"{type(estimator).__name__}.fit with a dask array X trains data-parallel on the current "
+                         "Dask cluster: create a distributed.Client first (or pass X.compute() to train in this "
+                         "process)") from None
+
+
+def _block_output(block, model):
+    """The network's output for one block of rows (a task of ``map_blocks``)."""
+    return model.output(block)
+
+
 class _StochasticOnly:
     """A method that exists only for the stochastic solvers (``hasattr(est, "partial_fit")`` is
     False with ``solver="lbfgs"``, as in scikit-learn)."""
@@ -142,6 +176,16 @@ class _StochasticOnly:
 # What scikit-learn raises when the weights stop being finite (and its tests look for).
 _DIVERGED = ("Solver produced non-finite parameter weights. The input data may contain large values and need "
              "to be preprocessed.")
+
+
+def _ravel_column(y):
+    """A column-vector y as 1-D, with scikit-learn's DataConversionWarning."""
+    if y is not None and y.ndim == 2 and y.shape[1] == 1:
+        warnings.warn("A column-vector y was passed when a 1d array was expected. Please change the "
+                      "shape of y to (n_samples, ), for example using ravel().", DataConversionWarning,
+                      stacklevel=5)
+        return y.ravel()
+    return y
 
 
 def _check_random_state(random_state):
@@ -311,7 +355,13 @@ _PARAMETERS = """
     dropout : float, default=0.0
         Inverted dropout on the hidden layers while training (fastmlp extra).
     l1 : float, default=0.0
-        L1 penalty in fastmlp's scaling: the cost gains ``l1 · Σ|W|`` (fastmlp extra)."""
+        L1 penalty in fastmlp's scaling: the cost gains ``l1 · Σ|W|`` (fastmlp extra).
+    average_every : int, default=1
+        Only when X is a dask array, which ``fit`` trains data-parallel on the current Dask
+        cluster (:func:`fastmlp.distributed.fit`, see docs/distributed.md): the mini-batch steps
+        each chunk of rows takes between two averagings of the parameters. 1 is synchronous SGD
+        on the global mini-batch of ``batch_size`` rows; larger values communicate less (local
+        SGD). Ignored by "lbfgs" and by arrays in memory (fastmlp extra)."""
 
 _ATTRIBUTES = """
     Attributes
@@ -350,7 +400,7 @@ class _BaseMLP(BaseEstimator):
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=None,
-                 dropout=0.0, l1=0.0):
+                 dropout=0.0, l1=0.0, average_every=1):
         self.hidden_layer_sizes, self.activation, self.solver = hidden_layer_sizes, activation, solver
         self.alpha, self.batch_size, self.learning_rate = alpha, batch_size, learning_rate
         self.learning_rate_init, self.power_t, self.max_iter = learning_rate_init, power_t, max_iter
@@ -359,7 +409,7 @@ class _BaseMLP(BaseEstimator):
         self.early_stopping, self.validation_fraction = early_stopping, validation_fraction
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
         self.n_iter_no_change, self.dtype, self.dropout, self.l1 = n_iter_no_change, dtype, dropout, l1
-        self.max_fun = max_fun
+        self.max_fun, self.average_every = max_fun, average_every
 
     # -- checks -----------------------------------------------------------------------------------
 
@@ -380,6 +430,7 @@ class _BaseMLP(BaseEstimator):
         # max_iter + 1 epochs is fit's n_iter_no_change: one less than the largest count
         numbers_["max_iter"] = check_int(self.max_iter, "max_iter", 1, MAX_INT - 1)
         numbers_["max_fun"] = check_int(self.max_fun, "max_fun")
+        numbers_["average_every"] = check_int(self.average_every, "average_every")
         if self.batch_size != "auto":
             check_int(self.batch_size, "batch_size")
         if not (isinstance(self.n_iter_no_change, float) and self.n_iter_no_change == np.inf):
@@ -422,19 +473,53 @@ class _BaseMLP(BaseEstimator):
                     self.feature_names_in_ = np.asarray(list(columns), dtype=object)
             if y is None:
                 return X, None
-            y = np.asarray(y)
-            if len(y) != X.shape[0]:
-                raise ValueError(f"X and y have inconsistent numbers of samples: {X.shape[0]} and {len(y)}")
-            if not classifier or y.dtype.kind == "f":
-                check_array(_as_rows(y), np.float64, "y")
-            if not classifier:
-                y = y.astype(np.float64)
-        if y.ndim == 2 and y.shape[1] == 1:
-            warnings.warn("A column-vector y was passed when a 1d array was expected. Please change the "
-                          "shape of y to (n_samples, ), for example using ravel().", DataConversionWarning,
-                          stacklevel=4)
-            y = y.ravel()
-        return X, y
+            y = self._check_y(y, X.shape[0])
+        return X, _ravel_column(y)
+
+    def _check_y(self, y, n_samples):
+        """y as a NumPy array of ``n_samples`` rows: finite numbers for a regressor (float64), and
+        for a classifier finite ones when they are floats."""
+        y = np.asarray(y)
+        if y.ndim == 0 or len(y) != n_samples:
+            raise ValueError(f"X and y have inconsistent numbers of samples: {n_samples} and "
+                             f"{len(y) if y.ndim else 'a scalar'}")
+        classifier = isinstance(self, ClassifierMixin)
+        if not classifier or y.dtype.kind == "f":
+            check_array(_as_rows(y), np.float64, "y")
+        return y if classifier else y.astype(np.float64)
+
+    def _validate_dask(self, X, y, reset=True):
+        """A dask X checked without computing it, as :meth:`_validate` checks an array, and
+        converted lazily (on the workers) to the dtype the network computes in; y gathered to the
+        client and checked. Its row chunks become the shards of data-parallel training, so their
+        sizes must be known."""
+        X = self._check_dask_X(X, reset, known_chunks=True)
+        return X, _ravel_column(self._check_y(_gathered(y), X.shape[0]))
+
+    def _check_dask_X(self, X, reset, known_chunks=False):
+        """A dask X of 2 dimensions, numbers, at least one row and the fitted number of features
+        (recorded when ``reset``), as a lazy float array of one column chunk."""
+        if X.ndim != 2:
+            raise ValueError(f"X must be a 2-D dask array of shape (n_samples, n_features), got {X.ndim} "
+                             f"dimension(s)")
+        if math.isnan(X.shape[1]) or (known_chunks and math.isnan(X.shape[0])):
+            raise ValueError("X is a dask array of unknown chunk sizes: call X.compute_chunk_sizes() first")
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"X must hold numbers (bool, integer or float), got a dask array of dtype {X.dtype}")
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            raise ValueError(f"X must have at least one sample and one feature, got shape {X.shape}")
+        if reset:
+            self.n_features_in_ = X.shape[1]
+            self.__dict__.pop("feature_names_in_", None)   # a dask array has no column names
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input.")
+        if reset:
+            dtype = check_dtype(self.dtype) if self.dtype is not None else \
+                np.float32 if X.dtype == np.float32 else np.float64
+        else:
+            dtype = self.model_.dtype
+        return X.astype(dtype).rechunk({1: -1})
 
     # -- training ---------------------------------------------------------------------------------
 
@@ -442,12 +527,20 @@ class _BaseMLP(BaseEstimator):
         hidden = self._check_params()
         if y is None:
             raise ValueError(f"This {type(self).__name__} estimator requires y to be passed, but the target y is None.")
+        distributed = _is_dask_array(X)
+        if distributed:
+            if incremental:
+                raise ValueError("partial_fit takes arrays in memory, not a dask array X: wrap the estimator in "
+                                 "dask_ml.wrappers.Incremental to stream the chunks through partial_fit, or call "
+                                 "fit to train data-parallel on the whole array")
+            _check_dask_client(self)
+            sample_weight = _gathered(sample_weight)
         if sample_weight is not None and not np.any(np.asarray(sample_weight)):
             raise ValueError("Sample weights must contain at least one non-zero number.")
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         first = not hasattr(self, "model_") or (not self.warm_start and not incremental)
-        X, y = self._validate(X, y, reset=first)
+        X, y = (self._validate_dask if distributed else self._validate)(X, y, reset=first)
         for name in ("learning_rate_init", "epsilon"):   # used in X's dtype: neither 0 nor inf there
             check_float(getattr(self._numbers, name), name, 0.0, inclusive=False, dtype=X.dtype)
         targets, strata, weights, task = self._encode(y, sample_weight, X.dtype, first, incremental, classes)
@@ -504,11 +597,20 @@ class _BaseMLP(BaseEstimator):
         """fastmlp's name of the loss this estimator trains with."""
         return {"regression": "quadratic", "multilabel": "cross_entropy"}.get(task, "log_loss")
 
+    def _train_function(self, X):
+        """:func:`fastmlp.fit` for X in memory; for a dask X, :func:`fastmlp.distributed.fit` on the
+        current client, which takes the same arguments and callbacks and trains data-parallel."""
+        if not _is_dask_array(X):
+            return fit
+        from . import distributed
+        return functools.partial(distributed.fit, average_every=self._numbers.average_every)
+
     def _fit_lbfgs(self, X, targets, weights, options, outputs_averaged):
         total_weight = X.shape[0] if weights is None else float(np.sum(weights))
         numbers_ = self._numbers
-        model = fit(X, targets, optimizer="lbfgs", epochs=numbers_.max_iter, max_fun=numbers_.max_fun,
-                    tol=numbers_.tol, l2=self._l2(total_weight, X.dtype), sample_weight=weights, **options)
+        train = self._train_function(X)
+        model = train(X, targets, optimizer="lbfgs", epochs=numbers_.max_iter, max_fun=numbers_.max_fun,
+                      tol=numbers_.tol, l2=self._l2(total_weight, X.dtype), sample_weight=weights, **options)
         self.loss_curve_ = [_as_sklearn_reports(loss, penalty, outputs_averaged) for loss, penalty in
                              zip(model.history.get("loss", []), model.history.get("penalty", []))]
         self.n_iter_ = max(1, len(self.loss_curve_))
@@ -547,19 +649,20 @@ class _BaseMLP(BaseEstimator):
         if invscaling and not incremental:
             callbacks.append(InverseScaling(numbers_.power_t, samples_seen=self.t_))
         self.n_iter_ = 0
+        train = self._train_function(X)
         with warnings.catch_warnings():   # fit's own warning of a divergence: ours follows
             warnings.filterwarnings("ignore", "training diverged", RuntimeWarning)
-            model = fit(X, targets, epochs=1 if incremental else numbers_.max_iter, batch_size=batch_size,
-                        learning_rate=self._learning_rate if not invscaling or incremental else
-                        numbers_.learning_rate_init,
-                        seed=int(np.random.SeedSequence([self._seed, self.t_]).generate_state(1)[0]),
-                        l2=self._l2(batch_size * mean_weight, X.dtype), shuffle=self.shuffle, sample_weight=weights,
-                        validation_data=validation_data, momentum=numbers_.momentum,
-                        optimizer="adam" if not sgd else "nesterov" if self.nesterovs_momentum else "sgd",
-                        beta1=numbers_.beta_1, beta2=numbers_.beta_2, epsilon=numbers_.epsilon, epsilon_hat=True,
-                        # With early stopping a diverging epoch ends training (scikit-learn's issue
-                        # 29504: it must not raise); without, fit raises and _fit re-raises it.
-                        on_divergence="stop" if self.early_stopping else "raise", callbacks=callbacks, **options)
+            model = train(X, targets, epochs=1 if incremental else numbers_.max_iter, batch_size=batch_size,
+                          learning_rate=self._learning_rate if not invscaling or incremental else
+                          numbers_.learning_rate_init,
+                          seed=int(np.random.SeedSequence([self._seed, self.t_]).generate_state(1)[0]),
+                          l2=self._l2(batch_size * mean_weight, X.dtype), shuffle=self.shuffle, sample_weight=weights,
+                          validation_data=validation_data, momentum=numbers_.momentum,
+                          optimizer="adam" if not sgd else "nesterov" if self.nesterovs_momentum else "sgd",
+                          beta1=numbers_.beta_1, beta2=numbers_.beta_2, epsilon=numbers_.epsilon, epsilon_hat=True,
+                          # With early stopping a diverging epoch ends training (scikit-learn's issue
+                          # 29504: it must not raise); without, fit raises and _fit re-raises it.
+                          on_divergence="stop" if self.early_stopping else "raise", callbacks=callbacks, **options)
         stopped = "stopped_early" in model.history
         if "diverged" in model.history:   # early stopping only: fit stopped before that epoch
             self._record_divergence(n_train)
@@ -603,6 +706,8 @@ class _BaseMLP(BaseEstimator):
             self._set_model(model)
 
     def _output(self, X):
+        if _is_dask_array(X):
+            return self._dask_output(X)
         model = self.__dict__.get("model_")
         if (model is not None and "feature_names_in_" not in self.__dict__
                 and is_ready(X, model.dtype, self.n_features_in_) and all_finite(X)):
@@ -611,12 +716,26 @@ class _BaseMLP(BaseEstimator):
         X, _ = self._validate(X, reset=False)
         return self.model_.output(X)
 
+    def _dask_output(self, X):
+        """The network's output for a dask X, computed block by block on the workers: only the
+        outputs, one row per sample, come back to the client (as a NumPy array)."""
+        self._check_fitted()
+        X = self._check_dask_X(X, reset=False)
+        n_outputs = self.model_.layer_sizes[-1]
+        out = X.map_blocks(_block_output, model=self.model_, dtype=self.model_.dtype,
+                           chunks=(X.chunks[0], (n_outputs,)))
+        return out.compute()
+
     def fit(self, X, y, sample_weight=None):
         """Train on (X, y): up to ``max_iter`` epochs, or until the stopping rule fires.
 
+        A dask array X is trained data-parallel on the current Dask cluster, one shard per chunk of
+        rows, by :func:`fastmlp.distributed.fit` (see docs/distributed.md); y and sample_weight
+        (NumPy or dask arrays) are gathered to the client, X never is.
+
         Parameters
         ----------
-        X : array-like or SciPy sparse matrix of shape (n_samples, n_features)
+        X : array-like, SciPy sparse matrix or dask array of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         sample_weight : array-like of shape (n_samples,), optional
 
@@ -663,7 +782,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=None,
-                 dropout=0.0, l1=0.0,
+                 dropout=0.0, l1=0.0, average_every=1,
                  class_weight=None):
         parameters = dict(locals())   # every parameter, with self and the __class__ cell of super()
         del parameters["self"], parameters["class_weight"], parameters["__class__"]
@@ -738,6 +857,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """Accuracy of ``predict(X)`` (every label must match for multi-label y), weighted by
         ``sample_weight``: scikit-learn's ``accuracy_score``."""
         predicted = self.predict(X)
+        y, sample_weight = _gathered(y), _gathered(sample_weight)
         if (sample_weight is None and type(y) is np.ndarray and y.ndim == predicted.ndim == 1
                 and len(y) == len(predicted) and y.dtype.kind in "biuU" and y.dtype.kind == predicted.dtype.kind):
             return float(np.mean(y == predicted))   # what accuracy_score computes here, after its checks
@@ -786,7 +906,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=None,
-                 dropout=0.0, l1=0.0):
+                 dropout=0.0, l1=0.0, average_every=1):
         parameters = dict(locals())   # every parameter, with self and the __class__ cell of super()
         del parameters["self"], parameters["loss"], parameters["__class__"]
         super().__init__(**parameters)
@@ -814,6 +934,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """R² of ``predict(X)``, averaged over the outputs and weighted by ``sample_weight``:
         scikit-learn's ``r2_score``."""
         predicted = self.predict(X)
+        y, sample_weight = _gathered(y), _gathered(sample_weight)
         if (sample_weight is None and type(y) is np.ndarray and y.ndim == predicted.ndim == 1
                 and y.dtype == np.float64 and len(y) == len(predicted) >= 2 and y.flags.c_contiguous
                 and all_finite(y) and all_finite(predicted)):
