@@ -1,18 +1,22 @@
 """Data-parallel training on Dask (fastmlp.distributed): equality with single-machine training
-where the algorithm is the same, accuracy where it is not, and recovery from a lost worker."""
+where the algorithm is the same, accuracy where it is not, and recovery from a lost worker; the
+scikit-learn estimators on a dask X, with dask-ml's Incremental and GridSearchCV on the cluster."""
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
 
 import fastmlp
 import fastmlp.distributed
+from fastmlp import MLPClassifier, MLPRegressor
 from fastmlp.distributed import _order
+from fastmlp.estimators import ConvergenceWarning
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +192,137 @@ def test_validation_early_stopping_and_interrupt(client, data):
     interrupted = fastmlp.distributed.fit(X, y, epochs=5, callback=interrupt, **options)
     assert interrupted.history["interrupted"] == 2
     assert_same_parameters(interrupted, fastmlp.distributed.fit(X, y, epochs=2, **options))
+
+
+# -- the scikit-learn estimators on Dask -----------------------------------------------------------
+
+def fitted(estimator, *args, **kwargs):
+    """``estimator.fit(*args)``, checking the ConvergenceWarning of a deliberately short run."""
+    with pytest.warns(ConvergenceWarning):
+        return estimator.fit(*args, **kwargs)
+
+
+def assert_same_estimator(first, second, **tolerance):
+    for a, b in zip(first.coefs_ + first.intercepts_, second.coefs_ + second.intercepts_):
+        np.testing.assert_allclose(a, b, **tolerance)
+    np.testing.assert_allclose(first.loss_curve_, second.loss_curve_, **tolerance)
+    assert first.n_iter_ == second.n_iter_ and first.t_ == second.t_
+
+
+def test_estimator_lbfgs_on_dask_is_the_local_estimator(client, data):
+    # Full-batch L-BFGS from the same Glorot weights (random_state): the cost and gradient are sums
+    # over 3 uneven row chunks, so only the summation order differs from the local estimator.
+    da = pytest.importorskip("dask.array")
+    X, y = data
+    options = dict(hidden_layer_sizes=(7,), solver="lbfgs", max_iter=15, random_state=0)
+    local = fitted(MLPClassifier(**options), X, y)
+    on_dask = fitted(MLPClassifier(**options), da.from_array(X, chunks=(150, 4)), da.from_array(y, chunks=100))
+    assert_same_estimator(on_dask, local, rtol=1e-6, atol=1e-8)
+    np.testing.assert_array_equal(on_dask.classes_, [0, 1, 2])
+    assert on_dask.n_features_in_ == 8 and on_dask.n_iter_ == len(on_dask.loss_curve_) == 15
+    predicted = on_dask.predict(da.from_array(X, chunks=(100, 8)))     # block by block on the workers
+    assert type(predicted) is np.ndarray
+    np.testing.assert_array_equal(predicted, local.predict(X))
+    np.testing.assert_allclose(on_dask.predict_proba(da.from_array(X, chunks=50)), local.predict_proba(X))
+    assert on_dask.score(da.from_array(X, chunks=50), da.from_array(y, chunks=50)) == local.score(X, y)
+
+
+@pytest.mark.parametrize("options", [
+    dict(solver="sgd", learning_rate="adaptive", learning_rate_init=0.1, momentum=0.5, nesterovs_momentum=False,
+         tol=10.0, n_iter_no_change=1, max_iter=8),
+    dict(solver="sgd", learning_rate="invscaling", learning_rate_init=0.5, max_iter=3),
+    dict(solver="adam", early_stopping=True, validation_fraction=0.2, alpha=0.01, max_iter=4)],
+    ids=["sgd-adaptive", "nesterov-invscaling", "adam-early-stopping"])
+def test_estimator_on_one_chunk_is_the_local_estimator(client, data, options):
+    # One chunk is one shard whose rounds are the local mini-batches (shuffle=False, batch_size
+    # the global batch): the same steps from the same weights, with the same optimizer, schedule,
+    # stopping rule and held-out rows. "adaptive" divides the step size by 5 after each epoch here.
+    da = pytest.importorskip("dask.array")
+    X, y = data
+    options = dict(options, hidden_layer_sizes=(7,), batch_size=50, shuffle=False, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        local = MLPClassifier(**options).fit(X, y)
+        on_dask = MLPClassifier(**options).fit(da.from_array(X, chunks=(400, 8)), y)
+    assert_same_estimator(on_dask, local, rtol=1e-12, atol=1e-14)
+    assert on_dask._learning_rate == local._learning_rate and on_dask.n_iter_ == len(on_dask.loss_curve_)
+    assert on_dask.validation_scores_ == local.validation_scores_
+    if options.get("learning_rate") == "adaptive":
+        assert local._learning_rate < options["learning_rate_init"] / 5
+
+
+def test_regressor_with_dask_sample_weight_and_warm_start(client, data):
+    da = pytest.importorskip("dask.array")
+    X, _ = data
+    y = X[:, 0] - X[:, 1] * X[:, 2]
+    weights = np.random.default_rng(1).uniform(0.5, 2, len(X))
+    options = dict(hidden_layer_sizes=(6,), activation="tanh", solver="lbfgs", max_iter=15, random_state=0)
+    X_dask = da.from_array(X, chunks=(100, 8))
+    local = fitted(MLPRegressor(**options), X, y, sample_weight=weights)
+    on_dask = fitted(MLPRegressor(**options), X_dask, da.from_array(y, chunks=200),
+                     sample_weight=da.from_array(weights, chunks=400))
+    assert_same_estimator(on_dask, local, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(on_dask.score(X_dask, y, sample_weight=weights), local.score(X, y, weights))
+    fitted(on_dask.set_params(warm_start=True), X_dask, y)      # continues from the fitted weights
+    assert on_dask.loss_curve_[0] < local.loss_curve_[0]
+    with pytest.raises(ValueError, match="X has 3 features, but MLPRegressor is expecting 8"):
+        on_dask.fit(X_dask[:, :3], y)
+
+
+def test_estimator_rejects_a_dask_x_it_cannot_train_on(client, data, monkeypatch):
+    da = pytest.importorskip("dask.array")
+    import distributed
+    X, y = data
+    X_dask = da.from_array(X, chunks=100)
+    clf = MLPClassifier((4,), max_iter=1)
+    for bad, message in [(X_dask[:, 0], "X must be a 2-D dask array"),
+                         (X_dask.astype(str), "X must hold numbers"),
+                         (X_dask[X_dask[:, 0] > 0], r"unknown chunk sizes: call X.compute_chunk_sizes\(\)")]:
+        with pytest.raises(ValueError, match=message):
+            clf.fit(bad, y)
+    with pytest.raises(ValueError, match="dask_ml.wrappers.Incremental"):
+        clf.partial_fit(X_dask, y, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="X has 3 features, but MLPClassifier is expecting 8"):
+        fitted(clf, X, y).predict(X_dask[:, :3])
+
+    def no_client():
+        raise ValueError("No clients found")
+    monkeypatch.setattr(distributed, "get_client", no_client)
+    with pytest.raises(ValueError, match="create a distributed.Client first"):
+        clf.fit(X_dask, y)
+
+
+def test_incremental_streams_the_chunks_through_partial_fit(client, data):
+    # dask-ml's Incremental calls partial_fit on one chunk after another (NumPy blocks, on the
+    # workers): the same as calling it on the chunks in order here.
+    da = pytest.importorskip("dask.array")
+    Incremental = pytest.importorskip("dask_ml.wrappers").Incremental
+    X, y = data
+    options = dict(hidden_layer_sizes=(7,), learning_rate_init=0.01, random_state=0)
+    incremental = Incremental(MLPClassifier(**options), shuffle_blocks=False)
+    incremental.fit(da.from_array(X, chunks=(100, 8)), da.from_array(y, chunks=100), classes=[0, 1, 2])
+    local = MLPClassifier(**options)
+    for start in range(0, len(X), 100):
+        local.partial_fit(X[start:start + 100], y[start:start + 100], classes=[0, 1, 2])
+    assert_same_estimator(incremental.estimator_, local, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(incremental.predict(da.from_array(X, chunks=100)).compute(), local.predict(X))
+
+
+def test_grid_search_runs_its_fits_on_the_cluster(client, data):
+    # scikit-learn's GridSearchCV with joblib's dask backend: every fit is a task on the workers,
+    # with the results of the same search run in this process.
+    joblib = pytest.importorskip("joblib")
+    GridSearchCV = pytest.importorskip("sklearn.model_selection").GridSearchCV
+    from sklearn.base import clone
+    import distributed
+    X, y = data
+    search = GridSearchCV(MLPClassifier((7,), solver="lbfgs", max_iter=20, random_state=0),
+                          {"alpha": [1e-4, 1.0], "activation": ["tanh", "relu"]}, cv=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        here = clone(search).fit(X, y)
+        with joblib.parallel_backend("dask"), distributed.get_task_stream(client) as tasks:
+            search.fit(X, y)
+    assert any("fit_and_score" in str(task["key"]) for task in tasks.data)   # joblib batches them
+    np.testing.assert_allclose(search.cv_results_["mean_test_score"], here.cv_results_["mean_test_score"])
+    assert search.best_params_ == here.best_params_
