@@ -9,6 +9,11 @@ scikit-learn is optional. When it is importable the estimators derive from its `
 and mixins (tags, ``clone``, ``Pipeline``, ``GridSearchCV``, ``check_estimator``); otherwise from
 a small base class here that provides ``get_params``, ``set_params``, ``__repr__`` and ``score``.
 
+A dask array X (``dask.array.Array``) trains data-parallel on the current Dask cluster through
+:func:`fastmlp.distributed.fit`, with the same initial weights, optimizer, schedules and
+bookkeeping; only the function that runs the epochs differs (docs/distributed.md, "The
+scikit-learn estimators on Dask").
+
 scikit-learn's ``alpha`` and our ``l2``
 ---------------------------------------
 scikit-learn's cost on a mini-batch B is ``mean loss + alpha / (2 |B|) · Σ‖W‖²`` (its ``_backprop``
