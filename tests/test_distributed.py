@@ -240,15 +240,31 @@ def test_estimator_on_one_chunk_is_the_local_estimator(client, data, options):
     da = pytest.importorskip("dask.array")
     X, y = data
     options = dict(options, hidden_layer_sizes=(7,), batch_size=50, shuffle=False, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+    with warnings.catch_warnings(record=True) as local_warnings:
+        warnings.simplefilter("always", ConvergenceWarning)
         local = MLPClassifier(**options).fit(X, y)
+    with warnings.catch_warnings(record=True) as dask_warnings:
+        warnings.simplefilter("always", ConvergenceWarning)
         on_dask = MLPClassifier(**options).fit(da.from_array(X, chunks=(400, 8)), y)
+    assert [str(w.message) for w in dask_warnings] == [str(w.message) for w in local_warnings]
     assert_same_estimator(on_dask, local, rtol=1e-12, atol=1e-14)
     assert on_dask._learning_rate == local._learning_rate and on_dask.n_iter_ == len(on_dask.loss_curve_)
     assert on_dask.validation_scores_ == local.validation_scores_
     if options.get("learning_rate") == "adaptive":
         assert local._learning_rate < options["learning_rate_init"] / 5
+
+
+def test_estimator_averages_the_chunks_every_average_every_steps(client, data):
+    # 4 chunks of 100 rows, global batch 40: each chunk steps on 10 rows, 10 steps an epoch,
+    # averaged every 5 (local SGD), so 2 rounds an epoch.
+    da = pytest.importorskip("dask.array")
+    X, y = data
+    clf = fitted(MLPClassifier((7,), solver="adam", learning_rate_init=0.01, batch_size=40, max_iter=3,
+                               average_every=5, random_state=0), da.from_array(X, chunks=(100, 8)), y)
+    assert clf.model_.history["rounds"] == [2, 4, 6] and clf.n_iter_ == len(clf.loss_curve_) == 3
+    assert clf.loss_curve_[-1] < clf.loss_curve_[0] and clf.t_ == 3 * len(X)
+    with pytest.raises(ValueError, match="average_every must be >= 1, got 0"):
+        clf.set_params(average_every=0).fit(X, y)
 
 
 def test_regressor_with_dask_sample_weight_and_warm_start(client, data):
