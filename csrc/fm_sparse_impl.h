@@ -13,7 +13,8 @@
 
 #ifndef FM_X   // the outer inclusion: the four (type, index) pairs, then the level's table entry
 
-#define FM_PREFETCH_AHEAD 8   // a nonzero's dense row is requested this many nonzeros before its turn
+#include "fm_tuning.h"
+#define FM_PREFETCH_AHEAD FM_SPARSE_AHEAD_NONZEROS
 
 #define FM_X s
 #define FM_REAL float

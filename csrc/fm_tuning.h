@@ -76,4 +76,8 @@
 // ... and 4 tasks, the first of which is not counted (it wakes the workers).
 #define FM_TEAM_TRY_TASKS 4
 
+// Sparse input (fm_sparse.h): a nonzero's dense row of W (forward) or G (gradient) is requested this
+// many nonzeros before its turn, a few hundred ns ahead at a row of 64 floats a nonzero.
+#define FM_SPARSE_AHEAD_NONZEROS 8
+
 #endif
