@@ -209,6 +209,14 @@ def test_fit_numbers_at_their_limits(small, kwargs, error, message):
             fastmlp.fit(X, X.sum(axis=1), **kwargs)
 
 
+def test_a_huge_epoch_count_is_a_long_run_that_a_callback_can_end(small):
+    # Found by a random run of the properties below: epochs=2**31 is valid, so it trains on.
+    X, _ = small
+    model = fastmlp.fit(X, X.sum(axis=1), hidden=(3,), learning_rate=0.1, epochs=2**31,
+                        callback=lambda logs: logs["epoch"] >= 3)
+    assert len(model.history["loss"]) == 3 and model.history["stopped_by_callback"] == 3
+
+
 @pytest.mark.parametrize("n", [0, -1, 10**6, 2**64, 1.5, True, "2", None])
 def test_set_num_threads_rejects_counts_beyond_any_machine(threads, n):
     with pytest.raises(ValueError, match="number of threads must be an integer >= 1 and <= 1024"):
