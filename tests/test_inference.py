@@ -37,13 +37,6 @@ def training_forward(model, X, nthreads=1):
     return out
 
 
-@pytest.fixture
-def threads():
-    before = fastmlp.get_num_threads()
-    yield fastmlp.set_num_threads
-    fastmlp.set_num_threads(before)
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("output, loss", OUTPUT_LOSS_PAIRS)
 @pytest.mark.parametrize("hidden", HIDDEN_ACTIVATIONS)
