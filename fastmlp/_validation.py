@@ -85,7 +85,7 @@ def check_input_scale(input_scale, x_dtype, dtype):
     ``X.astype(dtype) * dtype(input_scale)``.
 
     Raises TypeError for an input_scale with any other X (a float X is scaled by its owner; other
-    integer types are converted up front, as before) and ValueError for a scale that is not a
+    integer types are converted up front) and ValueError for a scale that is not a
     finite number > 0 in ``dtype`` or makes X's largest possible value overflow it."""
     if input_scale is None:
         return None
