@@ -141,9 +141,10 @@ class Trainer:
     def save_state(self):
         """Remember the state after a completed epoch: parameters, optimizer, history, callbacks
         (the arrays into the same copies every epoch: one copy of the model, not one per epoch)."""
-        saved = getattr(self, "saved", None)
-        self.saved = {"parameters": copies(self.parameters, saved and saved["parameters"]),
-                      "optimizer": self.optimizer_state(saved and saved["optimizer"] and saved["optimizer"]["state"]),
+        saved = getattr(self, "saved", None)   # the previous snapshot, whose arrays are reused
+        optimizer = saved["optimizer"] if saved else None
+        self.saved = {"parameters": copies(self.parameters, saved["parameters"] if saved else None),
+                      "optimizer": self.optimizer_state(optimizer["state"] if optimizer else None),
                       "history": {key: len(value) if isinstance(value, list) else value
                                   for key, value in self.history.items()},
                       "callbacks": [dict(vars(callback)) for callback in self.callbacks]}
