@@ -1,8 +1,9 @@
 // test_update.c: every update-kernel level this CPU runs, float and double, against plain loops in long
 // double (`make -C csrc test`). Sizes 0, 1, 3, around every vector length (4, 8, 16 floats) and longer, so
 // that every tail is covered; each optimizer (sgd, momentum, nesterov, adam; momentum also with the new
-// velocity computed already), its state's flush of subnormal values to 0, both penalties, and the
-// column sums, which add the rows in order and so must match a plain loop in the same type bit for bit.
+// velocity computed already; each also with the L2 term added to G as it is read), its state's flush of
+// subnormal values to 0, both penalties, and the column sums, which add the rows in order and so must
+// match a plain loop in the same type bit for bit.
 // Writing past the arrays is caught by guard values; the public functions must call the level the
 // activations chose (one table of levels for both). Prints each failure, then "N passed, N failed";
 // the exit code is 1 if any case failed.
@@ -58,7 +59,7 @@ enum { GUARD = 4 };
     }                                                                                              \
     /* variant 0: sgd, 1: momentum, 2: nesterov, 3: adam, 4: momentum with G == NULL (S1 holds the \
        new velocity already) */                                                                    \
-    static void x##check_update(const fm_activation_level *level, ptrdiff_t size, int variant)     \
+    static void x##check_update(const fm_activation_level *level, ptrdiff_t size, int variant, double l2) \
     {                                                                                              \
         unsigned state = (unsigned)(size * 31 + variant);                                          \
         REAL *P = x##array(size, &state, 0), *G = x##array(size, &state, 0);                       \
@@ -66,18 +67,20 @@ enum { GUARD = 4 };
         long double *want_p = malloc((size_t)(size + 1) * 3 * sizeof *want_p);                     \
         long double *want_s1 = want_p + size + 1, *scale = want_s1 + size + 1;                     \
         const fm_step step = {variant == 2 ? FM_NESTEROV : variant == 3 ? FM_ADAM : FM_SGD, 0.3, 0.9, \
-                              0.9, 0.999, 1e-8, 1 - 0.9 * 0.9, 1 - 0.999 * 0.999, 0};                  \
+                              0.9, 0.999, 1e-8, 1 - 0.9 * 0.9, 1 - 0.999 * 0.999, l2};                 \
         long double want_s2_0 = 0, scale_s2_0 = 0;                                                 \
         for (ptrdiff_t i = 0; i < size; i++) {                                                     \
-            const long double p = P[i], g = G[i], s1 = S1[i], s2 = S2[i], eta = (REAL)0.3, mu = (REAL)0.9; \
+            /* with l2 the gradient is G + l2 P, the penalty's term added as G is read */          \
+            const long double p = P[i], g = G[i] + (REAL)l2 * p, s1 = S1[i], s2 = S2[i];           \
+            const long double eta = (REAL)0.3, mu = (REAL)0.9, rounding = 2 * fabsl((REAL)l2 * p);  \
             if (variant == 0) {                                                                    \
-                want_p[i] = p - eta * g, scale[i] = fabsl(p) + fabsl(eta * g);                     \
+                want_p[i] = p - eta * g, scale[i] = fabsl(p) + fabsl(eta * g) + eta * rounding;    \
             } else if (variant == 4) {                                                             \
                 want_s1[i] = s1, want_p[i] = p + s1, scale[i] = fabsl(p) + fabsl(s1);               \
             } else if (variant == 1 || variant == 2) {                                             \
                 want_s1[i] = mu * s1 - eta * g;                                                    \
                 want_p[i] = variant == 1 ? p + want_s1[i] : p + mu * want_s1[i] - eta * g;          \
-                scale[i] = fabsl(p) + 4 * (fabsl(s1) + fabsl(eta * g));                             \
+                scale[i] = fabsl(p) + 4 * (fabsl(s1) + fabsl(eta * g)) + 4 * eta * rounding;        \
             } else {                                                                               \
                 const long double b1 = (REAL)0.9, b2 = (REAL)0.999;                                \
                 const long double m = b1 * s1 + (1 - b1) * g, v = b2 * s2 + (1 - b2) * g * g;       \
@@ -96,7 +99,8 @@ enum { GUARD = 4 };
             ok &= x##close(S1, want_s1, scale, size);                                              \
         }                                                                                          \
         if (variant == 3 && size > 0) ok &= fabsl(S2[0] - want_s2_0) <= 4 * EPS * scale_s2_0 + 1e-300L; \
-        check(ok, "update differs from the plain loop", level->name, #REAL, size, variant);        \
+        check(ok, l2 ? "update with l2 differs from the plain loop" : "update differs from the plain loop", \
+              level->name, #REAL, size, variant);                                                  \
         free(P), free(G), free(S1), free(S2), free(want_p);                                        \
     }                                                                                              \
     /* Optimizer state whose new value is below the smallest normal number (MIN) is stored, and used, \
@@ -199,7 +203,9 @@ int main(void)
         const int before = n_failed;
         for (int s = 0; s < n_sizes; s++) {
             for (int variant = 0; variant < 5; variant++)
-                scheck_update(&levels[l], sizes[s], variant), dcheck_update(&levels[l], sizes[s], variant);
+                for (int with_l2 = 0; with_l2 < (variant == 4 ? 1 : 2); with_l2++)   // variant 4 has no G
+                    scheck_update(&levels[l], sizes[s], variant, with_l2 ? 0.01 : 0),
+                    dcheck_update(&levels[l], sizes[s], variant, with_l2 ? 0.01 : 0);
             for (int variant = 0; variant < 4; variant++)
                 scheck_penalty(&levels[l], sizes[s], variant), dcheck_penalty(&levels[l], sizes[s], variant);
         }
