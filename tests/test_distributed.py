@@ -131,6 +131,7 @@ def test_uint8_chunks_with_input_scale_train_as_the_prescaled_floats(client, dat
     np.testing.assert_array_equal(scaled.predict(pixels), expected.predict(floats))
 
 
+@pytest.mark.slow   # the longest default test (Fashion-MNIST epochs on the cluster): CI runs it with -m slow
 def test_local_sgd_reaches_single_machine_accuracy(client):
     X_train, y_train, X_test, y_test, _ = fastmlp.datasets.load_fashion_mnist_or_small()
     X, y = X_train[:12000] / 255.0, y_train[:12000]
