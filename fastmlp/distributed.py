@@ -28,6 +28,9 @@ from ._validation import (check_activations, check_dtype, check_hidden,
                           check_targets)
 
 UNSUPPORTED = ("validation_fraction", "class_weight")
+# Seconds a round's broadcast of the parameters may take before it is tried again: far beyond what
+# a model's megabytes need, short enough that a scatter stuck on a lost worker does not stall training.
+SCATTER_TIMEOUT = 20
 
 
 def fit(X, y, *, client=None, average_every=1, **fit_kwargs):
@@ -336,13 +339,14 @@ def _broadcast(client, value, attempts=5):
     """A future of ``value`` held by every worker: sent to each once, not inside each task that reads it.
 
     Every worker keeps a copy, so a task rerun after a worker is lost reads the same value on
-    another. A worker lost during the scatter itself fails it (a CommClosedError, an OSError): it is
-    tried again. Each scatter has a fresh key: a key hashed from the value could meet an earlier
-    round's equal value while the scheduler is still releasing it.
+    another. A worker lost during the scatter itself fails it (a CommClosedError, an OSError) or
+    leaves it waiting for the lost worker forever (hence a timeout, a TimeoutError): it is tried
+    again. Each scatter has a fresh key: a key hashed from the value could meet an earlier round's
+    equal value while the scheduler is still releasing it.
     """
     for attempt in range(attempts):
         try:
-            return client.scatter(value, broadcast=True, hash=False)
+            return client.scatter(value, broadcast=True, hash=False, timeout=SCATTER_TIMEOUT)
         except OSError:
             if attempt == attempts - 1:
                 raise
