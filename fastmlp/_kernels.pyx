@@ -31,6 +31,8 @@ from posix.unistd cimport _SC_PAGESIZE, sysconf
 cimport numpy as cnp
 import numpy as np
 
+from .reference import same_layout
+
 cnp.import_array()
 
 cdef extern from "fm_gemm.h" nogil:
@@ -556,7 +558,7 @@ cdef class Network:
                  double momentum=0.0, double l2=0.0, int nthreads=1, *, str optimizer="sgd",
                  double l1=0.0, double dropout=0.0, bint use_bias=True, double beta1=0.9,
                  double beta2=0.999, double epsilon=1e-8, bint epsilon_hat=False, uint64_t seed=0,
-                 bint sparse_input=False):
+                 bint sparse_input=False, list state=None):
         """Bind ``weights[l]`` (n_in, n_out) and ``biases[l]`` (n_out,), C-contiguous, one dtype.
 
         ``activations`` names each layer's activation, ``loss`` the cost function, ``optimizer``
@@ -565,6 +567,8 @@ cdef class Network:
         fraction of hidden units dropped in training (inverted dropout), drawn from ``seed``.
         ``sparse_input``: the inputs will be CSR matrices (``bind_sparse``, ``backprop_sparse``), so
         ``activations[0]``, the dense copy of a batch, is not allocated (it has 0 rows).
+        ``state``: optimizer state arrays to use and update in place when they have the layout of
+        ``Network.state`` (see ``fastmlp.reference.same_layout``); otherwise new ones, zero.
         """
         cdef Py_ssize_t l, work_size = 1
         n_layers = len(weights)
@@ -612,16 +616,17 @@ cdef class Network:
         self.bias_grads = [np.zeros_like(bias) for bias in biases]
         parameters = self.weights + self.biases
         # Optimizer state: S1 (velocity, or Adam's first moment) and S2 (Adam's second moment).
-        first = [np.zeros_like(p) for p in parameters] if optimizer == "adam" or momentum != 0 else []
-        second = [np.zeros_like(p) for p in parameters] if optimizer == "adam" else []
-        self.state = first + second
+        first = parameters if optimizer == "adam" or momentum != 0 else []
+        second = parameters if optimizer == "adam" else []
+        self.state = (list(state) if state is not None and same_layout(state, first + second)
+                      else [np.zeros_like(p) for p in first + second])
         # With dropout, raw[l] keeps σ(z) of hidden layer l (for σ') and masks[l] its mask;
         # activations[l] holds the dropped-out values the next layer sees.
         raw = [self.activations[l] if l not in hidden or dropout == 0 else np.zeros_like(self.activations[l])
                for l in range(n_layers + 1)]
         masks = [np.zeros_like(self.activations[l]) if l in hidden and dropout != 0 else None
                  for l in range(n_layers + 1)]
-        for l in range(n_layers):
+        for l in range(1 if sparse_input else 0, n_layers):   # a sparse first layer needs no GEMM
             n_in, n_out = widths[l], widths[l + 1]
             for m, n, k in ((capacity, n_out, n_in), (n_in, n_out, capacity), (capacity, n_in, n_out)):
                 work_size = max(work_size, workspace_size(dtype, m, n, k, 1))
@@ -642,8 +647,9 @@ cdef class Network:
         self.b = _pointers(self.biases)
         self.gW = _pointers(self.weight_grads)
         self.gb = _pointers(self.bias_grads)
-        self.S1 = _pointers(first) if first else NULL
-        self.S2 = _pointers(second) if second else NULL
+        n_parameters = len(parameters)
+        self.S1 = _pointers(self.state[:n_parameters]) if first else NULL
+        self.S2 = _pointers(self.state[n_parameters:]) if second else NULL
         self.acts = _pointers(self.activations)
         self.raw = _pointers(raw)
         self.masks = _pointers(masks)
@@ -679,6 +685,7 @@ cdef class Network:
         uint8 or uint16: then the network's input is ``dtype(X) · dtype(input_scale)``, converted
         into ``activations[0]`` as each mini-batch is gathered.
         """
+        self._check_dense()
         input_kind = INPUT_KINDS.get(X.dtype, INPUT_FLOAT)
         if input_kind == INPUT_FLOAT and X.dtype != self.dtype:
             raise ValueError("bind: X must be of the network's dtype, uint8 or uint16")
@@ -821,8 +828,6 @@ cdef class Network:
         self._check_batch(X, Y, self.capacity)
         if rows < 1:
             raise ValueError("backprop needs at least one row")
-        if self.sparse_input:
-            raise ValueError("backprop: this network was built for sparse input; use backprop_sparse")
         self.csr_grad_dirty = True
         if sample_weight is not None:
             if (not isinstance(sample_weight, np.ndarray) or sample_weight.dtype != self.dtype
@@ -835,7 +840,12 @@ cdef class Network:
             fm_team_run(_team_size(self, rows), _backprop_task, &job)
         return job.loss
 
+    def _check_dense(self):
+        if self.sparse_input:   # it has no buffer for a dense first layer's products
+            raise ValueError("this network was built for sparse input: use bind_sparse or backprop_sparse")
+
     def _check_batch(self, cnp.ndarray X, cnp.ndarray Y, Py_ssize_t max_rows):
+        self._check_dense()
         if (X.dtype != self.dtype or Y.dtype != self.dtype or X.ndim != 2 or Y.ndim != 2
                 or X.shape[1] != self.sizes[0] or Y.shape[1] != self.sizes[self.n_layers]
                 or X.shape[0] != Y.shape[0] or X.shape[0] > max_rows

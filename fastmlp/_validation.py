@@ -112,6 +112,13 @@ def _check_shape(array, name, n_features):
         raise ValueError(f"{name} has {array.shape[1]} features, but the model expects {n_features}")
 
 
+def row_blocks(array, block_bytes=1 << 20):
+    """Views of consecutive rows of ``array``, about ``block_bytes`` each: a pass over a large
+    array (or a memory-mapped one) with temporaries of one block, not of the whole."""
+    rows = max(1, block_bytes // max(1, array[:1].nbytes))
+    return (array[start:start + rows] for start in range(0, len(array), rows))
+
+
 def is_sparse(X):
     """Whether X is a SciPy sparse matrix or array. SciPy is never imported for this: an X that is
     one means that scipy.sparse has been imported already."""

@@ -20,7 +20,8 @@ import numpy as np
 
 from . import io
 from ._progress import Progress
-from ._validation import is_sparse
+from ._kernels import all_finite
+from ._validation import is_sparse, row_blocks
 from .exceptions import DivergenceError
 
 
@@ -338,7 +339,8 @@ class FunctionCallback(Callback):
 
 def copy_into(targets, sources):
     for target, source in zip(targets, sources):
-        target[...] = source
+        if target is not source:
+            target[...] = source
 
 
 def max_abs(X, block_bytes=1 << 20):
@@ -346,9 +348,7 @@ def max_abs(X, block_bytes=1 << 20):
     stored values (its other values are 0)."""
     if is_sparse(X):
         return float(np.max(np.abs(X.data[:X.nnz]), initial=0.0))
-    rows = max(1, block_bytes // max(1, X[:1].nbytes))
-    return max(max(float(np.max(X[start:start + rows])), -float(np.min(X[start:start + rows])))
-               for start in range(0, len(X), rows))
+    return max(max(float(np.max(rows)), -float(np.min(rows))) for rows in row_blocks(X, block_bytes))
 
 
 def outputs_bounded(model, x_max):
@@ -362,7 +362,8 @@ def outputs_bounded(model, x_max):
     bound = x_max
     with np.errstate(over="ignore", invalid="ignore"):
         for weights, biases, activation in zip(model.weights, model.biases, model.layer_activations):
-            z = bound * float(np.linalg.norm(weights, 1)) + (float(np.max(np.abs(biases))) if biases.size else 0.0)
+            column_sums = sum(np.abs(rows).sum(axis=0, dtype=np.float64) for rows in row_blocks(weights))
+            z = bound * float(np.max(column_sums)) + (float(np.max(np.abs(biases))) if biases.size else 0.0)
             if not z < limit or (activation == "exp" and not z < math.log(limit)):
                 return False
             bound = 1.0 if activation in ("sigmoid", "tanh", "softmax") else math.exp(z) if activation == "exp" else z
@@ -372,9 +373,9 @@ def outputs_bounded(model, x_max):
 def non_finite(model, X, x_max, state=(), validation_output=None):
     """What of the model, as fit would return it, is not finite (a phrase), or None."""
     name = np.dtype(model.dtype).name
-    if not all(np.isfinite(p).all() for p in model.weights + model.biases):
+    if not all(all_finite(p) for p in model.weights + model.biases):
         return "the weights stopped being finite"
-    if not all(np.isfinite(s).all() for s in state):
+    if not all(all_finite(s) for s in state):
         return f"the optimizer state (a velocity or Adam's moments) overflowed {name}"
     if not outputs_bounded(model, x_max) and not np.isfinite(model.output(X)).all():
         return f"the outputs on the training data overflowed {name}"

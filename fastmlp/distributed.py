@@ -27,7 +27,7 @@ from ._validation import (check_activations, check_dtype, check_hidden,
                           check_input_scale, check_inputs, check_int, check_parameters, check_sample_weight,
                           check_targets)
 
-UNSUPPORTED = ("validation_fraction", "class_weight")
+UNSUPPORTED = ("validation_fraction", "class_weight", "in_place")
 # Seconds a round's broadcast of the parameters may take before it is tried again: far beyond what
 # a model's megabytes need, short enough that a scatter stuck on a lost worker does not stall training.
 SCATTER_TIMEOUT = 20
@@ -110,7 +110,7 @@ def _options(fit_kwargs):
         raise TypeError(f"fastmlp.distributed.fit: {error}") from None
     bound.apply_defaults()
     for name in UNSUPPORTED:
-        if bound.arguments[name] is not None:
+        if bound.arguments[name] not in (None, False):
             raise ValueError(f"fastmlp.distributed.fit does not support {name}, got {bound.arguments[name]!r}")
     options = vars(_training._check_options(bound.arguments))
     if options["seed"] is None:   # drawn once here, so every shard and every retry agree
@@ -171,7 +171,8 @@ def _initial_model(n_features, y, options):
         if not isinstance(warm_start, _model.MLP):
             raise TypeError(f"warm_start must be a fitted fastmlp.MLP, got {type(warm_start).__name__}")
         options["dtype"] = warm_start.dtype
-        return warm_start.copy(n_features)
+        warm_start.expect_features(n_features)
+        return warm_start.copy()
     dtype = options["dtype"] = check_dtype(options["dtype"])
     task, classes, loss = options["task"], options["classes_"], options["loss"]
     if classes is not None:

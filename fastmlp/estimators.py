@@ -559,7 +559,7 @@ class _BaseMLP(BaseEstimator):
             self.t_, self.loss_curve_ = 0, []
         elif incremental:
             self.model_.history = {}   # model_.history keeps the last call's epochs, not all of them
-            start = {"warm_start": self.model_}
+            start = {"warm_start": self.model_, "in_place": True}   # as scikit-learn, no copy of the weights
         else:   # warm_start: the current weights, a fresh optimizer
             start = {"weights": self.model_.weights, "biases": self.model_.biases}
         if random_state is not None:   # after the initial weights, as scikit-learn draws its split and shuffles

@@ -8,7 +8,7 @@ import numpy as np
 from . import _kernels, reference
 from ._config import kernel_threads
 from ._validation import (check_array, check_choice, check_dtype, check_fits_in_memory, check_inputs, check_int,
-                          check_sample_weight, check_targets_for_loss, encode_labels, is_sparse)
+                          check_sample_weight, check_targets_for_loss, encode_labels, is_sparse, row_blocks)
 
 BACKENDS = {"compiled": _kernels.Network, "numpy": reference.Network}
 OPTIMIZERS = ("sgd", "nesterov", "adam", "lbfgs")
@@ -140,18 +140,24 @@ class MLP:
     def network(self, capacity, optimizer=OptimizerConfig(), *, dropout=0.0, seed=0, backend="compiled",
                 nthreads=None, sparse_input=False):
         """A Network of ``backend`` that trains this model's weights and biases in place, in
-        mini-batches of up to ``capacity`` rows (of a SciPy CSR matrix with ``sparse_input``)."""
+        mini-batches of up to ``capacity`` rows (of a SciPy CSR matrix with ``sparse_input``); and
+        its optimizer state arrays in place too, when they are of ``optimizer``."""
+        saved = self.optimizer_state
+        state = saved["state"] if saved and saved["optimizer"] == optimizer.name else None
         return network_class(backend)(
             self.weights, self.biases, self.layer_activations, self.loss, capacity,
             l2=self.l2, l1=self.l1, use_bias=self.use_bias, dropout=dropout, seed=seed, sparse_input=sparse_input,
             nthreads=kernel_threads() if nthreads is None else nthreads, optimizer=optimizer.name,
             momentum=optimizer.momentum, beta1=optimizer.beta1, beta2=optimizer.beta2, epsilon=optimizer.epsilon,
-            epsilon_hat=optimizer.epsilon_hat)
+            epsilon_hat=optimizer.epsilon_hat, state=state)
 
-    def copy(self, n_features=None):
-        """A copy to continue training (weights, optimizer state, history), for X of ``n_features``."""
-        if n_features is not None and self.layer_sizes[0] != n_features:
+    def expect_features(self, n_features):
+        """Raise ValueError unless the first layer takes ``n_features`` inputs (to continue training)."""
+        if self.layer_sizes[0] != n_features:
             raise ValueError(f"X has {n_features} features, but the warm_start model expects {self.layer_sizes[0]}")
+
+    def copy(self):
+        """A copy to continue training: weights, optimizer state, history."""
         state = self.optimizer_state
         if state is not None:
             state = dict(state, state=[s.copy() for s in state["state"]])
@@ -291,11 +297,11 @@ class MLP:
         A term whose coefficient is 0 is 0, however large the weights (never 0 · inf = NaN)."""
         total = 0.0
         with np.errstate(over="ignore"):   # weights beyond 1e154: Σ‖W‖² is inf, and so is the cost
-            for w in self.weights:
+            for rows in (rows for w in self.weights for rows in row_blocks(w)):   # no temporary the size of W
                 if self.l2:
-                    total += 0.5 * self.l2 * float(np.sum(np.square(w, dtype=np.float64)))
+                    total += 0.5 * self.l2 * float(np.sum(np.square(rows, dtype=np.float64)))
                 if self.l1:
-                    total += self.l1 * float(np.sum(np.abs(w), dtype=np.float64))
+                    total += self.l1 * float(np.sum(np.abs(rows), dtype=np.float64))
         return total
 
     def cost(self, X, y):

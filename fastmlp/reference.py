@@ -201,6 +201,14 @@ def csr_tmm_add(alpha, X, D, G, rows=None):
     G += alpha * ((X if rows is None else X[rows]).T @ D)
 
 
+def same_layout(arrays, like):
+    """Whether ``arrays`` can serve as state in place of zeros like ``like``: writeable, C-contiguous
+    arrays of their shapes and dtypes, one each."""
+    return len(arrays) == len(like) and all(
+        isinstance(a, np.ndarray) and a.shape == p.shape and a.dtype == p.dtype
+        and a.flags.c_contiguous and a.flags.writeable for a, p in zip(arrays, like))
+
+
 class Network:
     """The NumPy twin of ``fastmlp._kernels.Network``: same constructor, same methods. A sparse X
     (a SciPy CSR matrix) goes through the same code: SciPy's sparse products give X[rows] · W and
@@ -208,7 +216,7 @@ class Network:
 
     def __init__(self, weights, biases, activations, loss, capacity, momentum=0.0, l2=0.0, nthreads=1, *,
                  optimizer="sgd", l1=0.0, dropout=0.0, use_bias=True, beta1=0.9, beta2=0.999,
-                 epsilon=1e-8, epsilon_hat=False, seed=0, sparse_input=False):
+                 epsilon=1e-8, epsilon_hat=False, seed=0, sparse_input=False, state=None):
         self.weights, self.biases = list(weights), list(biases)
         self.layer_activations, self.loss = list(activations), loss
         self.capacity, self.momentum, self.l2, self.l1 = capacity, momentum, l2, l1
@@ -220,9 +228,10 @@ class Network:
         self.weight_grads = [np.zeros_like(w) for w in self.weights]
         self.bias_grads = [np.zeros_like(b) for b in self.biases]
         parameters = self.weights + self.biases
-        first = [np.zeros_like(p) for p in parameters] if optimizer == "adam" or momentum else []
-        second = [np.zeros_like(p) for p in parameters] if optimizer == "adam" else []
-        self.state = first + second
+        first = parameters if optimizer == "adam" or momentum else []
+        second = parameters if optimizer == "adam" else []
+        self.state = (list(state) if state is not None and same_layout(state, first + second)
+                      else [np.zeros_like(p) for p in first + second])
         self.step_count, self.dropout_counter = 0, 0
         self.activations, self.deltas = [], []
         self.sample_weight = None

@@ -79,9 +79,19 @@ class Trainer:
             self.undo_epoch()
             self.history["interrupted"] = self.epoch + 1
             self.interrupted = True
+        except BaseException:   # a model trained in place is left as after the last completed epoch
+            self.undo_epoch()
+            self.release()
+            raise
         self.model.optimizer_state = self.optimizer_state(into=False)   # the network goes with the trainer
         self.call("on_train_end")
+        self.release()
         return self.model
+
+    def release(self):
+        """Drop the network and the snapshot, so that their arrays are freed when training ends
+        even while callbacks, which point back at the trainer, are still referenced."""
+        self.network = self.saved = None
 
     def train_epoch(self, epoch, batch_callbacks=()):
         """One pass over the shuffled samples: the mean cost and the seconds it took."""
@@ -197,7 +207,7 @@ def restore_optimizer(network, optimizer_state):
     if not optimizer_state or optimizer_state["optimizer"] != network.optimizer:
         return
     if len(optimizer_state["state"]) == len(network.state):
-        copy_into(network.state, optimizer_state["state"])
+        copy_into(network.state, optimizer_state["state"])   # nothing to do where the network adopted them
     network.step_count = optimizer_state["step_count"]
     network.dropout_counter = optimizer_state["dropout_counter"]
 

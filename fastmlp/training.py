@@ -26,7 +26,7 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         beta1=0.9, beta2=0.999, epsilon=1e-8, epsilon_hat=False, l2=0.0, l1=0.0, dropout=0.0,
         use_bias=True, lr_schedule="constant", power_t=0.5, samples_seen=0, lr_decay=0.5, lr_step=10,
         lr_patience=2, task=None, init="fan_in", seed=None, dtype="float32", weights=None, biases=None,
-        warm_start=None, classes_=None, shuffle=True, sample_weight=None, class_weight=None,
+        warm_start=None, in_place=False, classes_=None, shuffle=True, sample_weight=None, class_weight=None,
         validation_data=None, validation_fraction=None, early_stopping=False,
         n_iter_no_change=10, tol=1e-4, max_fun=15000, monitor=None, restore_best=True, callback=None,
         on_divergence="raise", backend="compiled", verbose=0, callbacks=(), input_scale=None):
@@ -99,6 +99,10 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         Start from these (copied, never modified) instead of random values.
     warm_start : MLP, optional
         Continue training this model: its weights, optimizer state, classes and history.
+    in_place : bool
+        With ``warm_start`` and a mini-batch optimizer: train that model itself, not a copy (no
+        second copy of its weights and optimizer state; fit returns it). When training raises,
+        the model is left as it was after its last completed epoch.
     classes_ : array-like, optional
         Every class label (classification), when ``y`` may not show all of them (training in
         chunks, as ``partial_fit`` does).
@@ -203,6 +207,10 @@ def _check_options(arguments):
     if o.warm_start is not None and not isinstance(o.warm_start, MLP):
         raise TypeError(f"warm_start must be a fitted fastmlp.MLP, got {type(o.warm_start).__name__}")
     o.dtype = dtype = check_dtype(o.dtype if o.warm_start is None else o.warm_start.dtype)
+    o.in_place = bool(o.in_place)
+    if o.in_place and (o.warm_start is None or o.optimizer == "lbfgs"):
+        raise ValueError("in_place=True trains a warm_start model in place, with a mini-batch optimizer: "
+                         f"got warm_start={o.warm_start!r}, optimizer={o.optimizer!r}")
     for name in ("epochs", "batch_size", "max_fun"):
         setattr(o, name, check_int(getattr(o, name), name))
     o.learning_rate = check_float(o.learning_rate, "learning_rate", 0.0, inclusive=False, dtype=dtype)
@@ -239,13 +247,14 @@ def _check_options(arguments):
 
 
 def _start(X, y, o):
-    """The model to train (new, or a copy of ``warm_start``) and the target matrix Y."""
+    """The model to train (new, ``warm_start`` or a copy of it) and the target matrix Y."""
     if o.warm_start is not None:
         if o.input_scale is not None and o.input_scale != o.warm_start.input_scale:
             raise ValueError(f"input_scale={o.input_scale!r} differs from the warm_start model's "
                              f"{o.warm_start.input_scale!r}")
         check_input_scale(o.warm_start.input_scale, X.dtype, o.dtype)
-        model = o.warm_start.copy(n_features=X.shape[1])
+        o.warm_start.expect_features(X.shape[1])
+        model = o.warm_start if o.in_place else o.warm_start.copy()
         model.l2, model.l1 = o.l2, o.l1
         return model, model.targets(y, X.shape[0])
     input_scale = check_input_scale(o.input_scale, X.dtype, o.dtype)

@@ -15,6 +15,7 @@
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -324,6 +325,44 @@ def test_training_loop_allocates_nothing_per_batch():
     few, many = train_batch_peak(10), train_batch_peak(1000)
     assert many <= few + 256, (few, many)   # a returned float at a time, not a buffer per batch
     assert many < 4096
+
+
+@pytest.mark.parametrize("backend", ["compiled", "numpy"])
+def test_in_place_training_matches_a_copy_and_shares_the_optimizer_state(backend):
+    X, y = classification_data(3, n_samples=200)
+    options = dict(hidden=(8,), epochs=2, batch_size=20, optimizer="adam", learning_rate=0.01, backend=backend)
+    start = fastmlp.fit(X, y, seed=0, **options)
+    copied = fastmlp.fit(X, y, warm_start=start, seed=1, **options)
+    state = start.optimizer_state["state"]
+    trained = fastmlp.fit(X, y, warm_start=start, in_place=True, seed=1, **options)
+    assert trained is start and len(trained.history["loss"]) == 4
+    assert_same_parameters(trained, copied)
+    assert all(ours is theirs for ours, theirs in zip(trained.optimizer_state["state"], state))
+    for ours, theirs in zip(trained.optimizer_state["state"], copied.optimizer_state["state"]):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_in_place_training_that_diverges_keeps_its_last_completed_epoch():
+    X, y = diverging_data()
+    model = fastmlp.fit(X, y, **{**DIVERGING, "epochs": 1, "learning_rate": 1e-4})
+    start = model.copy()
+    with pytest.raises(fastmlp.DivergenceError, match="diverged in epoch"):
+        fastmlp.fit(X, y, warm_start=model, in_place=True, **DIVERGING)
+    completed = len(model.history["loss"]) - 1   # epochs of this call before the one that diverged
+    assert 0 < completed < DIVERGING["epochs"]
+    expected = fastmlp.fit(X, y, warm_start=start, **{**DIVERGING, "epochs": completed})
+    assert_same_parameters(model, expected)
+    assert model.history["loss"] == expected.history["loss"]
+    for ours, theirs in zip(model.optimizer_state["state"], expected.optimizer_state["state"]):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("options, message", [({}, "warm_start=None"), ({"optimizer": "lbfgs"}, "optimizer='lbfgs'")])
+def test_in_place_needs_a_warm_start_and_a_mini_batch_optimizer(options, message):
+    X, y = classification_data(3, n_samples=60)
+    warm = fastmlp.fit(X, y, hidden=(4,), epochs=1, seed=0) if options else None
+    with pytest.raises(ValueError, match=re.escape(message)):
+        fastmlp.fit(X, y, hidden=(4,), warm_start=warm, in_place=True, **options)
 
 
 def resident_bytes():

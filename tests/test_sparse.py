@@ -267,3 +267,35 @@ def test_partial_fit_and_regressor_on_sparse(rng):
         warnings.simplefilter("ignore")
         classifier.fit(X.tocsc(), y > 0)
     assert classifier.score(X, y > 0) >= 0
+
+
+@pytest.mark.parametrize("call", ["bind", "forward", "backprop"])
+def test_a_network_built_for_sparse_input_refuses_a_dense_x(call):
+    weights, biases = fastmlp.init_parameters([20, 8, 3], ["relu", "softmax"], np.random.default_rng(0), np.float64)
+    network = _kernels.Network(weights, biases, ["relu", "softmax"], "log_loss", 16, sparse_input=True)
+    X, Y = np.ones((4, 20)), np.eye(3)[[0, 1, 2, 0]]
+    arguments = {"bind": (X, Y, np.arange(4, dtype=np.int64)), "forward": (X, np.empty((4, 3))),
+                 "backprop": (X, Y)}[call]
+    with pytest.raises(ValueError, match="built for sparse input"):
+        getattr(network, call)(*arguments)
+
+
+def test_partial_fit_allocates_four_copies_of_the_weights_and_keeps_none():
+    # Per call: the gradients, and the snapshot of the weights and Adam's two moments that Ctrl-C
+    # or a divergence goes back to. The weights and moments themselves are trained in place, and
+    # a sparse batch needs no buffer the size of the first layer.
+    import tracemalloc
+    rng = np.random.default_rng(0)
+    X, y = random_csr(rng, 64, 4000, 0.05), rng.integers(0, 3, 64)
+    estimator = MLPClassifier(hidden_layer_sizes=(256,), batch_size=32, random_state=0)
+    estimator.partial_fit(X, y, classes=[0, 1, 2])
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        estimator.partial_fit(X, y)
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    first_layer = estimator.coefs_[0].nbytes
+    assert 3.9 * first_layer < peak - before < 4.3 * first_layer, (peak - before) / first_layer
+    assert current - before < 0.05 * first_layer, (current - before) / first_layer
