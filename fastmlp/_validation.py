@@ -167,10 +167,7 @@ def check_sparse(X, dtype, name="X", n_features=None):
         raise ValueError(f"{name} contains NaN or infinity (or values too large for {np.dtype(dtype)})")
     if data is not X.data or indices is not X.indices or indptr is not X.indptr:
         X = type(X)((data, indices, indptr), shape=X.shape, copy=False)
-    if problem == "unsorted":
-        X = X.copy()         # sum_duplicates works in place, and the arrays may be the caller's
-        X.sum_duplicates()   # sorts each row's indices and adds up the duplicates
-    return X
+    return X   # unsorted or duplicate indices as they are: the products add up duplicates, as toarray does
 
 
 def is_ready(X, dtype, n_features=None):

@@ -192,13 +192,32 @@ def test_check_array_converts_what_it_can(rng, data_dtype, dtype):
     np.testing.assert_array_equal(checked.toarray(), X.toarray().astype(dtype))
 
 
-def test_check_array_sorts_and_sums_duplicates_on_a_copy():
-    X = sp.csr_matrix((np.array([1.0, 2.0, 3.0]), np.array([2, 0, 2]), np.array([0, 3, 3])), shape=(2, 3))
-    checked = check_array(X, np.float64, accept_sparse=True)
-    assert checked is not X and checked.has_canonical_format
-    np.testing.assert_array_equal(checked.indices, [0, 2])
-    np.testing.assert_array_equal(checked.toarray(), X.toarray())   # duplicates add up, as in SciPy
-    np.testing.assert_array_equal(X.indices, [2, 0, 2])
+def with_a_duplicate(X):
+    """X with row 0's second stored index made a copy of its first (a duplicate, which adds up)."""
+    X = X.copy()
+    X.indices[X.indptr[0] + 1] = X.indices[X.indptr[0]]
+    X.has_sorted_indices = X.has_canonical_format = False
+    return X
+
+
+def test_check_array_keeps_unsorted_and_duplicate_indices_without_a_copy(rng):
+    X = with_a_duplicate(shuffled_within_rows(random_csr(rng, 30, 20, 0.3), rng))
+    assert check_array(X, np.float64, accept_sparse=True) is X
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "lbfgs"])
+def test_unsorted_and_duplicate_indices_train_as_their_sum(rng, optimizer):
+    X = with_a_duplicate(shuffled_within_rows(random_csr(rng, 150, 50, 0.1), rng))
+    canonical = X.copy()
+    canonical.sum_duplicates()
+    assert canonical.nnz < X.nnz
+    y = rng.integers(0, 3, 150)
+    options = dict(hidden=(8,), activation="relu", epochs=3, seed=0, dtype="float64", optimizer=optimizer,
+                   learning_rate=0.01 if optimizer == "adam" else 0.5, l2=1e-3)
+    got, want = fastmlp.fit(X, y, **options), fastmlp.fit(canonical, y, **options)
+    for ours, theirs in zip(got.weights + got.biases, want.weights + want.biases):
+        np.testing.assert_allclose(ours, theirs, **NETWORK_TOLERANCE[np.float64])
+    np.testing.assert_allclose(got.output(X), want.output(canonical), **NETWORK_TOLERANCE[np.float64])
 
 
 def test_check_array_keeps_a_good_matrix_as_it_is(rng):
