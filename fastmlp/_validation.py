@@ -133,13 +133,12 @@ CSR_PROBLEMS = {"bad index": "a column index is negative or not less than the nu
 
 def check_sparse(X, dtype, name="X", n_features=None):
     """X, a SciPy sparse matrix or array, in CSR format as the kernels take it: 2-D and non-empty,
-    finite values of ``dtype``, int32 or int64 indices (indices and indptr of one dtype), each row's
-    column indices sorted and without duplicates.
+    finite values of ``dtype``, int32 or int64 indices (indices and indptr of one dtype) in range.
 
     Only what has to change is copied, and X itself is never modified: CSC and the other formats are
-    converted to CSR (once); other value or index dtypes are converted; a matrix with unsorted or
-    duplicate indices is copied with its indices sorted and its duplicates summed (what a duplicate
-    means in SciPy: ``toarray`` adds them up). The values are never densified.
+    converted to CSR (once); other value or index dtypes are converted. Unsorted or duplicate indices
+    are kept (the kernels add duplicates up, what a duplicate means in SciPy's ``toarray``). The
+    values are never densified.
     """
     if X.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got a sparse {type(X).__name__} of shape {X.shape}")
