@@ -344,11 +344,11 @@ def copy_into(targets, sources):
 
 
 def max_abs(X, block_bytes=1 << 20):
-    """max |X| as a float, a block of rows at a time (no copy of a memory-mapped X); of a sparse X's
+    """max |X| as a float, a block at a time (no copy of a memory-mapped X); of a sparse X's
     stored values (its other values are 0)."""
-    if is_sparse(X):
-        return float(np.max(np.abs(X.data[:X.nnz]), initial=0.0))
-    return max(max(float(np.max(rows)), -float(np.min(rows))) for rows in row_blocks(X, block_bytes))
+    values = X.data[:X.nnz] if is_sparse(X) else X
+    return max((max(float(np.max(rows)), -float(np.min(rows))) for rows in row_blocks(values, block_bytes)),
+               default=0.0)
 
 
 def outputs_bounded(model, x_max):
