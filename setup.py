@@ -40,6 +40,10 @@ c_sources = sorted(
 )
 
 
+PYX, GENERATED_C = "fastmlp/_kernels.pyx", "fastmlp/_kernels.c"
+CYTHON_DIRECTIVES = {"boundscheck": debug, "cdivision": True, "initializedcheck": debug}
+
+
 def source_args(path):
     """Flags for one source file on top of compile_args. The micro-kernels are unrolled by hand (pragmas,
     one copy per tile shape): -O2 compiles them in half the time of -O3, and they run as fast
@@ -56,9 +60,16 @@ def compile_order(path):
     return next((rank for rank, part in enumerate(SLOWEST) if part in path), len(SLOWEST))
 
 
+def translate_cython():
+    """fastmlp/_kernels.pyx (and its .pxi files) into fastmlp/_kernels.c, unless that is up to date."""
+    cythonize([Extension("fastmlp._kernels", [PYX], include_dirs=["csrc", numpy.get_include()])],
+              language_level=3, compiler_directives=CYTHON_DIRECTIVES)
+
+
 class ParallelBuildExt(build_ext):
     """build_ext that compiles an extension's C files in parallel, one per core (setuptools' own
-    --parallel only builds several extensions at once, and there is one)."""
+    --parallel only builds several extensions at once, and there is one), and translates the
+    Cython module on one of those cores while the others compile csrc/."""
 
     def build_extensions(self):
         compiler = self.compiler
@@ -71,11 +82,14 @@ class ParallelBuildExt(build_ext):
 
             def compile_one(obj):
                 source, ext = build[obj]
+                if source == GENERATED_C:
+                    translated.result()
                 compiler._compile(obj, source, ext, cc_args, extra_postargs + source_args(source), pp_opts)
 
             slowest_first = sorted((obj for obj in objects if obj in build),
                                    key=lambda obj: compile_order(build[obj][0]))
             with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+                translated = pool.submit(translate_cython)   # first in the queue: nothing waits for it in vain
                 list(pool.map(compile_one, slowest_first))
             return objects
 
@@ -85,9 +99,10 @@ class ParallelBuildExt(build_ext):
 
 extension = Extension(
     "fastmlp._kernels",
-    sources=["fastmlp/_kernels.pyx"] + c_sources,
+    sources=[GENERATED_C] + c_sources,
     include_dirs=["csrc", numpy.get_include()],
-    depends=sorted(glob.glob("csrc/*.h")),   # an edited header rebuilds the extension
+    # an edited header or Cython file rebuilds the extension
+    depends=sorted(glob.glob("csrc/*.h") + glob.glob("fastmlp/*.pyx") + glob.glob("fastmlp/*.pxi")),
     define_macros=[
         ("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION"),
         # Built against NumPy 2, the module also loads under NumPy >= 1.25.
@@ -98,15 +113,4 @@ extension = Extension(
     extra_compile_args=compile_args,
 )
 
-setup(
-    cmdclass={"build_ext": ParallelBuildExt},
-    ext_modules=cythonize(
-        [extension],
-        language_level=3,
-        compiler_directives={
-            "boundscheck": debug,
-            "cdivision": True,
-            "initializedcheck": debug,
-        },
-    ),
-)
+setup(cmdclass={"build_ext": ParallelBuildExt}, ext_modules=[extension])
