@@ -86,7 +86,8 @@ FM_FORCE_INLINE FM_VEC FM_CAT(FM_UKR, _update)(FM_REAL alpha, FM_VEC acc, FM_REA
 
 // One tile of MR_E rows and NV_E vectors of C, the last of them PARTIAL (n_e - (NV_E-1)*VL lanes) or
 // whole; PACKED_A: A is a packed micro-panel of MR_E rows (constant addressing; full tiles only);
-// A_ROWS: row i of A is row a_rows[i] (a mini-batch in its data set), else row i; A_ROWS == 2: also
+// A_ROWS: row i of A is row a_rows[i] (a mini-batch in its data set) if a_rows is given, else row i
+// (looked up once per tile: the k loop is the same either way); A_ROWS == 2: also
 // request rows ahead, A's rows being contiguous (csa == 1) and a_rows[MR_E .. MR_E + next_rows - 1]
 // the next tile's (next_rows > 0); A_COLS: column p of A is column a_cols[p] (the same,
 // transposed), else column p. MR_E, NV_E, PARTIAL, PACKED_A, A_ROWS and A_COLS are constants at every
@@ -105,7 +106,7 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
     const FM_MASK_T mask = FM_MASK(n_e - (NV_E - 1) * FM_VL);   // used only when PARTIAL
 #pragma GCC unroll 16
     for (int i = 0; i < MR_E; i++) {
-        row[i] = PACKED_A ? i : (A_ROWS ? (ptrdiff_t)a_rows[i] : i) * rsa;
+        row[i] = PACKED_A ? i : (A_ROWS && a_rows ? (ptrdiff_t)a_rows[i] : i) * rsa;
         __builtin_prefetch(c + i * ldc, 1);
 #pragma GCC unroll 8
         for (int v = 0; v < NV_E; v++) acc[i][v] = (FM_VEC){0};
@@ -187,9 +188,8 @@ FM_FORCE_INLINE void FM_CAT(FM_UKR, _tile)(const int MR_E, const int NV_E, const
                           a_rows, next_rows, a_cols, b, rsb, beta, c, ldc)
 #define FM_TILE_INDEX(MR_E, NV_E, PARTIAL, PACKED_A, AHEAD)                                            \
     if (a_rows && AHEAD && next_rows > 0 && csa == 1) FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, 2, 0);      \
-    else if (a_rows) FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, 1, 0);                                       \
     else if (a_cols) FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, 0, 1);                                       \
-    else FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, 0, 0);
+    else FM_TILE(MR_E, NV_E, PARTIAL, PACKED_A, 1, 0);
 // With FM_CHEAP_MASKS a tile of fewer rows than a full one (an edge of C, or a small batch) has one
 // copy, its last vector masked whether it is partial or not. Full tiles, where nearly all the work of
 // a large product is done, keep a copy without masks: a masked load of B at every step made C1's float
