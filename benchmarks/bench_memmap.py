@@ -4,23 +4,27 @@ Run from the repository root as root (it makes a memory cgroup), with the packag
 
     python benchmarks/bench_memmap.py                  # --gib 1 --limit-mib 512 --epochs 3 --repeats 3
     python benchmarks/bench_memmap.py --cpus 0,1       # the read-ahead thread may use the other core
+    python benchmarks/bench_memmap.py --page-cache     # also the memmap read through the page cache
 
 It writes Fashion-MNIST's training images, tiled in a shuffled order, as one raw uint8 file of
 ``--gib`` GiB (784 bytes a row) in a temporary directory, and trains the seed network on it
 (784-16-16-10 sigmoid, quadratic cost, mini-batches of 100, η = 3, ``input_scale=1/255``,
 ``shuffle="blocks"``), each run a fresh process with one kernel thread, pinned to the cores
 ``--cpus`` (``taskset -c 1`` by default: training and the read-ahead thread share one core), the
-two kinds of run alternating:
+the kinds of run alternating:
 
 - ``disk``: X is a ``numpy.memmap`` of the file, and the process runs in a memory cgroup limited to
   ``--limit-mib`` (its own memory and the page cache it fills: the file is at least twice the
   cache it can have). The file is dropped from the page cache first (``posix_fadvise``
-  DONTNEED), so every epoch reads it from the disk again.
+  DONTNEED), so every epoch reads it from the disk again. fit reads its blocks with direct I/O.
+- ``mapped`` (with ``--page-cache``): as ``disk``, but with fit's direct reads turned off
+  (``fastmlp.trainer.DirectReader.open`` made to refuse): the blocks are read through the page
+  cache, as before direct I/O.
 - ``memory``: the same rows read into an ndarray (``np.fromfile``) before training, no limit.
 
-It prints each kind's median samples per second over every epoch of every run, disk over memory,
-the bytes the disk runs read from storage (``/proc/self/io``) and whether both trained the same
-weights (they must: the same rows in the same order).
+It prints each kind's median samples per second over every epoch of every run, disk (and mapped)
+over memory, the bytes the runs from the file read from storage (``/proc/self/io``) and whether
+all trained the same weights (they must: the same rows in the same order).
 """
 import argparse
 import json
@@ -95,7 +99,9 @@ def child(kind, data, epochs):
     """Train once and print a JSON report: samples per second of each epoch, bytes read, final loss."""
     import fastmlp
     n_samples = os.path.getsize(data / "X.u8") // FEATURES
-    if kind == "disk":
+    if kind == "mapped":
+        fastmlp.trainer.DirectReader.open = lambda *args: None
+    if kind in ("disk", "mapped"):
         X = np.memmap(data / "X.u8", np.uint8, "r", shape=(n_samples, FEATURES))
     else:
         X = np.fromfile(data / "X.u8", np.uint8).reshape(n_samples, FEATURES)
@@ -124,7 +130,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cpus", default="1", help="taskset's CPU list for every run (default: 1)")
-    parser.add_argument("--child", choices=["disk", "memory"])
+    parser.add_argument("--page-cache", action="store_true", help="also run 'mapped': disk without direct I/O")
+    parser.add_argument("--child", choices=["disk", "mapped", "memory"])
     parser.add_argument("--data", type=Path, help="where to write the temporary file (default: the temp directory)")
     options = parser.parse_args()
     if options.child:
@@ -135,28 +142,32 @@ def main():
         directory = Path(directory)
         source, n_samples = write_data(directory, options.gib)
         cgroup = memory_cgroup(options.limit_mib * 2**20)
-        reports = {"disk": [], "memory": []}
+        reports = {kind: [] for kind in ("disk", "mapped", "memory") if kind != "mapped" or options.page_cache}
         try:
             for _ in range(options.repeats):
-                drop_from_cache(directory / "X.u8")
-                reports["disk"].append(run("disk", directory, options.epochs, options.cpus, cgroup))
-                reports["memory"].append(run("memory", directory, options.epochs, options.cpus))
+                for kind in reports:
+                    if kind == "memory":
+                        reports[kind].append(run(kind, directory, options.epochs, options.cpus))
+                    else:
+                        drop_from_cache(directory / "X.u8")
+                        reports[kind].append(run(kind, directory, options.epochs, options.cpus, cgroup))
         finally:
             cgroup.rmdir()
     speed = {kind: statistics.median(s for r in runs for s in r["samples_per_second"])
              for kind, runs in reports.items()}
     print(f"{source}, {n_samples} rows x {FEATURES} uint8 = {options.gib:g} GiB; cgroup limit "
           f"{options.limit_mib} MiB; CPUs {options.cpus}")
-    for kind in ("disk", "memory"):
+    for kind in reports:
         print(f"{kind:6}  median {speed[kind]:,.0f} samples/s   per epoch: "
               + "  ".join(f"{s:,.0f}" for r in reports[kind] for s in r["samples_per_second"]))
-    read = [r["read_bytes"] / 2**30 for r in reports["disk"]]
-    print(f"disk / memory: {speed['disk'] / speed['memory']:.2f}; disk runs read "
-          + ", ".join(f"{gib:.2f}" for gib in read) + f" GiB from storage in {options.epochs} epochs each")
-    for kind in ("disk", "memory"):
+    for kind in [kind for kind in reports if kind != "memory"]:
+        read = [r["read_bytes"] / 2**30 for r in reports[kind]]
+        print(f"{kind} / memory: {speed[kind] / speed['memory']:.2f}; {kind} runs read "
+              + ", ".join(f"{gib:.2f}" for gib in read) + f" GiB from storage in {options.epochs} epochs each")
+    for kind in reports:
         print(f"{kind:6}  CPU seconds per run, user + system: "
               + "  ".join(f"{r['user']:.2f} + {r['system']:.2f}" for r in reports[kind]))
-    same = all(r["loss"] == reports["memory"][0]["loss"] for r in reports["disk"] + reports["memory"])
+    same = all(r["loss"] == reports["memory"][0]["loss"] for runs in reports.values() for r in runs)
     print(f"same final loss in every run: {same}")
 
 

@@ -5,10 +5,15 @@ backpropagation, the averaged gradients and one optimizer step, in compiled code
 twin). Python runs once per epoch: shuffle, then the callbacks (history, early stopping,
 schedules, checkpoints, progress; see :mod:`fastmlp.callbacks`).
 """
+import collections
 import mmap
+import os
+import stat
 import time
 import weakref
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,6 +25,9 @@ from .callbacks import copy_into
 # the reads of the blocks up to READ_AHEAD_BLOCKS ahead of the one it trains on (see BlockShuffle).
 BLOCK_BYTES = 4 << 20
 READ_AHEAD_BLOCKS = 2
+# Direct I/O (O_DIRECT) reads at file offsets, of lengths and into addresses that are multiples of
+# the disk's logical block size (512 or 4096 bytes): 4096 is a multiple of both.
+DIRECT_ALIGNMENT = 4096
 # What an optimizer state records of the network it came from (kept in saved models).
 OPTIMIZER_CONFIG = ("optimizer", "momentum", "beta1", "beta2", "epsilon", "epsilon_hat", "l2", "l1", "dropout")
 
@@ -46,15 +54,27 @@ class Trainer:
         self.blocks = BlockShuffle(X, self.batch_size) if shuffle == "blocks" else None
         self.restore_optimizer(model.optimizer_state)
         self.order = np.arange(self.n_samples, dtype=np.int64)   # the epoch's order; the network reads it
-        if is_sparse(X):   # a CSR matrix: the first layer reads the batch's nonzeros
-            network.bind_sparse(X, Y, self.order, sample_weight)
+        self.input_scale = 1.0 if model.input_scale is None else model.input_scale
+        # A mini-batch whose sample weights are all 0 has no cost to take a step on (its weighted
+        # mean would be 0/0): it is skipped. Only looked for when some weight is 0.
+        self.zero_weights = sample_weight is not None and not sample_weight.all()
+        if self.blocks is not None and self.blocks.direct is not None:   # see train_direct
+            self.block_order = np.empty(self.blocks.block_rows, np.int64)
+            self.seam = seam_arrays(self.batch_size, X, Y, sample_weight)
+        self.bind()
+
+    def bind(self):
+        """Bind the network to the whole training set, its rows taken in ``order``."""
+        if is_sparse(self.X):   # a CSR matrix: the first layer reads the batch's nonzeros
+            self.network.bind_sparse(self.X, self.Y, self.order, self.sample_weight)
         else:
-            network.bind(X, Y, self.order, sample_weight, 1.0 if model.input_scale is None else model.input_scale)
+            self.network.bind(self.X, self.Y, self.order, self.sample_weight, self.input_scale)
 
     def attach(self, model, parameters, n_samples, callbacks):
         """What every trainer has: the model, the parameters it trains, the callbacks, the count."""
         self.model, self.parameters, self.history, self.n_samples = model, parameters, model.history, n_samples
-        self.network = self.X = self.validation_data = self.validation_output = self.learning_rate = None
+        self.network = self.X = self.blocks = self.validation_data = self.validation_output = None
+        self.learning_rate = None
         self.callbacks = list(callbacks)
         for callback in self.callbacks:
             callback.trainer = self
@@ -91,6 +111,8 @@ class Trainer:
     def release(self):
         """Drop the network and the snapshot, so that their arrays are freed when training ends
         even while callbacks, which point back at the trainer, are still referenced."""
+        if self.blocks is not None:
+            self.blocks.close()
         self.network = self.saved = None
 
     def train_epoch(self, epoch, batch_callbacks=()):
@@ -100,21 +122,75 @@ class Trainer:
             self.blocks.shuffle(self.order, self.rng)
         elif self.shuffle:
             self.rng.shuffle(self.order)
-        weights, total = self.sample_weight, 0.0
-        # A mini-batch whose sample weights are all 0 has no cost to take a step on (its weighted
-        # mean would be 0/0): it is skipped. Only looked for when some weight is 0.
-        zero_weights = weights is not None and not weights.all()
-        for start in range(0, self.n_samples, self.batch_size):
-            stop = min(start + self.batch_size, self.n_samples)
-            if self.blocks is not None:
-                self.blocks.read_ahead(start)
-            if zero_weights and not weights[self.order[start:stop]].any():
-                continue
-            total += self.network.train_batch(start, stop, self.learning_rate)
-            for callback in batch_callbacks:
-                callback.on_batch_end(epoch, stop)
+        if self.blocks is not None and self.blocks.direct is not None:
+            total = self.train_direct(epoch, batch_callbacks)
+        else:
+            total = 0.0
+            for start in range(0, self.n_samples, self.batch_size):
+                if self.blocks is not None:
+                    self.blocks.read_ahead(start)
+                stop = min(start + self.batch_size, self.n_samples)
+                total += self.train_batch(epoch, start, stop, batch_callbacks)
+        weights = self.sample_weight
         total_weight = self.n_samples if weights is None else float(weights.sum(dtype=np.float64))
         return total / total_weight, time.perf_counter() - started
+
+    def train_batch(self, epoch, start, stop, batch_callbacks, bound_from=0):
+        """Train on the mini-batch ``order[start:stop]``, the network bound to the rows of
+        ``order[bound_from:]``: its summed loss."""
+        if self.zero_weights and not self.sample_weight[self.order[start:stop]].any():
+            return 0.0
+        loss = self.network.train_batch(start - bound_from, stop - bound_from, self.learning_rate)
+        for callback in batch_callbacks:
+            callback.on_batch_end(epoch, stop)
+        return loss
+
+    def train_direct(self, epoch, batch_callbacks):
+        """The epoch's mini-batches with X read block by block into buffers (BlockShuffle.read_blocks),
+        the network bound to one block at a time: the same mini-batches as from X itself.
+
+        A mini-batch that begins in one block and ends in the next is gathered from both
+        (train_seam): once the short block of X's last rows is past, the mini-batches no longer
+        line up with the blocks.
+        """
+        blocks = self.blocks.read_blocks()
+        total, bound, block = 0.0, None, None
+        try:
+            for start in range(0, self.n_samples, self.batch_size):
+                stop = min(start + self.batch_size, self.n_samples)
+                while block is None or stop > block.end:   # on to the block that holds order[stop - 1]
+                    previous, block = block, next(blocks)
+                if start < block.position:
+                    total += self.train_seam(epoch, start, stop, previous, block, batch_callbacks)
+                    bound = None
+                    continue
+                if bound is not block:
+                    self.bind_block(block)
+                    bound = block
+                total += self.train_batch(epoch, start, stop, batch_callbacks, block.position)
+        finally:
+            self.bind()   # no buffer stays bound: later reads write into them
+        return total
+
+    def bind_block(self, block):
+        """Bind the network to a block: ``order[block.position:block.end]``, rows of ``block.rows``."""
+        first, n = block.first, len(block.rows)
+        order = np.subtract(self.order[block.position:block.end], first, out=self.block_order[:n])
+        weights = None if self.sample_weight is None else self.sample_weight[first:first + n]
+        self.network.bind(block.rows, self.Y[first:first + n], order, weights, self.input_scale)
+
+    def train_seam(self, epoch, start, stop, previous, block, batch_callbacks):
+        """Train on the mini-batch ``order[start:stop]`` that begins in block ``previous`` and ends
+        in ``block``: its rows, targets and weights gathered into the seam's arrays, in order."""
+        X, Y, weights, order = self.seam
+        n, middle, rows = stop - start, block.position - start, self.order[start:stop]
+        np.take(previous.rows, rows[:middle] - previous.first, axis=0, out=X[:middle])
+        np.take(block.rows, rows[middle:] - block.first, axis=0, out=X[middle:n])
+        np.take(self.Y, rows, axis=0, out=Y[:n])
+        if weights is not None:
+            weights = np.take(self.sample_weight, rows, out=weights[:n])
+        self.network.bind(X[:n], Y[:n], order[:n], weights, self.input_scale)
+        return self.train_batch(epoch, start, stop, batch_callbacks, start)
 
     def epoch_logs(self, epoch, loss, seconds):
         """The epoch's metrics: the cost (penalty included) and the validation loss and score."""
@@ -212,6 +288,13 @@ def restore_optimizer(network, optimizer_state):
     network.dropout_counter = optimizer_state["dropout_counter"]
 
 
+def seam_arrays(batch_size, X, Y, sample_weight):
+    """Room for one mini-batch's rows of X, Y and sample_weight, and the order 0, 1, ... of its rows."""
+    weights = None if sample_weight is None else np.empty(batch_size, sample_weight.dtype)
+    return (np.empty((batch_size, X.shape[1]), X.dtype), np.empty((batch_size, Y.shape[1]), Y.dtype), weights,
+            np.arange(batch_size, dtype=np.int64))
+
+
 def block_order(n_samples, block_rows, rng):
     """``(blocks, order)``: the blocks of rows ``[b · block_rows, (b + 1) · block_rows)`` in a random
     order, and the order of the rows, each block's rows together and in a random order."""
@@ -221,11 +304,24 @@ def block_order(n_samples, block_rows, rng):
     return blocks, order
 
 
+class Block(NamedTuple):
+    """A block of rows read for training: rows ``first ..`` of X, trained on as ``order[position:end]``."""
+    position: int
+    first: int
+    rows: np.ndarray
+
+    @property
+    def end(self):
+        return self.position + len(self.rows)
+
+
 class BlockShuffle:
     """shuffle="blocks": every epoch a new :func:`block_order`, and for an X mapped from a file the
     disk reads of each block requested while the block before it is trained on.
 
-    The requests run on a thread of their own, which also takes the block's page faults: the
+    The reads run on a thread of their own. Where the file can be read with direct I/O (see
+    :class:`DirectReader`), they read each block into a buffer that training then reads
+    (``read_blocks``); elsewhere they ask for the block's pages and take its page faults: the
     kernel's share of reading (finding pages for the block, evicting others when the page cache is
     full, mapping them) then runs beside training, on another core when there is one.
 
@@ -242,9 +338,13 @@ class BlockShuffle:
         self.block_rows = max(1, round(rows_per_block / batch_size)) * batch_size
         self.X = X if _is_mapped(X) else None
         self.blocks, self.starts, self.next = [], [], 0
+        self.reads, self.direct = collections.deque(), None
         if self.X is not None:
             self.reader = ThreadPoolExecutor(1, thread_name_prefix="fastmlp-read-ahead")
             weakref.finalize(self, self.reader.shutdown, wait=False, cancel_futures=True)
+            # A block's buffer is read into again READ_AHEAD_BLOCKS + 2 blocks later: its rows stay
+            # while the block after it is trained on (train_seam reads both).
+            self.direct = DirectReader.open(X, self.block_rows, READ_AHEAD_BLOCKS + 2)
 
     def shuffle(self, order, rng):
         """Fill ``order`` (in place: the network holds it) with a new block order."""
@@ -264,6 +364,91 @@ class BlockShuffle:
             self.reader.submit(_read_block, self.X, first, first + self.block_rows)
             self.next += 1
 
+    def read_blocks(self):
+        """The epoch's blocks in training order, each a :class:`Block` read by the direct reader,
+        which reads up to READ_AHEAD_BLOCKS blocks ahead of the one handed out."""
+        self.settle()
+        for k, block in enumerate(self.blocks):
+            for ahead in range(k + len(self.reads), min(k + READ_AHEAD_BLOCKS + 1, len(self.blocks))):
+                first = self.blocks[ahead] * self.block_rows
+                stop = min(first + self.block_rows, self.X.shape[0])
+                self.reads.append(self.reader.submit(self.direct.read, first, stop, ahead % self.direct.n_buffers))
+            yield Block(self.starts[k], block * self.block_rows, self.reads.popleft().result())
+
+    def settle(self):
+        """Cancel the reads not begun and wait for the one under way (of an epoch cut short: it
+        writes into a buffer that the next reads use)."""
+        for read in self.reads:
+            read.cancel()
+        futures.wait(self.reads)
+        self.reads.clear()
+
+    def close(self):
+        """Stop reading: the reads under way end, the file is closed."""
+        if self.X is not None:
+            self.reader.shutdown(cancel_futures=True)
+        if self.direct is not None:
+            self.direct.close()
+
+
+class DirectReader:
+    """Reads blocks of rows of an X mapped from a file with direct I/O (``O_DIRECT``), around the
+    page cache, into buffers reused from block to block.
+
+    Through the page cache, each GiB read from a file larger than the cache costs ~0.35 s of
+    kernel time (finding pages, evicting others) and ~0.4 s more in page faults and misses of
+    4 KiB pages (benchmarks/RESULTS.md); a direct read goes from the disk into the buffer. It
+    needs the file offset, the length and the buffer's address aligned (DIRECT_ALIGNMENT): a
+    block is read from the aligned offset at or before its first byte to the one after its last,
+    and its rows are a view into the buffer.
+    """
+
+    def __init__(self, fd, offset, X, block_rows, n_buffers):
+        self.fd, self.offset = fd, offset   # offset: of X's first row, in the file
+        self.row_bytes, self.dtype, self.n_features = X[:1].nbytes, X.dtype, X.shape[1]
+        size = block_rows * self.row_bytes + 2 * DIRECT_ALIGNMENT
+        self.buffers = [np.frombuffer(mmap.mmap(-1, size), np.uint8) for _ in range(n_buffers)]   # page-aligned
+        self.n_buffers = n_buffers
+        self.close = weakref.finalize(self, os.close, fd)   # closes the file once, when called or collected
+
+    @classmethod
+    def open(cls, X, block_rows, n_buffers):
+        """A reader of X's rows, or None where they cannot be read with direct I/O: X is not a
+        C-contiguous 2-D (view of a) ``numpy.memmap`` of a regular file, or the file system or
+        the operating system has no O_DIRECT (tmpfs, macOS)."""
+        mapped = mapped_file(X)
+        if mapped is None or not hasattr(os, "O_DIRECT"):
+            return None
+        filename, offset = mapped
+        try:
+            fd = os.open(filename, os.O_RDONLY | os.O_DIRECT)
+        except OSError:
+            return None
+        reader = cls(fd, offset, X, block_rows, n_buffers)
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                reader.read(0, 1, 0)   # some file systems take O_DIRECT at open and refuse the reads
+                return reader
+        except OSError:
+            pass
+        reader.close()
+        return None
+
+    def read(self, first, stop, buffer):
+        """Rows first .. stop-1 of X, read into buffer number ``buffer``: a (rows, features) view of it."""
+        start, end = self.offset + first * self.row_bytes, self.offset + stop * self.row_bytes
+        aligned = start - start % DIRECT_ALIGNMENT
+        length = -(-(end - aligned) // DIRECT_ALIGNMENT) * DIRECT_ALIGNMENT
+        into = self.buffers[buffer]
+        done = 0
+        while aligned + done < end:   # a read may return less, as at the end of the file (its last page)
+            count = os.preadv(self.fd, [into[done:length]], aligned + done)
+            if count == 0:
+                raise OSError(f"the file ends before row {stop} of X")
+            done += count
+        rows = into[start - aligned:end - aligned]
+        return rows.view(self.dtype).reshape(stop - first, self.n_features)
+
 
 def _read_block(X, start, stop):
     """Rows start .. stop-1 of a memory-mapped X read into memory and mapped into the process: the
@@ -280,3 +465,17 @@ def _is_mapped(X):
             return True
         X = getattr(X, "base", None)
     return False
+
+
+def mapped_file(X):
+    """``(file name, offset of X's first row in the file)`` for a C-contiguous 2-D X that is a
+    ``numpy.memmap`` of a file or a view of one, else None."""
+    if not (isinstance(X, np.ndarray) and X.ndim == 2 and X.flags.c_contiguous):
+        return None
+    mapping = X
+    while isinstance(mapping.base, np.ndarray):   # down to the array made on the mmap object
+        mapping = mapping.base
+    # Copy-on-write ("c"): what was written into the map is not in the file.
+    if not isinstance(mapping, np.memmap) or mapping.filename is None or mapping.mode == "c":
+        return None
+    return mapping.filename, mapping.offset + X.ctypes.data - mapping.ctypes.data

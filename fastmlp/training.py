@@ -111,9 +111,11 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         reproducible against another implementation. ``"blocks"``: each epoch takes contiguous
         blocks of rows (about 4 MiB of X each, a whole number of mini-batches) in a random order,
         and the rows of each block in a random order, so that an X memory-mapped from disk is
-        read nearly sequentially (the next block is requested from the disk while one is trained
-        on). Meant for rows stored in no particular order: a file sorted by class gives
-        mini-batches of one class.
+        read nearly sequentially, the next blocks while one is trained on. A ``numpy.memmap`` (or
+        a view of one) is read with direct I/O (Linux's ``O_DIRECT``, bypassing the page cache)
+        into a few reused buffers of a block each, where the file system allows it, otherwise
+        through its mapping. Meant for rows stored in no particular order: a file sorted by class
+        gives mini-batches of one class.
     sample_weight : array-like of shape (n_samples,), optional
         Weights of the samples' costs; a mini-batch's gradient is the weighted mean.
     class_weight : dict or "balanced", optional

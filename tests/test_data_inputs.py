@@ -5,7 +5,11 @@ A uint8 or uint16 X with ``input_scale`` must train exactly as the float array
 in the training dtype, the same two operations NumPy does), and a memory-mapped X must train as
 the same rows in memory, without being copied.
 """
+import errno
 import json
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +17,7 @@ import pytest
 import fastmlp
 from conftest import DTYPES
 from fastmlp import _kernels, io, model as model_module, reference, trainer as trainer_module
+from fastmlp.callbacks import Callback
 from fastmlp._validation import check_array, check_inputs
 
 PIXELS = (np.uint8, np.uint16)
@@ -236,6 +241,7 @@ def test_blocks_of_a_memmap_are_read_ahead(rng, tmp_path, monkeypatch):
     X = rng.integers(0, 256, (1000, 10)).astype(np.uint8)
     mapped = memmap(tmp_path, X)
     monkeypatch.setattr(trainer_module, "BLOCK_BYTES", 100 * 10)   # blocks of 100 rows
+    monkeypatch.setattr(trainer_module.DirectReader, "open", lambda *args: None)   # through the page cache
     requested = []
     monkeypatch.setattr(_kernels, "will_need", lambda X, start, stop: requested.append((start, stop)))
     monkeypatch.setattr(trainer_module, "ThreadPoolExecutor", InlineExecutor)
@@ -254,6 +260,144 @@ def test_will_need_is_a_harmless_hint(rng, tmp_path):
         _kernels.will_need(array, 5, 200)
         _kernels.will_need(array, 250, 10**9)   # clipped to the rows there are
     np.testing.assert_array_equal(mapped, X)
+
+
+def reads_directly(directory):
+    """Whether direct I/O (O_DIRECT) reads the files of ``directory`` (not on tmpfs, for one)."""
+    np.zeros(8192, np.uint8).tofile(directory / "probe.bin")
+    probe = np.memmap(directory / "probe.bin", np.uint8, "r", shape=(2, 4096))
+    return trainer_module.DirectReader.open(probe, 1, 1) is not None
+
+
+@pytest.fixture
+def direct_path(tmp_path):
+    """A directory whose files direct I/O reads: tmp_path, else one in /var/tmp, else a skip."""
+    if reads_directly(tmp_path):
+        yield tmp_path
+        return
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as directory:
+        if not reads_directly(Path(directory)):
+            pytest.skip("no file system here reads files with O_DIRECT")
+        yield Path(directory)
+
+
+def record_direct_reads(monkeypatch):
+    """The (first, stop) rows of every direct read from now on (a list that fills)."""
+    reads, read = [], trainer_module.DirectReader.read
+
+    def recording(self, first, stop, buffer):
+        reads.append((first, stop))
+        return read(self, first, stop, buffer)
+    monkeypatch.setattr(trainer_module.DirectReader, "read", recording)
+    return reads
+
+
+def mapped_rows(directory, X, layout):
+    """X as the rows of a file on disk: after a header of 1000 bytes ("file"), from row 3 on of a
+    longer mapped array ("view"), or written through a ``w+`` memmap and not flushed ("written")."""
+    path = directory / "X.u8"
+    if layout == "written":
+        mapped = np.memmap(path, X.dtype, "w+", shape=X.shape)
+        mapped[:] = X
+        return mapped
+    rows = np.concatenate([X[:3], X]) if layout == "view" else X
+    with open(path, "wb") as file:
+        file.write(bytes(range(250)) * 4)
+        rows.tofile(file)
+    mapped = np.memmap(path, X.dtype, "r", offset=1000, shape=rows.shape)
+    return mapped[3:] if layout == "view" else mapped
+
+
+# 457 rows in blocks of 100: the short block (57 rows) leaves every later mini-batch of 20
+# straddling two blocks, and the file's last page is partial.
+BLOCKS = dict(hidden=(6,), epochs=3, batch_size=20, seed=4, input_scale=1 / 255, shuffle="blocks")
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "zero-weights"])
+@pytest.mark.parametrize("layout", ["file", "view", "written"])
+def test_direct_reads_train_as_the_rows_in_memory(rng, direct_path, monkeypatch, layout, weighted):
+    X = rng.integers(0, 256, (457, 10)).astype(np.uint8)
+    y = rng.integers(0, 3, len(X))
+    sample_weight = None
+    if weighted:   # a mini-batch with all weights zero is skipped
+        sample_weight = rng.random(len(X))
+        sample_weight[100:160] = 0
+    monkeypatch.setattr(trainer_module, "BLOCK_BYTES", 100 * 10)   # blocks of 100 rows
+    reads = record_direct_reads(monkeypatch)
+    mapped = mapped_rows(direct_path, X, layout)
+    from_disk = fastmlp.fit(mapped, y, sample_weight=sample_weight, **BLOCKS)
+    in_memory = fastmlp.fit(X, y, sample_weight=sample_weight, **BLOCKS)
+    assert same_parameters(from_disk, in_memory)
+    assert from_disk.history["loss"] == in_memory.history["loss"]
+    blocks = [(first, min(first + 100, len(X))) for first in range(0, len(X), 100)]
+    assert reads[0] == (0, 1) and sorted(reads[1:]) == sorted(blocks * BLOCKS["epochs"])
+
+
+@pytest.mark.parametrize("refused", ["open", "read"])
+def test_without_direct_io_a_memmap_is_read_through_the_page_cache(rng, direct_path, monkeypatch, refused):
+    X = rng.integers(0, 256, (457, 10)).astype(np.uint8)
+    y = rng.integers(0, 3, len(X))
+    monkeypatch.setattr(trainer_module, "BLOCK_BYTES", 100 * 10)
+    mapped = mapped_rows(direct_path, X, "file")
+    if refused == "open":   # as on tmpfs before Linux 6.6
+        os_open = os.open
+
+        def refusing(path, flags, *args, **kwargs):
+            if flags & os.O_DIRECT:
+                raise OSError(errno.EINVAL, "Invalid argument")
+            return os_open(path, flags, *args, **kwargs)
+        monkeypatch.setattr(os, "open", refusing)
+    else:
+        def refusing(*args):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        monkeypatch.setattr(os, "preadv", refusing)
+    reads_ahead = []
+    monkeypatch.setattr(trainer_module, "_read_block", lambda X, start, stop: reads_ahead.append(start))
+    monkeypatch.setattr(trainer_module, "ThreadPoolExecutor", InlineExecutor)
+    assert same_parameters(fastmlp.fit(mapped, y, **BLOCKS), fastmlp.fit(X, y, **BLOCKS))
+    assert len(reads_ahead) == 5 * BLOCKS["epochs"]
+
+
+class InterruptAt(Callback):
+    """Ctrl-C after the mini-batch that ends with sample ``samples`` of epoch ``epoch``; records
+    every (epoch, samples done) it is called with."""
+
+    def __init__(self, epoch, samples):
+        self.epoch, self.samples, self.calls = epoch, samples, []
+
+    def on_batch_end(self, epoch, samples_done):
+        self.calls.append((epoch, samples_done))
+        if (epoch, samples_done) == (self.epoch, self.samples):
+            raise KeyboardInterrupt
+
+
+def descriptors_of(path):
+    """How many of this process's file descriptors are open on ``path`` (Linux)."""
+    links = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            links.append(os.readlink(fd))
+        except OSError:   # the descriptor of the listing itself, closed by now
+            pass
+    return links.count(str(path))
+
+
+def test_interrupting_direct_reads_keeps_the_last_completed_epoch(rng, direct_path, monkeypatch):
+    X = rng.integers(0, 256, (457, 10)).astype(np.uint8)
+    y = rng.integers(0, 3, len(X))
+    monkeypatch.setattr(trainer_module, "BLOCK_BYTES", 100 * 10)
+    reads = record_direct_reads(monkeypatch)
+    mapped = mapped_rows(direct_path, X, "file")
+    opened = descriptors_of(mapped.filename)
+    assert opened == 1   # the memmap's own
+    interrupt = InterruptAt(2, 240)
+    model = fastmlp.fit(mapped, y, callbacks=[interrupt], **dict(BLOCKS, epochs=5))
+    assert descriptors_of(mapped.filename) == opened   # the file read directly is closed
+    assert len(reads) > 1 and model.history["interrupted"] == 2 and len(model.history["loss"]) == 1
+    assert same_parameters(model, fastmlp.fit(X, y, **dict(BLOCKS, epochs=1)))
+    in_memory = InterruptAt(2, 240)
+    fastmlp.fit(X, y, callbacks=[in_memory], **dict(BLOCKS, epochs=5))
+    assert interrupt.calls == in_memory.calls   # the same mini-batches, counted alike
 
 
 # ---------------------------------------------------------------------------------------------
