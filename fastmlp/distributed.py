@@ -28,9 +28,6 @@ from ._validation import (check_activations, check_dtype, check_hidden,
                           check_targets)
 
 UNSUPPORTED = ("validation_fraction", "class_weight", "in_place")
-# Seconds a round's broadcast of the parameters may take before it is tried again: far beyond what
-# a model's megabytes need, short enough that a scatter stuck on a lost worker does not stall training.
-SCATTER_TIMEOUT = 20
 
 
 def fit(X, y, *, client=None, average_every=1, **fit_kwargs):
@@ -336,22 +333,19 @@ class _Sums:
                      max(self.dropouts, other.dropouts))
 
 
-def _broadcast(client, value, attempts=5):
-    """A future of ``value`` held by every worker: sent to each once, not inside each task that reads it.
+def _broadcast(client, value):
+    """A future of ``value`` for the tasks of a round: the result of a task that returns it.
 
-    Every worker keeps a copy, so a task rerun after a worker is lost reads the same value on
-    another. A worker lost during the scatter itself fails it (a CommClosedError, an OSError) or
-    leaves it waiting for the lost worker forever (hence a timeout, a TimeoutError): it is tried
-    again. Each scatter has a fresh key: a key hashed from the value could meet an earlier round's
-    equal value while the scheduler is still releasing it.
+    The value is sent to the cluster once, in that task's definition; each worker fetches the
+    result once for all its tasks that read it. A worker lost with it costs nothing: Dask reruns
+    the task, from its definition, on another. (A scatter to every worker was tried, and a scatter
+    that met a worker as it was killed could wait for it forever, whatever its timeout said.)
     """
-    for attempt in range(attempts):
-        try:
-            return client.scatter(value, broadcast=True, hash=False, timeout=SCATTER_TIMEOUT)
-        except OSError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.1 * 2**attempt)
+    return client.submit(_same, value, pure=False)
+
+
+def _same(value):
+    return value
 
 
 def _add(first, second):
