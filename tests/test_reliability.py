@@ -192,8 +192,10 @@ def test_sigint_to_the_command_line_exits_130_and_writes_nothing(tmp_path):
     output = tmp_path / "model.npz"
     command = [sys.executable, "-m", "fastmlp", "train", "--dataset", "fashion-mnist-small",
                "--epochs", "100000", "--threads", "1", "--output", str(output)]
+    # Ctrl-C's default action in the child even when this run inherited SIGINT ignored (a shell
+    # starts background jobs so), which Python would keep, and never raise KeyboardInterrupt
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               cwd=tmp_path)
+                               cwd=tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for line in process.stdout:   # wait until training has started
             if line.startswith("epoch"):
