@@ -86,11 +86,12 @@ TASK_SECONDS = 0.25e-3
 
 def round_seconds(config, machines, average_every):
     """(compute, communication) of one round: each machine's average_every steps on its own
-    mini-batch of config.batch_size rows; the parameters sent inside every machine's task through
-    the scheduler, and the float64 tree sum back (log2(machines) levels, then to the client)."""
+    mini-batch of config.batch_size rows; the parameters sent as one task's result that every
+    machine fetches from the one holding it (a hop before the shards' tasks), and the float64 tree
+    sum back (log2(machines) levels, then to the client)."""
     size = parameter_bytes(config, 784, 10) * STATE_COPIES[config.name]
     levels = math.ceil(math.log2(machines)) if machines > 1 else 0
-    communication = ((levels + 2) * HOP_SECONDS + 2 * machines * TASK_SECONDS + machines * size / BANDWIDTH
+    communication = ((levels + 3) * HOP_SECONDS + 2 * machines * TASK_SECONDS + machines * size / BANDWIDTH
                      + (levels + 1) * 2 * size / BANDWIDTH)
     return average_every * STEP_SECONDS[config.name], communication
 
