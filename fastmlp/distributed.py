@@ -338,8 +338,8 @@ def _broadcast(client, value):
 
     The value is sent to the cluster once, in that task's definition; each worker fetches the
     result once for all its tasks that read it. A worker lost with it costs nothing: Dask reruns
-    the task, from its definition, on another. (A scatter to every worker was tried, and a scatter
-    that met a worker as it was killed could wait for it forever, whatever its timeout said.)
+    the task, from its definition, on another. Not a scatter to every worker: one that meets a
+    worker as it is killed can wait for it forever, whatever its timeout says.
     """
     return client.submit(_same, value, pure=False)
 
