@@ -1,9 +1,13 @@
 """Build the compiled kernels: one extension, fastmlp._kernels, from Cython plus the C in csrc/.
 
-Environment switches (never on by default):
+Environment switches:
   FASTMLP_NATIVE=1        add -march=native (fastest on the build machine, not portable: for a
                           source build you run where you build, never for a wheel you share)
   FASTMLP_CYTHON_DEBUG=1  Cython bounds checking and -O0 -g, for hunting a segfault
+  FASTMLP_LEVELS=all|host the x86 kernel levels to compile: all (the default for a wheel, which may
+                          run anywhere) or only those this machine runs (the default for an editable
+                          install, `pip install -e .`, which runs where it is built: half the compile
+                          time on a CPU without AVX-512)
 
 The flags are recorded in the module (FASTMLP_BUILD_FLAGS, FASTMLP_BUILT_WITH), so that
 fastmlp.show_config() reports how it was built; nothing is written into the source tree.
@@ -57,6 +61,23 @@ def source_args(path):
 SLOWEST = ("microkernel_baseline", "_kernels", "microkernel")
 
 
+def levels_left_out(editable):
+    """-D flags that leave out the x86 kernel levels (csrc/fm_isa.h) this CPU cannot run, when only
+    those it runs are to be compiled (FASTMLP_LEVELS, editable by default) and /proc/cpuinfo says."""
+    wanted = os.environ.get("FASTMLP_LEVELS", "host" if editable else "all")
+    if wanted not in ("all", "host"):
+        raise SystemExit(f"FASTMLP_LEVELS must be 'all' or 'host', not {wanted!r}")
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), None)
+    except OSError:
+        flags = None
+    if wanted == "all" or flags is None:   # not x86 Linux: the x86 levels compile to nothing anyway
+        return []
+    return ([("FM_WITHOUT_AVX512", None)] if "avx512f" not in flags else []) + \
+           ([("FM_WITHOUT_AVX2", None)] if not {"avx2", "fma"} <= set(flags) else [])
+
+
 def compile_order(path):
     return next((rank for rank, part in enumerate(SLOWEST) if part in path), len(SLOWEST))
 
@@ -74,6 +95,8 @@ class ParallelBuildExt(build_ext):
 
     def build_extensions(self):
         compiler = self.compiler
+        for ext in self.extensions:
+            ext.define_macros += levels_left_out(getattr(self, "editable_mode", False))
 
         def compile(sources, output_dir=None, macros=None, include_dirs=None, debug=0,
                     extra_preargs=None, extra_postargs=None, depends=None):

@@ -27,8 +27,10 @@
      fm_dactivation_derivative_##name, fm_supdate_##name, fm_dupdate_##name, fm_sadd_penalty_##name,   \
      fm_dadd_penalty_##name, fm_scolumn_sums_##name, fm_dcolumn_sums_##name}
 static const fm_activation_level levels[] = {
-#if defined(__x86_64__) || defined(__i386__)
+#if FM_HAS_AVX512
     FM_LEVEL_ENTRY(avx512),
+#endif
+#if FM_HAS_AVX2
     FM_LEVEL_ENTRY(avx2),
 #endif
     FM_LEVEL_ENTRY(baseline),

@@ -2,7 +2,8 @@
 // the activations and, through fm_activations_impl.h, the update kernels (fm_update.h).
 // Only this file is compiled for AVX-512; fm_activations.c calls it only after checking the CPU.
 #include "fm_activations.h"
-#if defined(__x86_64__) || defined(__i386__)
+#include "fm_isa.h"
+#if FM_HAS_AVX512
 #pragma GCC target("avx512f,avx2,fma")
 #include <immintrin.h>   // the masked loads and stores of partial vectors (fm_vector_impl.h)
 #define FM_LEVEL avx512

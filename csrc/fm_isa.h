@@ -7,6 +7,20 @@
 #ifndef FM_ISA_H
 #define FM_ISA_H
 
+// The levels compiled into this build: avx512 and avx2 on x86, unless FM_WITHOUT_AVX512 or
+// FM_WITHOUT_AVX2 leaves one out (setup.py's editable builds compile only the levels the build machine
+// runs; a wheel has them all). The files of a level left out compile to nothing, and the tables skip it.
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(FM_WITHOUT_AVX512)
+#define FM_HAS_AVX512 1
+#else
+#define FM_HAS_AVX512 0
+#endif
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(FM_WITHOUT_AVX2)
+#define FM_HAS_AVX2 1
+#else
+#define FM_HAS_AVX2 0
+#endif
+
 // fm_cpu_runs: 1 if this CPU runs the level named level, else 0.
 //   "avx512" needs AVX-512F and "avx2" needs AVX2 and FMA; on a CPU that is not x86 both give 0. Any
 //   other name (baseline, reference) gives 1. Safe to call from several threads.

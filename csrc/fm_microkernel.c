@@ -32,9 +32,11 @@ FM_DEFINE_UKR_REF(fm_sukr_ref, float)
 FM_DEFINE_UKR_REF(fm_dukr_ref, double)
 
 static const fm_gemm_level levels[] = {
-#if defined(__x86_64__) || defined(__i386__)
+#if FM_HAS_AVX512
     {"avx512", {12, 32, fm_sukr_avx512}, {12, 16, fm_sukr_avx512_narrow},
                {12, 16, fm_dukr_avx512}, {12, 8, fm_dukr_avx512_narrow}},
+#endif
+#if FM_HAS_AVX2
     {"avx2", {6, 16, fm_sukr_avx2}, {12, 8, fm_sukr_avx2_narrow},
              {6, 8, fm_dukr_avx2}, {12, 4, fm_dukr_avx2_narrow}},
 #endif

@@ -1,7 +1,8 @@
 // fm_microkernel_avx2.c: the 6 x 16 (float) and 6 x 8 (double) micro-kernels, and the narrow 12 x 8 and
 // 12 x 4 ones, for CPUs with AVX2 and FMA.
 // Only this file is compiled for AVX2; fm_gemm.c calls it only after checking the CPU (fm_microkernel.c).
-#if defined(__x86_64__) || defined(__i386__)
+#include "fm_isa.h"
+#if FM_HAS_AVX2
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
 

@@ -1,7 +1,8 @@
 // fm_microkernel_avx512.c: the 12 x 32 (float) and 12 x 16 (double) micro-kernels, and the narrow 12 x 16
 // and 12 x 8 ones, for CPUs with AVX-512F (32 vector registers: 12 rows, see fm_microkernel_impl.h).
 // Only this file is compiled for AVX-512; fm_gemm.c calls it only after checking the CPU (fm_microkernel.c).
-#if defined(__x86_64__) || defined(__i386__)
+#include "fm_isa.h"
+#if FM_HAS_AVX512
 #pragma GCC target("avx512f,avx2,fma")
 #include <immintrin.h>
 

@@ -10,8 +10,10 @@
 #include "fm_sparse_impl.h"
 
 static const fm_sparse_level *const levels[] = {
-#if defined(__x86_64__) || defined(__i386__)
+#if FM_HAS_AVX512
     &fm_sparse_level_avx512,
+#endif
+#if FM_HAS_AVX2
     &fm_sparse_level_avx2,
 #endif
     &fm_sparse_level_baseline,

@@ -103,7 +103,7 @@ typedef struct {
 
 // fm_sparse_levels: every compiled level, fastest first; *count is set to their number.
 const fm_sparse_level *const *fm_sparse_levels(int *count);
-// fm_sparse_level_avx512 / _avx2 / _baseline: one level's entry (x86-64 builds have all three).
+// fm_sparse_level_avx512 / _avx2 / _baseline: one level's entry (those compiled: fm_isa.h).
 extern const fm_sparse_level fm_sparse_level_avx512, fm_sparse_level_avx2, fm_sparse_level_baseline;
 
 #endif

@@ -37,6 +37,7 @@ def config():
         "kernels": {
             "GEMM kernels": build["gemm_isa"],
             "activation kernels": build["activation_isa"],
+            "compiled levels": ", ".join(build["compiled_levels"]),
             "cpu supports": ", ".join(build["cpu_levels"]),
             "FASTMLP_ISA": (isa or "unset") + " (avx512, avx2, baseline or reference: caps the level)",
         },

@@ -1150,10 +1150,15 @@ cdef extern from "fm_isa.h" nogil:
 
 cdef extern from "fm_activations.h" nogil:
     const char *_build_info_activation_isa "fm_activation_isa"()
+    ctypedef struct _build_info_level "fm_activation_level":
+        const char *name
+    const _build_info_level *_build_info_levels "fm_activation_levels"(int *count)
 
 
 def build_info():
-    """Compiler and flags of this build; kernel levels in use and the levels this CPU runs."""
+    """Compiler and flags of this build; kernel levels compiled and in use, and those this CPU runs."""
+    cdef int count
+    cdef const _build_info_level *levels = _build_info_levels(&count)
     return {
         "compiler": FASTMLP_COMPILER.decode(),
         "flags": FASTMLP_BUILD_FLAGS.decode(),
@@ -1161,6 +1166,7 @@ def build_info():
         "gemm_isa": fm_gemm_isa().decode(),
         "activation_isa": _build_info_activation_isa().decode(),
         "sparse_isa": fm_sparse_isa().decode(),
+        "compiled_levels": [levels[i].name.decode() for i in range(count)],
         "cpu_levels": [level for level in ("avx512", "avx2", "baseline")
                        if _build_info_cpu_runs(level.encode())],
     }

@@ -29,7 +29,12 @@ def test_check_grad_passes(capsys):
 
 def test_info_names_kernel_level(capsys):
     assert main(["info"]) == 0
-    assert re.search(r"GEMM kernels: (avx512|avx2|baseline)", capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert re.search(r"GEMM kernels: (avx512|avx2|baseline)", out)
+    # every level this CPU runs is compiled in (an editable build leaves out only those it cannot run)
+    compiled = re.search(r"compiled levels: (.*)", out).group(1).split(", ")
+    runs = re.search(r"cpu supports: (.*)", out).group(1).split(", ")
+    assert set(runs) <= set(compiled) and "baseline" in compiled
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -8,6 +8,7 @@ the network or a pip cache for the build requirements and NumPy.
 import importlib.util
 import json
 import os
+import platform
 import subprocess
 import sys
 import tarfile
@@ -150,6 +151,9 @@ def test_wheel_installs_and_trains_without_a_compiler(wheel, tmp_path):
     check_smoke(report, tmp_path / "venv")
     assert report["kernel_isa"] in ("avx512", "avx2", "baseline")
     assert f"GEMM kernels: {report['kernel_isa']}" in report["config"]
+    # a wheel may run on any CPU: every level is in it, whichever this machine runs
+    if platform.machine() in ("x86_64", "AMD64"):
+        assert "compiled levels: avx512, avx2, baseline" in report["config"]
     assert report["team_runs"] > 0 and report["threads_agree"]
 
     forced = smoke(bin_dir, work, FASTMLP_ISA="baseline")
