@@ -6,8 +6,8 @@ Environment switches:
   FASTMLP_CYTHON_DEBUG=1  Cython bounds checking and -O0 -g, for hunting a segfault
   FASTMLP_LEVELS=all|host the x86 kernel levels to compile: all (the default for a wheel, which may
                           run anywhere) or only those this machine runs (the default for an editable
-                          install, `pip install -e .`, which runs where it is built: half the compile
-                          time on a CPU without AVX-512)
+                          install, `pip install -e .`, which runs where it is built: a fifth less
+                          compile time on a CPU without AVX-512)
 
 The flags are recorded in the module (FASTMLP_BUILD_FLAGS, FASTMLP_BUILT_WITH), so that
 fastmlp.show_config() reports how it was built; nothing is written into the source tree.
