@@ -365,15 +365,19 @@ def bench(args):
         data = timing.load_data(args.dtype, args.samples)
     notes += [str(warning.message) for warning in caught]
     machine = timing.machine_info()
-    print(f"fastmlp {machine['fastmlp']} on {machine['cpu']} ({machine['usable_cores']} usable cores), "
-          f"kernels {machine['gemm_isa']}; NumPy {machine['numpy']} with {machine['blas']}; {threads} thread(s)")
-    print(f"data: {data[4]}, {len(data[0])} training and {len(data[2])} test images, {args.dtype}; "
-          f"{args.warmup} warm-up + {args.epochs} measured epochs, contenders interleaved")
-    for note in notes:
-        print(f"note: {note}")
-    rows = [row for name in configs
-            for row in timing.time_config(timing.CONFIGS[name], peers, data, args.dtype, args.warmup,
-                                          args.epochs, _progress, threads)]
+    # On no more cores than threads: a peer that sizes its pool from the machine (XLA, PyTorch)
+    # cannot use more than it is reported with.
+    with timing.pinned_to_cores(threads) as cores:
+        print(f"fastmlp {machine['fastmlp']} on {machine['cpu']} ({machine['usable_cores']} usable cores), "
+              f"kernels {machine['gemm_isa']}; NumPy {machine['numpy']} with {machine['blas']}; "
+              f"{threads} thread(s) on core(s) {','.join(map(str, cores))}")
+        print(f"data: {data[4]}, {len(data[0])} training and {len(data[2])} test images, {args.dtype}; "
+              f"{args.warmup} warm-up + {args.epochs} measured epochs, contenders interleaved")
+        for note in notes:
+            print(f"note: {note}")
+        rows = [row for name in configs
+                for row in timing.time_config(timing.CONFIGS[name], peers, data, args.dtype, args.warmup,
+                                              args.epochs, _progress, threads)]
     print()
     print(timing.table(timing.RESULT_HEADER, timing.result_rows(rows)))
 
@@ -536,7 +540,7 @@ def parser():
     timing.add_argument("--warmup", type=int, default=1, help="unmeasured epochs first")
     timing.add_argument("--threads", type=int, metavar="N", help="threads for every contender (default: fastmlp's)")
     timing.add_argument("--peers", default="numpy,torch,sklearn", metavar="PEERS",
-                        help="besides fastmlp, from numpy (the twin and plain NumPy),torch,sklearn "
+                        help="besides fastmlp, from numpy (the twin and plain NumPy),torch,sklearn,jax "
                              "(missing ones are skipped)")
     timing.add_argument("--dtype", default="float32", choices=["float32", "float64"],
                         help="for every contender")

@@ -7,6 +7,7 @@ timing loop, the machine's GEMM peak and a description of the machine.
 one child process per thread count, and ``benchmarks/bench_kernels.py`` times the kernels on the
 same configurations. PyTorch, scikit-learn, JAX and threadpoolctl are imported only when used.
 """
+import contextlib
 import importlib.util
 import os
 import platform
@@ -186,6 +187,21 @@ def pin_to_cores(count):
             except ProcessLookupError:      # a thread that ended meanwhile
                 pass
     return sorted(cores)
+
+
+@contextlib.contextmanager
+def pinned_to_cores(count):
+    """``pin_to_cores(count)`` for the ``with`` block (which gets the cores); then every thread of
+    the process may use the cores it could before."""
+    allowed = os.sched_getaffinity(0)
+    try:
+        yield pin_to_cores(count)
+    finally:
+        for task in os.listdir("/proc/self/task"):
+            try:
+                os.sched_setaffinity(int(task), allowed)
+            except ProcessLookupError:
+                pass
 
 
 def gemm_peak(dtype="float32", size=4096, repeats=3, budget_seconds=1.5):

@@ -1,5 +1,6 @@
 """The command line: every command runs on small data made here, user mistakes end in one line
 and exit status 2."""
+import os
 import pathlib
 import re
 import subprocess
@@ -198,9 +199,13 @@ def test_plot_without_matplotlib_is_one_line_before_training(monkeypatch, tmp_pa
 def test_bench_times_fastmlp_against_the_numpy_twin(monkeypatch, capsys):
     monkeypatch.setattr(datasets, "load_fashion_mnist_or_small",
                         lambda: (*datasets.load_small_fashion_mnist(), "fashion-mnist-small"))
+    cores = os.sched_getaffinity(0)
     assert main(["bench", "--config", "C1", "--epochs", "1", "--warmup", "0", "--samples", "300",
                  "--peers", "numpy", "--threads", "1"]) == 0
     out = capsys.readouterr().out
+    # timed on one core, and the process may use all of its cores again afterwards
+    assert re.search(rf"1 thread\(s\) on core\(s\) {min(cores)}$", out, re.MULTILINE)
+    assert os.sched_getaffinity(0) == cores
     assert "300 training and 1000 test images" in out and "note: Fashion-MNIST is not installed" in out
     assert re.search(r"median s/epoch .* vs NumPy twin", out)
     assert re.search(r"^C1 +1 +fastmlp +\d+\.\d{3} +\d+% +\d+\.\d\d +\d+\.\d\d +\d\.\d{4}$", out, re.MULTILINE)
