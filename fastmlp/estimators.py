@@ -36,7 +36,7 @@ import numpy as np
 
 from ._kernels import all_finite
 from ._validation import (MAX_INT, check_array, check_choice, check_dtype, check_fits_in_memory, check_float,
-                          check_int, check_sample_weight, check_targets_for_loss, is_ready, is_sparse)
+                          check_int, check_sample_weight, check_targets_for_loss, is_sparse)
 from .exceptions import DivergenceError
 from ._split import split_rows
 from .callbacks import AdaptiveLearningRate, InverseScaling, copy_into, invscaling_rate
@@ -714,9 +714,10 @@ class _BaseMLP(BaseEstimator):
         if _is_dask_array(X):
             return self._dask_output(X)
         model = self.__dict__.get("model_")
-        if (model is not None and "feature_names_in_" not in self.__dict__
-                and is_ready(X, model.dtype, self.n_features_in_) and all_finite(X)):
-            return model._output(X)   # X is as validate_data would return it: skip its checks
+        if model is not None and "feature_names_in_" not in self.__dict__:
+            out = model._fast_output(X)   # X is as validate_data would return it: its checks skipped
+            if out is not None:
+                return out
         self._check_fitted()
         X, _ = self._validate(X, reset=False)
         return self.model_.output(X)

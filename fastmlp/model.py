@@ -8,7 +8,8 @@ import numpy as np
 from . import _kernels, reference
 from ._config import kernel_threads
 from ._validation import (check_array, check_choice, check_dtype, check_fits_in_memory, check_inputs, check_int,
-                          check_sample_weight, check_targets_for_loss, encode_labels, is_sparse, row_blocks)
+                          check_sample_weight, check_targets_for_loss, encode_labels, is_ready, is_sparse,
+                          row_blocks)
 
 BACKENDS = {"compiled": _kernels.Network, "numpy": reference.Network}
 OPTIMIZERS = ("sgd", "nesterov", "adam", "lbfgs")
@@ -180,6 +181,9 @@ class MLP:
 
         uint8 and uint16 rows are converted a block at a time: a memory-mapped X is never
         converted whole."""
+        out = self._fast_output(X) if backend == "compiled" else None
+        if out is not None:
+            return out
         X = check_inputs(X, self.weights[0].dtype.type, "X", self.weights[0].shape[0])
         if is_sparse(X):   # a SciPy sparse matrix, never densified: the first layer reads its nonzeros
             X = scaled_inputs(X, self.dtype, self.input_scale)
@@ -204,6 +208,13 @@ class MLP:
     def _output(self, X):
         """aᴸ for the rows of X, which ``check_array`` has passed: one compiled call."""
         return self._predictor().output(X, kernel_threads())
+
+    def _fast_output(self, X):
+        """aᴸ for the rows of X in one compiled call, when X needs no conversion (``is_ready``, no
+        input scale) and is finite; else None, and the caller validates X as usual."""
+        if self.input_scale is not None or not is_ready(X, self.dtype, self.weights[0].shape[0]):
+            return None
+        return self._predictor().output_if_finite(X, kernel_threads())
 
     def _predictor(self):
         """The compiled forward pass of this network (``_kernels.Predictor``), built on first use and

@@ -172,6 +172,57 @@ def test_errors_unchanged(rng, bad, error, match, dtype):
             method(X)
 
 
+def non_finite_inputs(rng, sizes, dtype):
+    """A model whose first layer has a zero row (infinity times a zero weight is NaN: to be found
+    all the same), and copies of a 3000-row X (blocks of 256 rows, shared by a team) with a NaN or
+    an infinity in one row."""
+    model = make_model(rng, sizes, "relu", "softmax", "log_loss", dtype, task="classification")
+    model.weights[0][1] = 0
+    X = rng.standard_normal((3000, sizes[0])).astype(dtype)
+    bad = []
+    for row in (0, 255, 256, 1500, 2999):
+        for value in (np.nan, np.inf, -np.inf):
+            bad.append(X.copy())
+            bad[-1][row, 1] = value
+    big = X.copy()   # finite, but its first-layer products overflow
+    big[7] = np.finfo(dtype).max
+    return model, bad, big
+
+
+NON_FINITE_CASES = pytest.mark.parametrize("sizes, nthreads", [   # first-layer products checked, or X
+    ((64, 16, 3), 1), ((64, 16, 3), 2), ((16, 64, 3), 1), ((16, 64, 3), 2)])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@NON_FINITE_CASES
+def test_a_nan_or_infinity_in_any_row_or_block_is_found(rng, threads, dtype, sizes, nthreads):
+    threads(nthreads)
+    model, bad, big = non_finite_inputs(rng, sizes, dtype)
+    for X in bad:
+        for method in (model.output, model.predict, model.predict_proba):
+            with pytest.raises(ValueError, match="X contains NaN or infinity"):
+                method(X)
+    expected = model._predictor().output(big)   # no error: the outputs of the unchecked path
+    assert not np.isfinite(expected[7]).all()
+    np.testing.assert_array_equal(model.output(big), expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@NON_FINITE_CASES
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")   # a short fit, only to set it up
+def test_the_estimators_find_a_nan_or_infinity_in_any_row_or_block(rng, threads, dtype, sizes, nthreads):
+    pytest.importorskip("sklearn")
+    threads(nthreads)
+    model, bad, big = non_finite_inputs(rng, sizes, dtype)
+    estimator = fastmlp.MLPClassifier(hidden_layer_sizes=sizes[1:2], max_iter=20, dtype=dtype)
+    estimator.fit(rng.standard_normal((30, sizes[0])).astype(dtype), np.arange(30) % 3)
+    estimator.model_ = model
+    for X in bad:
+        with pytest.raises(ValueError, match="contains (NaN|infinity)"):   # scikit-learn's words
+            estimator.predict_proba(X)
+    np.testing.assert_array_equal(estimator.predict_proba(big), model._predictor().output(big))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("size", [1, 7, 8, 9, 31, 1000])
 def test_all_finite_matches_numpy(rng, dtype, size):
@@ -184,6 +235,19 @@ def test_all_finite_matches_numpy(rng, dtype, size):
             assert not _kernels.all_finite(Y)
     big = np.full(size, np.finfo(dtype).max, dtype)   # finite, though its sum overflows
     assert _kernels.all_finite(big)
+    info, uint = np.finfo(dtype), np.dtype(f"u{np.dtype(dtype).itemsize}")
+    smallest = np.array(1, uint).view(dtype)   # the smallest subnormal
+    for value in (-info.max, info.tiny, -info.tiny, smallest, -0.0):
+        Y = X.copy()
+        Y[size // 2] = value
+        assert _kernels.all_finite(Y), value
+    # every exponent-all-ones pattern: a signalling NaN, a negative NaN with a payload
+    bits = 8 * np.dtype(dtype).itemsize
+    exponent = (2 ** (info.nexp) - 1) << (info.nmant)
+    for pattern in (exponent | 1, (1 << (bits - 1)) | exponent | (1 << (info.nmant - 1)) | 5):
+        Y = X.copy()
+        Y.view(uint)[size - 1] = pattern
+        assert not _kernels.all_finite(Y), hex(pattern)
 
 
 # ---------------------------------------------------------------------------------------------
