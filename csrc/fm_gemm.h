@@ -99,11 +99,14 @@ FM_GEMM_INTERNALS(d, double)
 
 // One instruction-set level: its name (fm_cpu_runs(name), fm_isa.h, says whether this CPU runs it)
 //   and its micro-kernels, for float (s) and double (d): a wide one, and a narrow one (more rows, one
-//   vector wide) for products with n <= s_narrow.nr (d_narrow.nr); fm_?gemm picks by n.
+//   vector wide) for products with n <= s_narrow.nr (d_narrow.nr); fm_?gemm picks by n. A level may
+//   also have a half kernel (fn NULL where not), half as wide as the narrow one, for the last n mod
+//   s_narrow.nr columns when there are at most s_half.nr of them: AVX-512's is AVX2's narrow kernel,
+//   which adds the same products in the same order (the same bits) with half the multiply-adds.
 typedef struct fm_gemm_level {
     const char *name;
-    fm_sukr s, s_narrow;
-    fm_dukr d, d_narrow;
+    fm_sukr s, s_narrow, s_half;
+    fm_dukr d, d_narrow, d_half;
 } fm_gemm_level;
 
 // fm_gemm_levels: every level compiled into this binary, fastest first, ending with "reference"

@@ -182,7 +182,32 @@ static void FM_FN(gemm_task)(void *arg, int id, int count)
                          j->work + (size_t)id * j->per_thread);
 }
 
-// fm_?gemm_at_level: fm_?gemm with the micro-kernel of the given level (contract in fm_gemm.h).
+// fm_?gemm_with: fm_?gemm_at_level's product, m, n >= 1, with the micro-kernel u.
+static void FM_FN(gemm_with)(const FM_UKR_T *u, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_REAL alpha,
+                             const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa, const int64_t *a_rows,
+                             const int64_t *a_cols, const FM_REAL *B, ptrdiff_t rsb, ptrdiff_t csb,
+                             FM_REAL beta, FM_REAL *C, ptrdiff_t ldc, FM_REAL *work, int nthreads)
+{
+    FM_REAL *aligned = (FM_REAL *)fm_align_up(work);
+    const size_t per_thread = FM_FN(thread_workspace)(m, n, k);
+    const fm_grid grid = fm_thread_grid(m, n, k, nthreads, u->mr, u->nr, FM_GEMM_PARALLEL_MIN_MNK, 0);
+    if (grid.tm * grid.tn == 1) {
+        FM_FN(gemm_part)(u, grid, 0, m, n, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta, C, ldc,
+                         aligned);
+        return;
+    }
+    // Each thread computes whole tiles of C, so no two threads write the same element and no sum
+    // over k is split. A tile whose thread the pool could not start is taken by another.
+    const FM_FN(gemm_job) job = {u, grid, m, n, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta, C,
+                                 ldc, aligned, per_thread};
+    fm_team_run(grid.tm * grid.tn, FM_FN(gemm_task), (void *)&job);
+}
+
+// fm_?gemm_at_level: fm_?gemm with the micro-kernels of the given level (contract in fm_gemm.h). The
+//   last n mod VL columns (VL: the narrow kernel's width, one vector), when the level has a half kernel
+//   as wide as them, are a product of their own with it: 784 -> 100 on AVX-512 in float has a last
+//   vector of 4 columns, which costs a 16-wide kernel as much as 16 (benchmarks/RESULTS.md, "Half-width
+//   tails").
 int FM_FN(gemm_at_level)(const fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                          FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
                          const int64_t *a_rows, const int64_t *a_cols, const FM_REAL *B,
@@ -191,20 +216,15 @@ int FM_FN(gemm_at_level)(const fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n, p
 {
     if (m < 0 || n < 0 || k < 0 || nthreads < 1 || (a_rows && a_cols)) return FM_EINVAL;
     if (m == 0 || n == 0) return FM_OK;
-    const FM_UKR_T *u = FM_FN(kernel)(level, n);
-    FM_REAL *aligned = (FM_REAL *)fm_align_up(work);
-    const size_t per_thread = FM_FN(thread_workspace)(m, n, k);
-    const fm_grid grid = fm_thread_grid(m, n, k, nthreads, u->mr, u->nr, FM_GEMM_PARALLEL_MIN_MNK, 0);
-    if (grid.tm * grid.tn == 1) {
-        FM_FN(gemm_part)(u, grid, 0, m, n, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta, C, ldc,
-                         aligned);
-        return FM_OK;
-    }
-    // Each thread computes whole tiles of C, so no two threads write the same element and no sum
-    // over k is split. A tile whose thread the pool could not start is taken by another.
-    const FM_FN(gemm_job) job = {u, grid, m, n, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta, C,
-                                 ldc, aligned, per_thread};
-    fm_team_run(grid.tm * grid.tn, FM_FN(gemm_task), (void *)&job);
+    const FM_UKR_T *half = &level->FM_CAT(FM_X, _half);
+    const ptrdiff_t tail = half->fn != NULL ? n % level->FM_CAT(FM_X, _narrow).nr : 0;
+    const ptrdiff_t n_main = tail > 0 && tail <= half->nr ? n - tail : n;
+    if (n_main > 0)
+        FM_FN(gemm_with)(FM_FN(kernel)(level, n_main), m, n_main, k, alpha, A, rsa, csa, a_rows, a_cols, B,
+                         rsb, csb, beta, C, ldc, work, nthreads);
+    if (n_main < n)
+        FM_FN(gemm_with)(half, m, n - n_main, k, alpha, A, rsa, csa, a_rows, a_cols, B + n_main * csb, rsb,
+                         csb, beta, C + n_main, ldc, work, nthreads);
     return FM_OK;
 }
 

@@ -32,18 +32,21 @@ FM_DEFINE_UKR_REF(fm_sukr_ref, float)
 FM_DEFINE_UKR_REF(fm_dukr_ref, double)
 
 static const fm_gemm_level levels[] = {
-#if FM_HAS_AVX512
-    {"avx512", {12, 32, fm_sukr_avx512}, {12, 16, fm_sukr_avx512_narrow},
-               {12, 16, fm_dukr_avx512}, {12, 8, fm_dukr_avx512_narrow}},
+#if FM_HAS_AVX512 && FM_HAS_AVX2   // every AVX-512 CPU has AVX2 and FMA
+    {"avx512", {12, 32, fm_sukr_avx512}, {12, 16, fm_sukr_avx512_narrow}, {12, 8, fm_sukr_avx2_narrow},
+               {12, 16, fm_dukr_avx512}, {12, 8, fm_dukr_avx512_narrow}, {12, 4, fm_dukr_avx2_narrow}},
+#elif FM_HAS_AVX512
+    {"avx512", {12, 32, fm_sukr_avx512}, {12, 16, fm_sukr_avx512_narrow}, {0, 0, NULL},
+               {12, 16, fm_dukr_avx512}, {12, 8, fm_dukr_avx512_narrow}, {0, 0, NULL}},
 #endif
 #if FM_HAS_AVX2
-    {"avx2", {6, 16, fm_sukr_avx2}, {12, 8, fm_sukr_avx2_narrow},
-             {6, 8, fm_dukr_avx2}, {12, 4, fm_dukr_avx2_narrow}},
+    {"avx2", {6, 16, fm_sukr_avx2}, {12, 8, fm_sukr_avx2_narrow}, {0, 0, NULL},
+             {6, 8, fm_dukr_avx2}, {12, 4, fm_dukr_avx2_narrow}, {0, 0, NULL}},
 #endif
-    {"baseline", {6, 8, fm_sukr_baseline}, {12, 4, fm_sukr_baseline_narrow},
-                 {6, 4, fm_dukr_baseline}, {12, 2, fm_dukr_baseline_narrow}},
-    {"reference", {FM_REF_MR, 8, fm_sukr_ref}, {FM_REF_MR, 8, fm_sukr_ref},
-                  {FM_REF_MR, 4, fm_dukr_ref}, {FM_REF_MR, 4, fm_dukr_ref}},
+    {"baseline", {6, 8, fm_sukr_baseline}, {12, 4, fm_sukr_baseline_narrow}, {0, 0, NULL},
+                 {6, 4, fm_dukr_baseline}, {12, 2, fm_dukr_baseline_narrow}, {0, 0, NULL}},
+    {"reference", {FM_REF_MR, 8, fm_sukr_ref}, {FM_REF_MR, 8, fm_sukr_ref}, {0, 0, NULL},
+                  {FM_REF_MR, 4, fm_dukr_ref}, {FM_REF_MR, 4, fm_dukr_ref}, {0, 0, NULL}},
 };
 enum { n_levels = sizeof levels / sizeof levels[0] };
 

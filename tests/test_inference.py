@@ -48,7 +48,7 @@ def test_output_equals_training_forward(rng, hidden, output, loss, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("sizes", [(1, 1), (5, 3), (784, 100, 10), (13, 40, 3, 40, 2)])
+@pytest.mark.parametrize("sizes", [(1, 1), (5, 3), (784, 100, 10), (1000, 20, 3), (13, 40, 3, 40, 2)])
 def test_shapes_and_no_bias(rng, sizes, dtype):
     for use_bias in (True, False):
         model = make_model(rng, sizes, "tanh", "softmax", "log_loss", dtype, use_bias)
