@@ -41,8 +41,8 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         Floats, or uint8 or uint16 integers, which are kept as they are (a quarter or half of
         float32's memory) and converted a mini-batch at a time, as ``X.astype(dtype) *
         dtype(input_scale)``: the result is the same as fitting that float array. A
-        ``numpy.memmap`` is read where it lies, never copied (see ``shuffle="blocks"``).
-        Other integer types are converted to ``dtype`` up front.
+        ``numpy.memmap`` is read where it lies, never copied (see ``shuffle="blocks"``), unless
+        ``validation_fraction`` splits it. Other integer types are converted to ``dtype`` up front.
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         Labels (integers, strings or booleans: classification, one output per class), a 0/1
         indicator matrix (multi-label classification), or float targets (regression).
@@ -125,7 +125,8 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         when sample weights are given).
     validation_fraction : float in (0, 1), optional
         Hold out this fraction of the training data (stratified for classification), with its
-        sample weights, as validation data instead.
+        sample weights, as validation data instead. Both parts are copies, in memory: for a
+        memory-mapped X larger than memory, pass ``validation_data`` instead.
     early_stopping : bool
         Stop when ``monitor`` has not improved by ``tol`` for ``n_iter_no_change`` epochs and,
         with ``restore_best``, go back to the best epoch's weights.
