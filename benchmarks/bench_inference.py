@@ -19,7 +19,10 @@ float64, with the same weights in every contender:
 Each runs on 1 thread pinned to one core (``os.sched_setaffinity``; fastmlp's kernel threads,
 ONNX Runtime's intra- and inter-op threads and NumPy's BLAS all set to 1), then on 2 threads and
 two cores. The input is a C-contiguous array of the model's dtype, made once per batch size; each
-cell is the median of repeated calls for about ``--seconds`` seconds (at least 5 calls). The
+cell is the median of repeated calls for about ``--seconds`` seconds (at least 5 calls). On one
+thread the contenders take turns of about 20 ms, so that the ratios compare calls made side by side;
+on two, each makes its calls in one turn (ONNX Runtime's and OpenBLAS's threads spin for a while
+after their calls, and would take the core the next contender's second thread needs). The
 probabilities of the contenders are compared after timing. The ratio columns are each time over
 ONNX Runtime's (below 1: faster than ONNX Runtime).
 """
@@ -93,16 +96,29 @@ def contenders(dtype, threads, seed=0):
     }
 
 
-def median_seconds(function, X, seconds):
-    function(X)   # warm up: first-call allocations, page faults, waking threads
-    times, spent = [], 0.0
-    while len(times) < 5 or spent < seconds:
-        start = time.perf_counter()
-        function(X)
-        elapsed = time.perf_counter() - start
-        times.append(elapsed)
-        spent += elapsed
-    return statistics.median(times)
+def interleaved_medians(functions, X, seconds, turn_seconds=0.02):
+    """{name: median seconds per call of functions[name](X)}. The contenders take turns, calling
+    for about ``turn_seconds`` each (who goes first rotating), until each has spent ``seconds``
+    and made 5 calls: with short turns a slow spell of a shared machine falls on all alike."""
+    names = list(functions)
+    for function in functions.values():
+        function(X)   # warm up: first-call allocations, page faults, waking threads
+    times = {name: [] for name in names}
+    spent = dict.fromkeys(names, 0.0)
+    turn = 0
+    while min(spent.values()) < seconds or min(map(len, times.values())) < 5:
+        for name in names[turn % len(names):] + names[:turn % len(names)]:
+            began = time.perf_counter()
+            while True:
+                start = time.perf_counter()
+                functions[name](X)
+                end = time.perf_counter()
+                times[name].append(end - start)
+                spent[name] += end - start
+                if end - began >= turn_seconds:
+                    break
+        turn += 1
+    return {name: statistics.median(calls) for name, calls in times.items()}
 
 
 def run(dtype, threads, cores, seconds, rows_list):
@@ -116,7 +132,9 @@ def run(dtype, threads, cores, seconds, rows_list):
     with threadpool_limits(threads):
         for rows in rows_list:
             X = np.random.default_rng(rows).standard_normal((rows, 784)).astype(dtype)
-            results[rows] = {name: median_seconds(function, X, seconds) for name, function in functions.items()}
+            # Turns of 20 ms on one core; on more, each contender's cell in one turn: another
+            # runtime's pool spins for a while after its turn, on the core the next one's team needs.
+            results[rows] = interleaved_medians(functions, X, seconds, 0.02 if threads == 1 else seconds)
             outputs = {name: np.asarray(function(X), np.float64) for name, function in functions.items()}
             tolerance = 1e-4 if dtype == np.float32 else 1e-10
             for name, output in outputs.items():
@@ -147,7 +165,7 @@ def table(all_results, markdown):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
-    parser.add_argument("--seconds", type=float, default=0.3, help="time spent per cell (default 0.3)")
+    parser.add_argument("--seconds", type=float, default=0.3, help="seconds of calls per contender and cell (default 0.3)")
     parser.add_argument("--rows", type=int, nargs="+", default=ROWS, help="batch sizes (default %(default)s)")
     parser.add_argument("--threads", type=int, nargs="+", default=(1, 2), help="thread counts (default 1 2)")
     args = parser.parse_args()
