@@ -206,7 +206,9 @@ int fm_team_choose(fm_team_choice *choice, int count, long long now_ns)
     if (choice->filled[1] == 0) return fm_team_try(choice, 1, count, now_ns);
     if (choice->filled[0] == 0) return fm_team_try(choice, 0, count, now_ns);
     const int team_faster = fm_team_estimate(choice, 1) <= fm_team_estimate(choice, 0);
-    if (now_ns - choice->try_start_ns >= FM_TEAM_TRY_EVERY_NS && choice->tasks_since_try > FM_TEAM_TRY_EVERY_TASKS)
+    const long long since_try = now_ns - choice->try_start_ns;
+    if ((since_try >= FM_TEAM_TRY_EVERY_NS && choice->tasks_since_try > FM_TEAM_TRY_EVERY_TASKS) ||
+        since_try >= FM_TEAM_TRY_AFTER_NS)
         return fm_team_try(choice, !team_faster, count, now_ns);
     return team_faster ? count : 1;
 }

@@ -40,7 +40,8 @@ int fm_team_workers(void);
 //   wait at every barrier, and the same tasks run faster alone. Each option's time per unit of work
 //   is the median of its last FM_TEAM_WINDOW tasks (so that a task slowed down by an interrupt does
 //   not count); the faster one runs, and the other is tried again after FM_TEAM_TRY_EVERY_NS and
-//   FM_TEAM_TRY_EVERY_TASKS tasks, for FM_TEAM_TRY_NS and at least FM_TEAM_TRY_TASKS tasks, so that
+//   FM_TEAM_TRY_EVERY_TASKS tasks (or after FM_TEAM_TRY_AFTER_NS, however few tasks), for
+//   FM_TEAM_TRY_NS and at least FM_TEAM_TRY_TASKS tasks, so that
 //   the choice follows the machine's load at a cost of a few percent, short tasks or long (the
 //   constants are in fm_tuning.h; the first task of a try is not counted: it wakes the workers).
 //   Zero-initialise it.

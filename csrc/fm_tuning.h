@@ -69,8 +69,11 @@
 #define FM_TEAM_WINDOW 8
 // the other option is tried again after 20 ms (about a C1 epoch), so that the choice follows the load ...
 #define FM_TEAM_TRY_EVERY_NS 20000000
-// ... and 200 tasks, so that long tasks spend little time on the slower option ("Adaptive teams");
+// ... and 200 tasks, so that long tasks spend little time on the slower option ("Adaptive teams") ...
 #define FM_TEAM_TRY_EVERY_TASKS 200
+// ... or after 5 s however few tasks, so that a choice made in a busy moment does not last minutes
+// of long tasks (200 predictions of 10,000 rows take 2-4 s; C4's batches, 4 s);
+#define FM_TEAM_TRY_AFTER_NS 5000000000LL
 // a try lasts at least 1 ms ...
 #define FM_TEAM_TRY_NS 1000000
 // ... and 4 tasks, the first of which is not counted (it wakes the workers).

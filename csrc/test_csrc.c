@@ -333,6 +333,15 @@ static void check_team_choice(void)
     int alone = 0;
     for (int i = 0; i < 40; i++) alone += made_up_task(&c, t + 3 * every_ns + i * try_ns, 1.0, 2.0) == 1;
     check(ok && alone == FM_TEAM_TRY_TASKS, "tries wait for FM_TEAM_TRY_EVERY_TASKS tasks too", "", "", 0, 0, 0, alone);
+    // ... but not beyond FM_TEAM_TRY_AFTER_NS: a slow team tried at 0, running alone from try_ns on,
+    // few and long tasks, and the team is tried again FM_TEAM_TRY_AFTER_NS after that try began.
+    fm_team_choice d = {0};
+    for (int i = 0; i < FM_TEAM_TRY_TASKS; i++) ok &= made_up_task(&d, 0, 3.0, 0) == 4;
+    for (int i = 0; i < FM_TEAM_TRY_TASKS; i++) ok &= made_up_task(&d, try_ns, 0, 2.0) == 1;
+    ok &= made_up_task(&d, 2 * try_ns, 3.0, 2.0) == 1;
+    ok &= made_up_task(&d, try_ns + FM_TEAM_TRY_AFTER_NS - 1, 3.0, 2.0) == 1;
+    ok &= made_up_task(&d, try_ns + FM_TEAM_TRY_AFTER_NS, 3.0, 2.0) == 4;
+    check(ok, "long tasks try the other option after FM_TEAM_TRY_AFTER_NS", "", "", 0, 0, 0, 0);
     // For real: each task is done once, on the threads the call reports, and both options get measured
     // (after the team's try, of at least FM_TEAM_TRY_NS).
     fm_team_choice real = {0};
