@@ -680,7 +680,8 @@ cdef class Network:
         """Bind the training set: X (n, n_in), targets Y (n, n_out), and an int64 ``order``.
 
         ``train_batch(start, stop)`` trains on the rows ``order[start:stop]``; the caller
-        reshuffles ``order`` in place between epochs. ``sample_weight`` (n,) weighs each sample's
+        reshuffles ``order`` in place between epochs. ``order`` holds every row of X or some of
+        them (the rest held out for validation, say), at most n. ``sample_weight`` (n,) weighs each sample's
         cost; a mini-batch's gradient is then the weighted mean. X is of the network's dtype, or
         uint8 or uint16: then the network's input is ``dtype(X) · dtype(input_scale)``, converted
         into ``activations[0]`` as each mini-batch is gathered.
@@ -692,7 +693,7 @@ cdef class Network:
         if (Y.dtype != self.dtype or order.dtype != np.int64
                 or X.ndim != 2 or Y.ndim != 2 or order.ndim != 1
                 or X.shape[1] != self.sizes[0] or Y.shape[1] != self.sizes[self.n_layers]
-                or X.shape[0] != Y.shape[0] or order.shape[0] != X.shape[0]
+                or X.shape[0] != Y.shape[0] or order.shape[0] > X.shape[0]
                 or not (X.flags.c_contiguous and Y.flags.c_contiguous and order.flags.c_contiguous)):
             raise ValueError("bind: X, Y and order do not match the network")
         if order.shape[0] and (order.min() < 0 or order.max() >= X.shape[0]):
@@ -707,7 +708,7 @@ cdef class Network:
         self.Y_data = _data(Y)
         self.sw_data = NULL if sample_weight is None else _data(sample_weight)
         self.order = <int64_t *> _data(order)
-        self.n_samples = X.shape[0]
+        self.n_samples = order.shape[0]
         self.input_kind, self.input_scale = input_kind, input_scale
 
     def train_batch(self, Py_ssize_t start, Py_ssize_t stop, double learning_rate):

@@ -45,19 +45,27 @@ class Trainer:
     unit = "epoch"
 
     def __init__(self, model, network, X, Y, sample_weight=None, *, batch_size=100, learning_rate=3.0,
-                 shuffle=True, seed=None, validation_data=None, callbacks=()):
-        self.attach(model, model.weights + model.biases, X.shape[0], callbacks)
+                 shuffle=True, seed=None, validation_data=None, callbacks=(), rows=None):
+        """``rows``: train on these rows of X (and Y, sample_weight) only, read where they lie: the
+        training part of a validation split, without a copy. Not with shuffle="blocks"."""
+        if rows is not None and shuffle == "blocks":
+            raise ValueError("Trainer: rows and shuffle='blocks' do not go together")
+        # the epoch's order (the network reads it): every row of X, or the rows given
+        self.order = np.arange(X.shape[0], dtype=np.int64) if rows is None else np.array(rows, np.int64)
+        self.attach(model, model.weights + model.biases, len(self.order), callbacks)
         self.network, self.X, self.Y, self.sample_weight = network, X, Y, sample_weight
-        self.batch_size, self.learning_rate = min(batch_size, X.shape[0]), learning_rate
+        self.batch_size, self.learning_rate = min(batch_size, self.n_samples), learning_rate
         self.shuffle, self.rng = shuffle, np.random.default_rng(seed)
         self.validation_data = validation_data
         self.blocks = BlockShuffle(X, self.batch_size) if shuffle == "blocks" else None
         self.restore_optimizer(model.optimizer_state)
-        self.order = np.arange(self.n_samples, dtype=np.int64)   # the epoch's order; the network reads it
         self.input_scale = 1.0 if model.input_scale is None else model.input_scale
+        # The weights of the rows trained on, summed in their order (the weighted mean's divisor).
+        self.total_weight = (float(self.n_samples) if sample_weight is None else
+                             float(sample_weight[self.order].sum(dtype=np.float64)))
         # A mini-batch whose sample weights are all 0 has no cost to take a step on (its weighted
         # mean would be 0/0): it is skipped. Only looked for when some weight is 0.
-        self.zero_weights = sample_weight is not None and not sample_weight.all()
+        self.zero_weights = sample_weight is not None and not sample_weight[self.order].all()
         if self.blocks is not None and self.blocks.direct is not None:   # see train_direct
             self.block_order = np.empty(self.blocks.block_rows, np.int64)
             self.seam = seam_arrays(self.batch_size, X, Y, sample_weight)
@@ -131,9 +139,7 @@ class Trainer:
                     self.blocks.read_ahead(start)
                 stop = min(start + self.batch_size, self.n_samples)
                 total += self.train_batch(epoch, start, stop, batch_callbacks)
-        weights = self.sample_weight
-        total_weight = self.n_samples if weights is None else float(weights.sum(dtype=np.float64))
-        return total / total_weight, time.perf_counter() - started
+        return total / self.total_weight, time.perf_counter() - started
 
     def train_batch(self, epoch, start, stop, batch_callbacks, bound_from=0):
         """Train on the mini-batch ``order[start:stop]``, the network bound to the rows of

@@ -41,8 +41,8 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         Floats, or uint8 or uint16 integers, which are kept as they are (a quarter or half of
         float32's memory) and converted a mini-batch at a time, as ``X.astype(dtype) *
         dtype(input_scale)``: the result is the same as fitting that float array. A
-        ``numpy.memmap`` is read where it lies, never copied (see ``shuffle="blocks"``), unless
-        ``validation_fraction`` splits it. Other integer types are converted to ``dtype`` up front.
+        ``numpy.memmap`` is read where it lies, never copied (see ``shuffle="blocks"``; but see
+        ``validation_fraction``). Other integer types are converted to ``dtype`` up front.
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         Labels (integers, strings or booleans: classification, one output per class), a 0/1
         indicator matrix (multi-label classification), or float targets (regression).
@@ -125,8 +125,10 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
         when sample weights are given).
     validation_fraction : float in (0, 1), optional
         Hold out this fraction of the training data (stratified for classification), with its
-        sample weights, as validation data instead. Both parts are copies, in memory: for a
-        memory-mapped X larger than memory, pass ``validation_data`` instead.
+        sample weights, as validation data instead. The held-out rows are copied into memory;
+        the training rows are read where they lie, except with ``shuffle="blocks"``, a sparse X
+        or L-BFGS, which copy them too: for a memory-mapped X larger than memory, pass
+        ``validation_data`` or shuffle by rows.
     early_stopping : bool
         Stop when ``monitor`` has not improved by ``tol`` for ``n_iter_no_change`` epochs and,
         with ``restore_best``, go back to the best epoch's weights.
@@ -191,14 +193,15 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     model, Y = _start(X, y, options)
     sample_weight = check_sample_weight(options.sample_weight, options.class_weight, Y,
                                         model.classes_ if model.task == "classification" else None, options.dtype)
-    X, Y, sample_weight, validation_data = _validation_data(X, Y, sample_weight, model, options)
+    X, Y, sample_weight, rows, validation_data = _validation_data(X, Y, sample_weight, model, options)
     if options.optimizer.name == "lbfgs":
         return _fit_lbfgs(model, X, Y, sample_weight, options)
-    network = model.network(min(options.batch_size, X.shape[0]), options.optimizer, dropout=options.dropout,
+    n_train = X.shape[0] if rows is None else len(rows)
+    network = model.network(min(options.batch_size, n_train), options.optimizer, dropout=options.dropout,
                             seed=options.seed or 0, backend=options.backend, sparse_input=is_sparse(X))
     trainer = Trainer(model, network, X, Y, sample_weight, batch_size=options.batch_size,
                       learning_rate=options.learning_rate, shuffle=options.shuffle, seed=options.seed,
-                      validation_data=validation_data, callbacks=_shorthand_callbacks(options))
+                      validation_data=validation_data, callbacks=_shorthand_callbacks(options), rows=rows)
     return trainer.run(options.epochs)
 
 
@@ -292,15 +295,19 @@ def _start(X, y, o):
 
 
 def _validation_data(X, Y, sample_weight, model, o):
-    """(X, Y, sample_weight, validation_data): the training rows, and (X_val, Y_val, W_val) from
-    ``validation_data`` or held out by ``validation_fraction`` (stratified by class), or None."""
-    validation_data = None
+    """(X, Y, sample_weight, rows, validation_data): the training data, the rows of it to train on
+    (None: all), and (X_val, Y_val, W_val) from ``validation_data`` or held out by
+    ``validation_fraction`` (stratified by class), or None."""
+    validation_data = rows = None
     if o.validation_fraction is not None:
         if o.validation_data is not None:
             raise ValueError("give validation_data or validation_fraction, not both")
         fraction = check_float(o.validation_fraction, "validation_fraction", 0.0, inclusive=False, maximum=1.0)
-        X, Y, sample_weight, validation_data = _split(X, Y, sample_weight, fraction, model.task,
-                                                      np.random.default_rng(o.seed))
+        rng = np.random.default_rng(o.seed)
+        if is_sparse(X) or o.shuffle == "blocks" or o.optimizer.name == "lbfgs":
+            X, Y, sample_weight, validation_data = _split(X, Y, sample_weight, fraction, model.task, rng)
+        else:   # the training rows are read where they lie in X: only the held-out ones are copied
+            rows, validation_data = _held_out(X, Y, sample_weight, fraction, model.task, rng)
         W_val = validation_data[2]
         if W_val is not None and not W_val.sum() > 0:
             raise ValueError("the validation rows held out all have sample_weight 0; use another seed or "
@@ -317,21 +324,26 @@ def _validation_data(X, Y, sample_weight, model, o):
         validation_data = (X_val, Y_val, W_val)
     if (o.monitor or "").startswith("val") and validation_data is None:
         raise ValueError(f"monitor={o.monitor!r} needs validation_data or validation_fraction")
-    return X, Y, sample_weight, validation_data
+    return X, Y, sample_weight, rows, validation_data
 
 
-def _split(X, Y, sample_weight, fraction, task, rng):
-    """Hold out ``fraction`` of the rows as validation data (X, Y and the sample weights),
-    stratified by class for classification."""
+def _held_out(X, Y, sample_weight, fraction, task, rng):
+    """(keep, (X_val, Y_val, W_val)): the rows to train on, and ``fraction`` of the rows held out as
+    validation data (copies), stratified by class for classification."""
     strata = np.argmax(Y, axis=1) if task == "classification" else None
     keep, held = split_rows(X.shape[0], fraction, rng, strata)
     if len(keep) == 0 or len(held) == 0:
         raise ValueError(f"validation_fraction={fraction} leaves no training or no validation samples")
-    weights = held_weights = None
-    if sample_weight is not None:
-        weights, held_weights = np.ascontiguousarray(sample_weight[keep]), sample_weight[held].astype(np.float64)
+    held_weights = None if sample_weight is None else sample_weight[held].astype(np.float64)
+    return keep, (X[held], Y[held], held_weights)
+
+
+def _split(X, Y, sample_weight, fraction, task, rng):
+    """``_held_out``, with the training rows copied too: (X, Y, sample_weight, validation_data)."""
+    keep, validation_data = _held_out(X, Y, sample_weight, fraction, task, rng)
+    weights = None if sample_weight is None else np.ascontiguousarray(sample_weight[keep])
     kept = X[keep] if is_sparse(X) else np.ascontiguousarray(X[keep])
-    return kept, np.ascontiguousarray(Y[keep]), weights, (X[held], Y[held], held_weights)
+    return kept, np.ascontiguousarray(Y[keep]), weights, validation_data
 
 
 def _fit_lbfgs(model, X, Y, sample_weight, o):

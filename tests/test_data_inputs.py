@@ -224,6 +224,34 @@ def test_a_memmap_trains_as_the_rows_in_memory_without_a_copy(rng, tmp_path, mon
     assert same_parameters(from_disk, fastmlp.fit(X, y, **options))
 
 
+@pytest.mark.parametrize("backend", ["compiled", "numpy"])
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8], ids=lambda t: t.__name__)
+def test_validation_fraction_trains_on_a_memmap_in_place(rng, tmp_path, monkeypatch, dtype, shuffle, backend):
+    """The training rows of a split are read where they lie (only the held-out ones are copied), and
+    the model is the one trained on copies of them with the held-out rows as validation_data."""
+    from fastmlp._split import split_rows
+
+    X = rng.integers(0, 256, (400, 16)).astype(dtype)
+    y = rng.integers(0, 3, len(X))
+    weights = rng.uniform(0.5, 2, len(X)).astype(np.float32)   # the training dtype's values, as fit keeps them
+    mapped = memmap(tmp_path, X)
+    options = dict(hidden=(6,), epochs=3, batch_size=20, seed=5, shuffle=shuffle, sample_weight=weights,
+                   input_scale=1 / 255 if dtype == np.uint8 else None, backend=backend,
+                   learning_rate=0.01 if dtype == np.float32 else 3.0)
+    monkeypatch.setitem(model_module.BACKENDS, "compiled", RecordingNetwork)
+    RecordingNetwork.bound.clear()
+    split = fastmlp.fit(mapped, y, validation_fraction=0.2, **options)
+    if backend == "compiled":
+        assert np.shares_memory(RecordingNetwork.bound[0], mapped)
+    keep, held = split_rows(len(X), 0.2, np.random.default_rng(5), y)
+    options["sample_weight"] = weights[keep]
+    copies = fastmlp.fit(X[keep], y[keep], validation_data=(X[held], y[held], weights[held]), **options)
+    assert same_parameters(split, copies)
+    assert split.history["val_loss"] == copies.history["val_loss"]
+    assert split.history["loss"] == copies.history["loss"]
+
+
 class InlineExecutor:
     """An executor that runs what it is given at once, on the calling thread."""
 
