@@ -46,10 +46,8 @@ class Trainer:
 
     def __init__(self, model, network, X, Y, sample_weight=None, *, batch_size=100, learning_rate=3.0,
                  shuffle=True, seed=None, validation_data=None, callbacks=(), rows=None):
-        """``rows``: train on these rows of X (and Y, sample_weight) only, read where they lie: the
-        training part of a validation split, without a copy. Not with shuffle="blocks"."""
-        if rows is not None and shuffle == "blocks":
-            raise ValueError("Trainer: rows and shuffle='blocks' do not go together")
+        """``rows``: train on these rows of X (and Y, sample_weight) only, sorted, read where they
+        lie: the training part of a validation split, without a copy."""
         # the epoch's order (the network reads it): every row of X, or the rows given
         self.order = np.arange(X.shape[0], dtype=np.int64) if rows is None else np.array(rows, np.int64)
         self.attach(model, model.weights + model.biases, len(self.order), callbacks)
@@ -57,7 +55,7 @@ class Trainer:
         self.batch_size, self.learning_rate = min(batch_size, self.n_samples), learning_rate
         self.shuffle, self.rng = shuffle, np.random.default_rng(seed)
         self.validation_data = validation_data
-        self.blocks = BlockShuffle(X, self.batch_size) if shuffle == "blocks" else None
+        self.blocks = BlockShuffle(X, self.batch_size, rows) if shuffle == "blocks" else None
         self.restore_optimizer(model.optimizer_state)
         self.input_scale = 1.0 if model.input_scale is None else model.input_scale
         # The weights of the rows trained on, summed in their order (the weighted mean's divisor).
@@ -181,7 +179,8 @@ class Trainer:
     def bind_block(self, block):
         """Bind the network to a block: ``order[block.position:block.end]``, rows of ``block.rows``."""
         first, n = block.first, len(block.rows)
-        order = np.subtract(self.order[block.position:block.end], first, out=self.block_order[:n])
+        order = np.subtract(self.order[block.position:block.end], first,
+                            out=self.block_order[:block.end - block.position])
         weights = None if self.sample_weight is None else self.sample_weight[first:first + n]
         self.network.bind(block.rows, self.Y[first:first + n], order, weights, self.input_scale)
 
@@ -311,14 +310,12 @@ def block_order(n_samples, block_rows, rng):
 
 
 class Block(NamedTuple):
-    """A block of rows read for training: rows ``first ..`` of X, trained on as ``order[position:end]``."""
+    """A block of rows read for training: rows ``first ..`` of X, trained on as ``order[position:end]``
+    (all of them, or those of the rows trained on)."""
     position: int
     first: int
     rows: np.ndarray
-
-    @property
-    def end(self):
-        return self.position + len(self.rows)
+    end: int
 
 
 class BlockShuffle:
@@ -338,10 +335,13 @@ class BlockShuffle:
     mini-batch comes from one block (all of them when the row count divides evenly).
     """
 
-    def __init__(self, X, batch_size):
+    def __init__(self, X, batch_size, rows=None):
+        """``rows``: the rows of X trained on (sorted), if not all: the blocks are blocks of them, and a
+        block's read spans X from its first row to its last."""
         row_bytes = X[:1].nbytes if isinstance(X, np.ndarray) else X.data.nbytes / X.shape[0]   # sparse: on average
         rows_per_block = BLOCK_BYTES / max(1, row_bytes)
         self.block_rows = max(1, round(rows_per_block / batch_size)) * batch_size
+        self.rows, self.n_samples = rows, X.shape[0] if rows is None else len(rows)
         self.X = X if _is_mapped(X) else None
         self.blocks, self.starts, self.next = [], [], 0
         self.reads, self.direct = collections.deque(), None
@@ -350,13 +350,21 @@ class BlockShuffle:
             weakref.finalize(self, self.reader.shutdown, wait=False, cancel_futures=True)
             # A block's buffer is read into again READ_AHEAD_BLOCKS + 2 blocks later: its rows stay
             # while the block after it is trained on (train_seam reads both).
-            self.direct = DirectReader.open(X, self.block_rows, READ_AHEAD_BLOCKS + 2)
+            n_blocks = -(-self.n_samples // self.block_rows)
+            widest = max(stop - first for first, stop in map(self.span, range(n_blocks)))   # a buffer's rows
+            self.direct = DirectReader.open(X, widest, READ_AHEAD_BLOCKS + 2)
+
+    def span(self, block):
+        """(first, stop): the rows of X that block number ``block`` lies in."""
+        start, end = block * self.block_rows, min((block + 1) * self.block_rows, self.n_samples)
+        return (start, end) if self.rows is None else (int(self.rows[start]), int(self.rows[end - 1]) + 1)
 
     def shuffle(self, order, rng):
         """Fill ``order`` (in place: the network holds it) with a new block order."""
-        blocks, order[:] = block_order(len(order), self.block_rows, rng)
-        sizes = np.minimum(self.block_rows, len(order) - blocks * self.block_rows)
-        self.blocks, self.starts = blocks.tolist(), (np.cumsum(sizes) - sizes).tolist()
+        blocks, positions = block_order(len(order), self.block_rows, rng)
+        order[:] = positions if self.rows is None else self.rows[positions]
+        self.sizes = np.minimum(self.block_rows, len(order) - blocks * self.block_rows).tolist()
+        self.blocks, self.starts = blocks.tolist(), (np.cumsum(self.sizes) - self.sizes).tolist()
         self.next = 0
 
     def read_ahead(self, position):
@@ -366,8 +374,7 @@ class BlockShuffle:
             return
         ahead = position + READ_AHEAD_BLOCKS * self.block_rows
         while self.next < len(self.blocks) and self.starts[self.next] <= ahead:
-            first = self.blocks[self.next] * self.block_rows
-            self.reader.submit(_read_block, self.X, first, first + self.block_rows)
+            self.reader.submit(_read_block, self.X, *self.span(self.blocks[self.next]))
             self.next += 1
 
     def read_blocks(self):
@@ -376,10 +383,10 @@ class BlockShuffle:
         self.settle()
         for k, block in enumerate(self.blocks):
             for ahead in range(k + len(self.reads), min(k + READ_AHEAD_BLOCKS + 1, len(self.blocks))):
-                first = self.blocks[ahead] * self.block_rows
-                stop = min(first + self.block_rows, self.X.shape[0])
+                first, stop = self.span(self.blocks[ahead])
                 self.reads.append(self.reader.submit(self.direct.read, first, stop, ahead % self.direct.n_buffers))
-            yield Block(self.starts[k], block * self.block_rows, self.reads.popleft().result())
+            yield Block(self.starts[k], self.span(block)[0], self.reads.popleft().result(),
+                        self.starts[k] + self.sizes[k])
 
     def settle(self):
         """Cancel the reads not begun and wait for the one under way (of an epoch cut short: it

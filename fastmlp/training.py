@@ -126,9 +126,8 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     validation_fraction : float in (0, 1), optional
         Hold out this fraction of the training data (stratified for classification), with its
         sample weights, as validation data instead. The held-out rows are copied into memory;
-        the training rows are read where they lie, except with ``shuffle="blocks"``, a sparse X
-        or L-BFGS, which copy them too: for a memory-mapped X larger than memory, pass
-        ``validation_data`` or shuffle by rows.
+        the training rows are read where they lie (a memory-mapped X too), except for a sparse X
+        or L-BFGS, which copy them.
     early_stopping : bool
         Stop when ``monitor`` has not improved by ``tol`` for ``n_iter_no_change`` epochs and,
         with ``restore_best``, go back to the best epoch's weights.
@@ -304,7 +303,7 @@ def _validation_data(X, Y, sample_weight, model, o):
             raise ValueError("give validation_data or validation_fraction, not both")
         fraction = check_float(o.validation_fraction, "validation_fraction", 0.0, inclusive=False, maximum=1.0)
         rng = np.random.default_rng(o.seed)
-        if is_sparse(X) or o.shuffle == "blocks" or o.optimizer.name == "lbfgs":
+        if is_sparse(X) or o.optimizer.name == "lbfgs":
             X, Y, sample_weight, validation_data = _split(X, Y, sample_weight, fraction, model.task, rng)
         else:   # the training rows are read where they lie in X: only the held-out ones are copied
             rows, validation_data = _held_out(X, Y, sample_weight, fraction, model.task, rng)

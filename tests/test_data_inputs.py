@@ -225,12 +225,19 @@ def test_a_memmap_trains_as_the_rows_in_memory_without_a_copy(rng, tmp_path, mon
 
 
 @pytest.mark.parametrize("backend", ["compiled", "numpy"])
-@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("shuffle", [True, False, "blocks", "blocks-page-cache"])
 @pytest.mark.parametrize("dtype", [np.float32, np.uint8], ids=lambda t: t.__name__)
 def test_validation_fraction_trains_on_a_memmap_in_place(rng, tmp_path, monkeypatch, dtype, shuffle, backend):
     """The training rows of a split are read where they lie (only the held-out ones are copied), and
-    the model is the one trained on copies of them with the held-out rows as validation_data."""
+    the model is the one trained on copies of them with the held-out rows as validation_data. Blocks
+    of 60 kept rows (3 batches), read directly where the file system allows or through the page
+    cache, hold held-out rows between them; the last is short, so later batches straddle two."""
     from fastmlp._split import split_rows
+
+    monkeypatch.setattr(trainer_module, "BLOCK_BYTES", 60 * 16 * np.dtype(dtype).itemsize)
+    if shuffle == "blocks-page-cache":
+        monkeypatch.setattr(trainer_module.DirectReader, "open", lambda *args: None)
+    shuffle = "blocks" if shuffle == "blocks-page-cache" else shuffle
 
     X = rng.integers(0, 256, (400, 16)).astype(dtype)
     y = rng.integers(0, 3, len(X))
