@@ -126,6 +126,10 @@ class ParallelBuildExt(build_ext):
         super().build_extensions()
 
 
+# What source_args adds, as show_config reports it.
+per_file_flags = "" if debug else (f" (Cython module {' '.join(source_args(GENERATED_C))}; "
+                                   f"micro-kernels and packing {' '.join(source_args('csrc/fm_pack.c'))})")
+
 extension = Extension(
     "fastmlp._kernels",
     sources=[GENERATED_C] + c_sources,
@@ -136,7 +140,7 @@ extension = Extension(
         ("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION"),
         # Built against NumPy 2, the module also loads under NumPy >= 1.25.
         ("NPY_TARGET_VERSION", "NPY_1_25_API_VERSION"),
-        ("FASTMLP_BUILD_FLAGS", c_string(" ".join(compile_args) + ("" if debug else " (Cython module, micro-kernels and packing -O2)"))),
+        ("FASTMLP_BUILD_FLAGS", c_string(" ".join(compile_args) + per_file_flags)),
         ("FASTMLP_BUILT_WITH", c_string(f"NumPy {numpy.__version__}, Cython {Cython.__version__}")),
     ],
     extra_compile_args=compile_args,
