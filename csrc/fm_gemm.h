@@ -102,7 +102,8 @@ FM_GEMM_INTERNALS(d, double)
 //   vector wide) for products with n <= s_narrow.nr (d_narrow.nr); fm_?gemm picks by n. A level may
 //   also have a half kernel (fn NULL where not), half as wide as the narrow one, for the last n mod
 //   s_narrow.nr columns when there are at most s_half.nr of them: AVX-512's is AVX2's narrow kernel,
-//   which adds the same products in the same order (the same bits) with half the multiply-adds.
+//   which adds the same products in the same order with half the multiply-adds (the same bits with
+//   alpha 1 and beta 0, as in inference; else alpha * sum + beta * c may be fused differently).
 typedef struct fm_gemm_level {
     const char *name;
     fm_sukr s, s_narrow, s_half;
