@@ -165,7 +165,8 @@ def table(all_results, markdown):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
-    parser.add_argument("--seconds", type=float, default=0.3, help="seconds of calls per contender and cell (default 0.3)")
+    parser.add_argument("--seconds", type=float, default=0.3,
+                        help="seconds of calls per contender and cell (default 0.3)")
     parser.add_argument("--rows", type=int, nargs="+", default=ROWS, help="batch sizes (default %(default)s)")
     parser.add_argument("--threads", type=int, nargs="+", default=(1, 2), help="thread counts (default 1 2)")
     args = parser.parse_args()

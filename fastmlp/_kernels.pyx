@@ -681,10 +681,10 @@ cdef class Network:
 
         ``train_batch(start, stop)`` trains on the rows ``order[start:stop]``; the caller
         reshuffles ``order`` in place between epochs. ``order`` holds every row of X or some of
-        them (the rest held out for validation, say), at most n. ``sample_weight`` (n,) weighs each sample's
-        cost; a mini-batch's gradient is then the weighted mean. X is of the network's dtype, or
-        uint8 or uint16: then the network's input is ``dtype(X) · dtype(input_scale)``, converted
-        into ``activations[0]`` as each mini-batch is gathered.
+        them (the rest held out for validation, say), at most n. ``sample_weight`` (n,) weighs
+        each sample's cost; a mini-batch's gradient is then the weighted mean. X is of the
+        network's dtype, or uint8 or uint16: then the network's input is ``dtype(X) ·
+        dtype(input_scale)``, converted into ``activations[0]`` as each mini-batch is gathered.
         """
         self._check_dense()
         input_kind = INPUT_KINDS.get(X.dtype, INPUT_FLOAT)

@@ -343,7 +343,7 @@ class BlockShuffle:
         self.block_rows = max(1, round(rows_per_block / batch_size)) * batch_size
         self.rows, self.n_samples = rows, X.shape[0] if rows is None else len(rows)
         self.X = X if _is_mapped(X) else None
-        self.blocks, self.starts, self.next = [], [], 0
+        self.blocks, self.starts, self.sizes, self.next = [], [], [], 0   # of the epoch, in training order
         self.reads, self.direct = collections.deque(), None
         if self.X is not None:
             self.reader = ThreadPoolExecutor(1, thread_name_prefix="fastmlp-read-ahead")
