@@ -181,11 +181,7 @@ def pin_to_cores(count):
     allowed = sorted(os.sched_getaffinity(0))
     cores = set(allowed[:count])
     if len(cores) < len(allowed):
-        for task in os.listdir("/proc/self/task"):
-            try:
-                os.sched_setaffinity(int(task), cores)
-            except ProcessLookupError:      # a thread that ended meanwhile
-                pass
+        _set_every_thread_affinity(cores)
     return sorted(cores)
 
 
@@ -197,11 +193,16 @@ def pinned_to_cores(count):
     try:
         yield pin_to_cores(count)
     finally:
-        for task in os.listdir("/proc/self/task"):
-            try:
-                os.sched_setaffinity(int(task), allowed)
-            except ProcessLookupError:
-                pass
+        _set_every_thread_affinity(allowed)
+
+
+def _set_every_thread_affinity(cores):
+    """Let every thread of this process run on ``cores`` only."""
+    for task in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(task), cores)
+        except ProcessLookupError:      # a thread that ended meanwhile
+            pass
 
 
 def gemm_peak(dtype="float32", size=4096, repeats=3, budget_seconds=1.5):
