@@ -71,7 +71,7 @@ def test_lbfgs_matches_single_machine(client, data):
     # The cost and gradient are sums over the shards: only the summation order differs.
     da = pytest.importorskip("dask.array")
     X, y = data
-    options = dict(hidden=(7,), optimizer="lbfgs", epochs=25, seed=0, dtype="float64")
+    options = dict(hidden=(7,), optimizer="lbfgs", epochs=10, seed=0, dtype="float64")
     single = fastmlp.fit(X, y, **options)
     for X_in in (X, da.from_array(X, chunks=(150, 4))):   # 2 blocks; 3 uneven row chunks
         model = fastmlp.distributed.fit(X_in, y, client=client, **options)
@@ -215,12 +215,12 @@ def test_estimator_lbfgs_on_dask_is_the_local_estimator(client, data):
     # over 3 uneven row chunks, so only the summation order differs from the local estimator.
     da = pytest.importorskip("dask.array")
     X, y = data
-    options = dict(hidden_layer_sizes=(7,), solver="lbfgs", max_iter=15, random_state=0)
+    options = dict(hidden_layer_sizes=(7,), solver="lbfgs", max_iter=6, random_state=0)
     local = fitted(MLPClassifier(**options), X, y)
     on_dask = fitted(MLPClassifier(**options), da.from_array(X, chunks=(150, 4)), da.from_array(y, chunks=100))
     assert_same_estimator(on_dask, local, rtol=1e-6, atol=1e-8)
     np.testing.assert_array_equal(on_dask.classes_, [0, 1, 2])
-    assert on_dask.n_features_in_ == 8 and on_dask.n_iter_ == len(on_dask.loss_curve_) == 15
+    assert on_dask.n_features_in_ == 8 and on_dask.n_iter_ == len(on_dask.loss_curve_) == 6
     predicted = on_dask.predict(da.from_array(X, chunks=(100, 8)))     # block by block on the workers
     assert type(predicted) is np.ndarray
     np.testing.assert_array_equal(predicted, local.predict(X))
@@ -273,7 +273,7 @@ def test_regressor_with_dask_sample_weight_and_warm_start(client, data):
     X, _ = data
     y = X[:, 0] - X[:, 1] * X[:, 2]
     weights = np.random.default_rng(1).uniform(0.5, 2, len(X))
-    options = dict(hidden_layer_sizes=(6,), activation="tanh", solver="lbfgs", max_iter=15, random_state=0)
+    options = dict(hidden_layer_sizes=(6,), activation="tanh", solver="lbfgs", max_iter=6, random_state=0)
     X_dask = da.from_array(X, chunks=(100, 8))
     local = fitted(MLPRegressor(**options), X, y, sample_weight=weights)
     on_dask = fitted(MLPRegressor(**options), X_dask, da.from_array(y, chunks=200),
