@@ -55,9 +55,13 @@
 // 256 KiB): each thread then reads them all, and the team meets once per batch, not per layer
 // ("Splitting a batch by rows or by tiles"). Network.split_rows in fastmlp/_kernels.pyx.
 #define FM_SPLIT_ROWS_MAX_WEIGHT_BYTES 262144
-// Inference runs a batch through all the layers this many rows at a time, so that a block's hidden
-// activations are still in cache when the next layer's product reads them (fastmlp/_kernels.pyx).
+// Inference runs a batch through all the layers a block of rows at a time, so that a block's hidden
+// activations are still in cache when the next layer's product reads them (fastmlp/_predict.pxi):
+// at least this many rows, so that packing the weights, once a block, costs little ...
 #define FM_PREDICT_BLOCK_ROWS 256
+// ... and more while the widest hidden layer's activations take at most this many bytes: each block
+// packs every weight matrix again ("Inference blocks").
+#define FM_PREDICT_BLOCK_BYTES 409600
 
 // A waiting thread of the team pool first spins this many pauses (a few µs): most waits are shorter.
 #define FM_TEAM_PAUSES 1000

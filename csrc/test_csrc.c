@@ -400,6 +400,7 @@ int main(int argc, char **argv)
     static const ptrdiff_t big_shapes[][3] = {   // m, n, k: several MC, NC or KC blocks, and threads
         {257, 257, 257}, {145, 70, 513}, {300, 31, 100}, {13, 600, 60}, {100, 16, 784}, {784, 16, 100},
         {100, 784, 16}, {10, 30, 784}, {784, 30, 10}, {73, 1030, 9}, {13, 1537, 5}, {37, 20, 1601},
+        {150, 52, 801},   // AVX-512's half kernel after a partial wide micro-panel, two k blocks
     };
     enum { n_mn = sizeof mn_values / sizeof *mn_values, n_k = sizeof k_values / sizeof *k_values };
     enum { n_big = sizeof big_shapes / sizeof *big_shapes };

@@ -114,7 +114,8 @@ cdef extern from "fm_team.h" nogil:
 
 cdef extern from "fm_tuning.h" nogil:
     enum:   # the tuning constants of csrc/, each with why in the header
-        FM_CACHE_LINE_BYTES, FM_SPLIT_ROWS_MAX_WEIGHT_BYTES, FM_PREDICT_BLOCK_ROWS
+        FM_CACHE_LINE_BYTES, FM_SPLIT_ROWS_MAX_WEIGHT_BYTES, FM_PREDICT_BLOCK_ROWS,
+        FM_PREDICT_BLOCK_BYTES
     const double FM_GEMM_TEAM_MIN_MNK, FM_GEMM_PARALLEL_MIN_MNK
 
 cdef extern from "fm_activations.h" nogil:

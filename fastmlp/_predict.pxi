@@ -4,10 +4,10 @@
 # Inference: the forward pass of a fitted network, its buffers allocated per call
 # ---------------------------------------------------------------------------------------------
 
-# A batch goes through all the layers FM_PREDICT_BLOCK_ROWS rows at a time, so that a block's hidden
-# activations are still in cache when the next layer's product reads them, and is shared among the
-# kernel threads from FM_GEMM_PARALLEL_MIN_MNK multiply-adds on (fm_tuning.h): waking a worker costs
-# a few µs on a quiet machine and more on a busy one.
+# A batch goes through all the layers a block of rows at a time (Predictor._block_rows), so that a
+# block's hidden activations are still in cache when the next layer's product reads them, and is
+# shared among the kernel threads from FM_GEMM_PARALLEL_MIN_MNK multiply-adds on (fm_tuning.h):
+# waking a worker costs a few µs on a quiet machine and more on a busy one.
 
 
 cdef bint _all_finite(const floating *X, Py_ssize_t size) noexcept nogil:
@@ -196,7 +196,7 @@ cdef class Predictor:
             return out
         multiply_adds = self._multiply_adds(rows)
         count = 1 if multiply_adds < FM_GEMM_PARALLEL_MIN_MNK else <int> min(nthreads, FM_TEAM_MAX, rows)
-        block = min(<Py_ssize_t> FM_PREDICT_BLOCK_ROWS, (rows + count - 1) // count)
+        block = min(self._block_rows(), (rows + count - 1) // count)
         for l in range(self.n_layers):
             work_size = max(work_size, workspace_size(self.dtype, block, self.sizes[l + 1], self.sizes[l], 1))
         job.predictor, job.rows, job.block = <void *> self, rows, block
@@ -234,7 +234,7 @@ cdef class Predictor:
         multiply_adds = self._multiply_adds(rows) - <double> rows * self.sizes[0] * self.sizes[1]
         multiply_adds += <double> len(X.indices) * self.sizes[1]
         count = 1 if multiply_adds < FM_GEMM_PARALLEL_MIN_MNK else <int> min(nthreads, FM_TEAM_MAX, rows)
-        block = min(<Py_ssize_t> FM_PREDICT_BLOCK_ROWS, (rows + count - 1) // count)
+        block = min(self._block_rows(), (rows + count - 1) // count)
         for l in range(1, self.n_layers):
             work_size = max(work_size, workspace_size(self.dtype, block, self.sizes[l + 1], self.sizes[l], 1))
         job.predictor, job.rows, job.block = <void *> self, rows, block
@@ -248,6 +248,18 @@ cdef class Predictor:
             fm_team_run_adaptive(fm_predict_team_choice(), count, multiply_adds, _predict_task, &job)
             free(job.buffers)
         return out
+
+    @property
+    def block_rows(self):
+        """How many rows go through all the layers at a time (each thread's share of a batch in
+        blocks of this many rows, the last one shorter)."""
+        return self._block_rows()
+
+    cdef Py_ssize_t _block_rows(self) noexcept:
+        """Rows a block: FM_PREDICT_BLOCK_ROWS, or more while the widest hidden layer's activations
+        fit in FM_PREDICT_BLOCK_BYTES (fm_tuning.h): every block packs the weights again."""
+        cdef Py_ssize_t itemsize = 8 if self.is_double else 4
+        return max(<Py_ssize_t> FM_PREDICT_BLOCK_ROWS, FM_PREDICT_BLOCK_BYTES // max(1, self.widest * itemsize))
 
     cdef double _multiply_adds(self, Py_ssize_t rows):
         """The multiply-adds of the products of a batch of ``rows``."""

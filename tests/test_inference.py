@@ -42,7 +42,7 @@ def training_forward(model, X, nthreads=1):
 @pytest.mark.parametrize("hidden", HIDDEN_ACTIVATIONS)
 def test_output_equals_training_forward(rng, hidden, output, loss, dtype):
     model = make_model(rng, (7, 9, 5, 4), hidden, output, loss, dtype)
-    for rows in (1, 3, 17, 257):
+    for rows in (1, 3, 17, model._predictor().block_rows + 1):   # the last: two blocks
         X = rng.standard_normal((rows, 7)).astype(dtype)
         np.testing.assert_array_equal(model.output(X), training_forward(model, X))
 
@@ -174,13 +174,15 @@ def test_errors_unchanged(rng, bad, error, match, dtype):
 
 def non_finite_inputs(rng, sizes, dtype):
     """A model whose first layer has a zero row (infinity times a zero weight is NaN: to be found
-    all the same), and copies of a 3000-row X (blocks of 256 rows, shared by a team) with a NaN or
-    an infinity in one row."""
+    all the same), and copies of an X of two and a half blocks of rows (shared by a team) with a
+    NaN or an infinity in one row: the first or last of a block, or of a thread's share."""
     model = make_model(rng, sizes, "relu", "softmax", "log_loss", dtype, task="classification")
     model.weights[0][1] = 0
-    X = rng.standard_normal((3000, sizes[0])).astype(dtype)
+    block = model._predictor().block_rows
+    rows = 5 * block // 2
+    X = rng.standard_normal((rows, sizes[0])).astype(dtype)
     bad = []
-    for row in (0, 255, 256, 1500, 2999):
+    for row in (0, block - 1, block, rows // 2, rows - 1):
         for value in (np.nan, np.inf, -np.inf):
             bad.append(X.copy())
             bad[-1][row, 1] = value
