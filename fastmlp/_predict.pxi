@@ -256,8 +256,9 @@ cdef class Predictor:
         return self._block_rows()
 
     cdef Py_ssize_t _block_rows(self) noexcept:
-        """Rows a block: FM_PREDICT_BLOCK_ROWS, or more while the widest hidden layer's activations
-        fit in FM_PREDICT_BLOCK_BYTES (fm_tuning.h): every block packs the weights again."""
+        """The rows of a block: FM_PREDICT_BLOCK_ROWS, or more while the widest hidden layer's
+        activations fit in FM_PREDICT_BLOCK_BYTES (fm_tuning.h): every block packs the weights
+        again."""
         cdef Py_ssize_t itemsize = 8 if self.is_double else 4
         return max(<Py_ssize_t> FM_PREDICT_BLOCK_ROWS, FM_PREDICT_BLOCK_BYTES // max(1, self.widest * itemsize))
 
