@@ -41,7 +41,7 @@ from .exceptions import DivergenceError
 from ._split import split_rows
 from .callbacks import AdaptiveLearningRate, InverseScaling, copy_into, invscaling_rate
 from .model import r2_score
-from .training import fit
+from .training import fit, fit_rows
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -344,7 +344,9 @@ _PARAMETERS = """
         Nesterov momentum for "sgd" (fastmlp's ``optimizer="nesterov"``).
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data (stratified for single-output
-        classification), stop on its score and keep the weights of the best epoch.
+        classification), stop on its score and keep the weights of the best epoch. The held-out
+        rows are copied; the others are trained on where they lie (a memory-mapped X too), except
+        for a sparse or dask X.
     validation_fraction : float, default=0.1
         Share of the data held out with ``early_stopping``.
     beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
@@ -602,11 +604,12 @@ class _BaseMLP(BaseEstimator):
         """fastmlp's name of the loss this estimator trains with."""
         return {"regression": "quadratic", "multilabel": "cross_entropy"}.get(task, "log_loss")
 
-    def _train_function(self, X):
-        """:func:`fastmlp.fit` for X in memory; for a dask X, :func:`fastmlp.distributed.fit` on the
-        current client, which takes the same arguments and callbacks and trains data-parallel."""
+    def _train_function(self, X, rows=None):
+        """:func:`fastmlp.fit` for X in memory (on ``rows`` of it only, read where they lie, when
+        given); for a dask X, :func:`fastmlp.distributed.fit` on the current client, which takes
+        the same arguments and callbacks and trains data-parallel."""
         if not _is_dask_array(X):
-            return fit
+            return fit if rows is None else functools.partial(fit_rows, rows=rows)
         from . import distributed
         return functools.partial(distributed.fit, average_every=self._numbers.average_every)
 
@@ -629,14 +632,16 @@ class _BaseMLP(BaseEstimator):
         """Epochs of mini-batch training in one call of :func:`fastmlp.fit`, with scikit-learn's
         bookkeeping and stopping rule (and "adaptive" step sizes) as a callback after each one."""
         numbers_ = self._numbers
-        validation_data = None
+        validation_data = kept = None
         if self.early_stopping:
-            train, held = _split_indices(X.shape[0], self._numbers.validation_fraction, strata, rng,
-                                         getattr(self, "classes_", None))
+            kept, held = _split_indices(X.shape[0], self._numbers.validation_fraction, strata, rng,
+                                        getattr(self, "classes_", None))
             validation_data = (X[held], targets[held], None if weights is None else weights[held])
-            X, targets = X[train], targets[train]
-            weights = None if weights is None else weights[train]
-        n_train = X.shape[0]
+            if _is_dask_array(X):
+                X, targets = X[kept], targets[kept]
+                weights, kept = None if weights is None else weights[kept], None
+        # the training rows: kept rows of X (read where they lie), or all
+        n_train = X.shape[0] if kept is None else len(kept)
         if self.batch_size == "auto":
             batch_size = min(200, n_train)
         else:
@@ -644,7 +649,7 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
                               stacklevel=4)
             batch_size = min(self.batch_size, n_train)
-        mean_weight = 1.0 if weights is None else float(np.mean(weights))
+        mean_weight = 1.0 if weights is None else float(np.mean(weights if kept is None else weights[kept]))
         sgd = self.solver == "sgd"
         if not incremental or not hasattr(self, "_learning_rate"):
             self._learning_rate = numbers_.learning_rate_init   # a new optimizer, as in scikit-learn
@@ -654,7 +659,7 @@ class _BaseMLP(BaseEstimator):
         if invscaling and not incremental:
             callbacks.append(InverseScaling(numbers_.power_t, samples_seen=self.t_))
         self.n_iter_ = 0
-        train = self._train_function(X)
+        train = self._train_function(X, kept)
         with warnings.catch_warnings():   # fit's own warning of a divergence: ours follows
             warnings.filterwarnings("ignore", "training diverged", RuntimeWarning)
             model = train(X, targets, epochs=1 if incremental else numbers_.max_iter, batch_size=batch_size,

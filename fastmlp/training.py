@@ -4,6 +4,7 @@ The keyword arguments are shorthands: early stopping, the learning-rate schedule
 divergence guard, progress and ``callback`` become callback objects (:mod:`fastmlp.callbacks`)
 that the :class:`~fastmlp.trainer.Trainer` calls after every epoch.
 """
+import inspect
 import types
 
 import numpy as np
@@ -187,12 +188,27 @@ def fit(X, y, *, hidden=(16, 16), activation="sigmoid", output_activation=None, 
     array([1, 0])
     """
 
-    options = _check_options(locals())
+    return _fit(X, y, _check_options(locals()))
+
+
+def fit_rows(X, y, rows, **options):
+    """``fit(X[rows], y[rows], **options)`` (``sample_weight[rows]`` too) without copying X's rows:
+    they are read where they lie, as with ``validation_fraction``; a sparse X, or L-BFGS, copies
+    them. ``rows``: sorted, distinct row indices. For the estimators' early-stopping split."""
+    arguments = inspect.signature(fit).bind(X, y, **options)
+    arguments.apply_defaults()
+    return _fit(X, y, _check_options(arguments.arguments), np.asarray(rows, np.int64))
+
+
+def _fit(X, y, options, rows=None):
+    """fit, with its options checked; ``rows``: train on these rows of X only (None: all)."""
     X = check_inputs(X, options.dtype, "X")   # uint8 and uint16 are kept, and converted a batch at a time
     model, Y = _start(X, y, options)
     sample_weight = check_sample_weight(options.sample_weight, options.class_weight, Y,
                                         model.classes_ if model.task == "classification" else None, options.dtype)
-    X, Y, sample_weight, rows, validation_data = _validation_data(X, Y, sample_weight, model, options)
+    if rows is not None:
+        X, Y, sample_weight, rows = _kept_rows(X, Y, sample_weight, rows, options)
+    X, Y, sample_weight, rows, validation_data = _validation_data(X, Y, sample_weight, model, options, rows)
     if options.optimizer.name == "lbfgs":
         return _fit_lbfgs(model, X, Y, sample_weight, options)
     n_train = X.shape[0] if rows is None else len(rows)
@@ -293,11 +309,27 @@ def _start(X, y, o):
     return model, Y
 
 
-def _validation_data(X, Y, sample_weight, model, o):
+def _kept_rows(X, Y, sample_weight, rows, o):
+    """(X, Y, sample_weight, rows) to train on the given rows of X: the same arrays and the rows,
+    or copies of those rows and None for a sparse X or L-BFGS."""
+    if rows.ndim != 1 or len(rows) == 0 or np.any(np.diff(rows) <= 0) or rows[0] < 0 or rows[-1] >= X.shape[0]:
+        raise ValueError("rows must be sorted, distinct indices of X's rows, at least one")
+    if o.validation_fraction is not None:
+        raise ValueError("give rows or validation_fraction, not both")
+    if sample_weight is not None and not sample_weight[rows].sum() > 0:
+        raise ValueError("sample_weight must be >= 0 with a positive sum")
+    if is_sparse(X) or o.optimizer.name == "lbfgs":
+        weights = None if sample_weight is None else np.ascontiguousarray(sample_weight[rows])
+        kept = X[rows] if is_sparse(X) else np.ascontiguousarray(X[rows])
+        return kept, np.ascontiguousarray(Y[rows]), weights, None
+    return X, Y, sample_weight, rows
+
+
+def _validation_data(X, Y, sample_weight, model, o, rows=None):
     """(X, Y, sample_weight, rows, validation_data): the training data, the rows of it to train on
-    (None: all), and (X_val, Y_val, W_val) from ``validation_data`` or held out by
+    (``rows``, or None: all), and (X_val, Y_val, W_val) from ``validation_data`` or held out by
     ``validation_fraction`` (stratified by class), or None."""
-    validation_data = rows = None
+    validation_data = None
     if o.validation_fraction is not None:
         if o.validation_data is not None:
             raise ValueError("give validation_data or validation_fraction, not both")

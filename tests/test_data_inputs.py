@@ -259,6 +259,86 @@ def test_validation_fraction_trains_on_a_memmap_in_place(rng, tmp_path, monkeypa
     assert split.history["loss"] == copies.history["loss"]
 
 
+@pytest.mark.parametrize("shuffle", [True, "blocks"])
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8], ids=lambda t: t.__name__)
+def test_fit_rows_trains_on_a_memmap_in_place(rng, tmp_path, monkeypatch, dtype, shuffle):
+    """fit_rows (the estimators' early-stopping split) reads the rows it is given where they lie,
+    and trains the model that fit trains on copies of them."""
+    from fastmlp.training import fit_rows
+
+    monkeypatch.setattr(trainer_module, "BLOCK_BYTES", 60 * 16 * np.dtype(dtype).itemsize)
+    X = rng.integers(0, 256, (400, 16)).astype(dtype)
+    y = rng.integers(0, 3, len(X))
+    weights = rng.uniform(0.5, 2, len(X)).astype(np.float32)
+    keep = np.sort(rng.choice(len(X), 330, replace=False))
+    held = np.setdiff1d(np.arange(len(X)), keep)
+    options = dict(hidden=(6,), epochs=3, batch_size=20, seed=5, shuffle=shuffle,
+                   input_scale=1 / 255 if dtype == np.uint8 else None,
+                   learning_rate=0.01 if dtype == np.float32 else 3.0,
+                   validation_data=(X[held], y[held], weights[held]))
+    mapped = memmap(tmp_path, X)
+    monkeypatch.setitem(model_module.BACKENDS, "compiled", RecordingNetwork)
+    RecordingNetwork.bound.clear()
+    kept = fit_rows(mapped, y, keep, sample_weight=weights, **options)
+    assert np.shares_memory(RecordingNetwork.bound[0], mapped)
+    copies = fastmlp.fit(X[keep], y[keep], sample_weight=weights[keep], **options)
+    assert same_parameters(kept, copies)
+    assert kept.history["loss"] == copies.history["loss"]
+    assert kept.history["val_loss"] == copies.history["val_loss"]
+
+
+@pytest.mark.parametrize("kind", ["sparse", "lbfgs"])
+def test_fit_rows_copies_a_sparse_x_or_for_lbfgs(rng, kind):
+    from fastmlp.training import fit_rows
+
+    X = rng.standard_normal((120, 9))
+    if kind == "sparse":
+        sparse = pytest.importorskip("scipy.sparse")
+        X[X < 0.5] = 0
+        X = sparse.csr_matrix(X)
+    y = rng.integers(0, 2, X.shape[0])
+    keep = np.arange(0, X.shape[0], 3)
+    options = dict(hidden=(5,), epochs=3, batch_size=10, seed=1, dtype="float64",
+                   optimizer="lbfgs" if kind == "lbfgs" else "sgd")
+    assert same_parameters(fit_rows(X, y, keep, **options), fastmlp.fit(X[keep], y[keep], **options))
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([3, 1], "sorted, distinct"), ([1, 1], "sorted, distinct"), ([], "at least one"), ([-1, 2], "indices"),
+    ([5, 40], "indices"), ([[1, 2]], "indices")])
+def test_fit_rows_refuses_rows_that_are_not_rows_of_x(rng, rows, message):
+    from fastmlp.training import fit_rows
+
+    X, y = rng.standard_normal((40, 3)), np.arange(40) % 2
+    with pytest.raises(ValueError, match=message):
+        fit_rows(X, y, np.array(rows, np.int64), hidden=(2,), epochs=1)
+    with pytest.raises(ValueError, match="rows or validation_fraction"):
+        fit_rows(X, y, [0, 1, 2], hidden=(2,), epochs=1, validation_fraction=0.2)
+    weights = np.ones(40)
+    weights[:10] = 0
+    with pytest.raises(ValueError, match="positive sum"):
+        fit_rows(X, y, np.arange(10), hidden=(2,), epochs=1, sample_weight=weights)
+
+
+@pytest.mark.parametrize("estimator", ["MLPClassifier", "MLPRegressor"])
+def test_early_stopping_estimators_train_on_a_memmap_in_place(rng, tmp_path, monkeypatch, estimator):
+    pytest.importorskip("sklearn")
+    X = rng.standard_normal((300, 8))
+    y = rng.integers(0, 3, len(X)) if estimator == "MLPClassifier" else X[:, 0] - X[:, 1]
+    mapped = memmap(tmp_path, X)
+    monkeypatch.setitem(model_module.BACKENDS, "compiled", RecordingNetwork)
+    RecordingNetwork.bound.clear()
+    options = dict(hidden_layer_sizes=(5,), early_stopping=True, max_iter=3, random_state=0)
+    with pytest.warns(Warning):   # not converged in 3 epochs
+        from_disk = getattr(fastmlp, estimator)(**options).fit(mapped, y)
+    assert np.shares_memory(RecordingNetwork.bound[0], mapped)
+    with pytest.warns(Warning):
+        in_memory = getattr(fastmlp, estimator)(**options).fit(X, y)
+    for a, b in zip(from_disk.coefs_ + from_disk.intercepts_, in_memory.coefs_ + in_memory.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    assert from_disk.validation_scores_ == in_memory.validation_scores_
+
+
 class InlineExecutor:
     """An executor that runs what it is given at once, on the calling thread."""
 

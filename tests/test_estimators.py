@@ -168,8 +168,8 @@ def test_early_stopping_scores_the_held_out_rows_with_their_sample_weights(blobs
         seen.append(validation_data)
         return real_fit(*args, validation_data=validation_data, **kwargs)
 
-    real_fit = fastmlp.estimators.fit
-    monkeypatch.setattr(fastmlp.estimators, "fit", recording_fit)
+    real_fit = fastmlp.estimators.fit_rows   # early stopping trains on the rows it keeps
+    monkeypatch.setattr(fastmlp.estimators, "fit_rows", recording_fit)
     model = quietly(MLPClassifier(early_stopping=True, **SMALL), X, y, sample_weight=weights)
     X_val, Y_val, W_val = seen[0]
     held = [int(np.flatnonzero((X == row).all(axis=1))[0]) for row in X_val]
