@@ -21,12 +21,14 @@ ONNX Runtime's intra- and inter-op threads and NumPy's BLAS all set to 1), then 
 two cores. The input is a C-contiguous array of the model's dtype, made once per batch size; each
 cell is the median of repeated calls for about ``--seconds`` seconds (at least 5 calls). On one
 thread the contenders take turns of about 20 ms, so that the ratios compare calls made side by side;
-on two, each makes its calls in one turn (ONNX Runtime's and OpenBLAS's threads spin for a while
-after their calls, and would take the core the next contender's second thread needs). The
-probabilities of the contenders are compared after timing. The ratio columns are each time over
+on two, each runs alone in a process of its own, one after the other (in one process ONNX Runtime's
+and OpenBLAS's threads spin for a while after their calls, on the core another contender's second
+thread needs, and fastmlp then finds its team slower and predicts alone). The probabilities of the
+contenders are compared with the ``MLP``'s after timing. The ratio columns are each time over
 ONNX Runtime's (below 1: faster than ONNX Runtime).
 """
 import argparse
+import multiprocessing
 import os
 import platform
 import statistics
@@ -96,13 +98,17 @@ def contenders(dtype, threads, seed=0):
     }
 
 
-def interleaved_medians(functions, X, seconds, turn_seconds=0.02):
+def interleaved_medians(functions, X, seconds, turn_seconds=0.02, warmup_seconds=0.0):
     """{name: median seconds per call of functions[name](X)}. The contenders take turns, calling
     for about ``turn_seconds`` each (who goes first rotating), until each has spent ``seconds``
-    and made 5 calls: with short turns a slow spell of a shared machine falls on all alike."""
+    and made 5 calls: with short turns a slow spell of a shared machine falls on all alike. Each
+    first calls for ``warmup_seconds`` (at least once), untimed."""
     names = list(functions)
-    for function in functions.values():
-        function(X)   # warm up: first-call allocations, page faults, waking threads
+    for function in functions.values():   # first-call allocations, page faults, waking threads
+        end = time.perf_counter() + warmup_seconds
+        function(X)
+        while time.perf_counter() < end:
+            function(X)
     times = {name: [] for name in names}
     spent = dict.fromkeys(names, 0.0)
     turn = 0
@@ -121,8 +127,9 @@ def interleaved_medians(functions, X, seconds, turn_seconds=0.02):
     return {name: statistics.median(calls) for name, calls in times.items()}
 
 
-def run(dtype, threads, cores, seconds, rows_list):
-    """{rows: {contender: median seconds}} for one dtype on ``threads`` threads over ``cores``."""
+def run(dtype, threads, cores, seconds, rows_list, names=CONTENDERS):
+    """{rows: {contender: median seconds}} for one dtype on ``threads`` threads over ``cores``, of
+    the contenders ``names`` taking turns in this process."""
     from threadpoolctl import threadpool_limits
 
     os.sched_setaffinity(0, cores)
@@ -132,13 +139,28 @@ def run(dtype, threads, cores, seconds, rows_list):
     with threadpool_limits(threads):
         for rows in rows_list:
             X = np.random.default_rng(rows).standard_normal((rows, 784)).astype(dtype)
-            # Turns of 20 ms on one core; on more, each contender's cell in one turn: another
-            # runtime's pool spins for a while after its turn, on the core the next one's team needs.
-            results[rows] = interleaved_medians(functions, X, seconds, 0.02 if threads == 1 else seconds)
-            outputs = {name: np.asarray(function(X), np.float64) for name, function in functions.items()}
+            timed = {name: functions[name] for name in names}
+            if len(names) > 1:
+                results[rows] = interleaved_medians(timed, X, seconds)
+            else:   # a second of calls first: fastmlp's choice of a team settles, other pools wake
+                results[rows] = interleaved_medians(timed, X, seconds, seconds, 1.0)
+            expected = np.asarray(functions["MLP"](X), np.float64)
             tolerance = 1e-4 if dtype == np.float32 else 1e-10
-            for name, output in outputs.items():
-                np.testing.assert_allclose(output, outputs["MLP"], atol=tolerance, err_msg=name)
+            for name, function in timed.items():
+                np.testing.assert_allclose(np.asarray(function(X), np.float64), expected, atol=tolerance,
+                                           err_msg=name)
+    return results
+
+
+def run_apart(dtype, threads, cores, seconds, rows_list):
+    """``run``, each contender alone in a fresh process, one after the other."""
+    context = multiprocessing.get_context("spawn")
+    results = {rows: {} for rows in rows_list}
+    for name in CONTENDERS:
+        with context.Pool(1) as pool:
+            alone = pool.apply(run, (dtype, threads, cores, seconds, rows_list, (name,)))
+        for rows in rows_list:
+            results[rows][name] = alone[rows][name]
     return results
 
 
@@ -175,7 +197,9 @@ def main():
     all_results = {}
     for dtype in (np.float32, np.float64):
         for threads in args.threads:
-            all_results[(dtype, threads)] = run(dtype, threads, set(available[:threads]), args.seconds, args.rows)
+            measure = run if threads == 1 else run_apart
+            all_results[(dtype, threads)] = measure(dtype, threads, set(available[:threads]), args.seconds,
+                                                    args.rows)
     os.sched_setaffinity(0, available)
     machine = cpu_description()
     print(f"CPU: {machine['cpu']} (avx512f: {'yes' if machine['avx512f'] else 'no'}, "
