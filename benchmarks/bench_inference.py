@@ -142,8 +142,9 @@ def run(dtype, threads, cores, seconds, rows_list, names=CONTENDERS):
             timed = {name: functions[name] for name in names}
             if len(names) > 1:
                 results[rows] = interleaved_medians(timed, X, seconds)
-            else:   # a second of calls first: fastmlp's choice of a team settles, other pools wake
-                results[rows] = interleaved_medians(timed, X, seconds, seconds, 1.0)
+            else:   # calls for a second first (at most `seconds`): fastmlp's choice of a team
+                # settles, and other pools wake
+                results[rows] = interleaved_medians(timed, X, seconds, seconds, min(1.0, seconds))
             expected = np.asarray(functions["MLP"](X), np.float64)
             tolerance = 1e-4 if dtype == np.float32 else 1e-10
             for name, function in timed.items():

@@ -3,6 +3,7 @@ targets) and the benchmark's child environments are right."""
 import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -239,3 +240,17 @@ def check_jax_learns_the_small_fashion_mnist():
 @needs_jax
 def test_jax_learns_the_small_fashion_mnist():
     in_a_new_python(check_jax_learns_the_small_fashion_mnist)
+
+
+@pytest.mark.slow   # eight child processes, each importing scikit-learn and ONNX Runtime
+def test_inference_benchmark_prints_every_cell_and_checks_the_outputs():
+    for module in ("sklearn", "onnx", "onnxruntime", "threadpoolctl"):
+        pytest.importorskip(module)
+    script = Path(__file__).parents[1] / "benchmarks" / "bench_inference.py"
+    result = subprocess.run([sys.executable, str(script), "--rows", "1", "3", "--seconds", "0.01", "--markdown"],
+                            capture_output=True, text=True, timeout=1800)   # a hang guard only
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line.startswith("| float")]
+    assert [(cells[0].strip(), cells[1].strip(), cells[2].strip()) for cells in rows] == [
+        (dtype, threads, rows) for dtype in ("float32", "float64") for threads in ("1", "2") for rows in ("1", "3")]
+    assert all(len(cells) == 10 for cells in rows)
