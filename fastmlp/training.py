@@ -319,9 +319,7 @@ def _kept_rows(X, Y, sample_weight, rows, o):
     if sample_weight is not None and not sample_weight[rows].sum() > 0:
         raise ValueError("sample_weight must be >= 0 with a positive sum")
     if is_sparse(X) or o.optimizer.name == "lbfgs":
-        weights = None if sample_weight is None else np.ascontiguousarray(sample_weight[rows])
-        kept = X[rows] if is_sparse(X) else np.ascontiguousarray(X[rows])
-        return kept, np.ascontiguousarray(Y[rows]), weights, None
+        return (*_copied_rows(X, Y, sample_weight, rows), None)
     return X, Y, sample_weight, rows
 
 
@@ -372,9 +370,14 @@ def _held_out(X, Y, sample_weight, fraction, task, rng):
 def _split(X, Y, sample_weight, fraction, task, rng):
     """``_held_out``, with the training rows copied too: (X, Y, sample_weight, validation_data)."""
     keep, validation_data = _held_out(X, Y, sample_weight, fraction, task, rng)
-    weights = None if sample_weight is None else np.ascontiguousarray(sample_weight[keep])
-    kept = X[keep] if is_sparse(X) else np.ascontiguousarray(X[keep])
-    return kept, np.ascontiguousarray(Y[keep]), weights, validation_data
+    return (*_copied_rows(X, Y, sample_weight, keep), validation_data)
+
+
+def _copied_rows(X, Y, sample_weight, rows):
+    """(X, Y, sample_weight) of the given rows only, copies (C-contiguous where dense)."""
+    weights = None if sample_weight is None else np.ascontiguousarray(sample_weight[rows])
+    kept = X[rows] if is_sparse(X) else np.ascontiguousarray(X[rows])
+    return kept, np.ascontiguousarray(Y[rows]), weights
 
 
 def _fit_lbfgs(model, X, Y, sample_weight, o):
