@@ -170,7 +170,7 @@ cdef class Predictor:
     def output_if_finite(self, cnp.ndarray X, int nthreads=1):
         """``output(X)``, or None if X may hold a NaN or an infinity: then the caller checks X.
 
-        A NaN or ±∞ in a row of X makes every value of that row's first-layer product Xˡ·W⁰
+        A NaN or ±∞ in a row x of X makes every value of that row's first-layer product x·W⁰
         NaN or ±∞ (∞·0 is NaN), so the products are checked instead of X when they are
         narrower (784 → 100: an eighth of the reads, in cache). Finite X whose products
         overflow also gives None."""
