@@ -96,9 +96,9 @@ def test_read_idx_rejects_malformed_files_naming_them(tmp_path, data, message, c
 
 @pytest.mark.parametrize("data", [
     b"\x1f\x8b" + b"not a gzip stream at all",
-    gzip.compress(idx_bytes(np.arange(1000, dtype=np.int32)))[:-30],    # cut short
-    gzip.compress(b"\x00" * 100)[:12] + b"\xff" * 20,                    # bad deflate data
-])
+    gzip.compress(idx_bytes(np.arange(1000, dtype=np.int32)), mtime=0)[:-30],    # cut short
+    gzip.compress(b"\x00" * 100, mtime=0)[:12] + b"\xff" * 20,                    # bad deflate data
+], ids=["not-gzip", "cut-short", "bad-deflate"])
 def test_read_idx_reports_corrupt_gzip_as_value_error(tmp_path, data):
     path = write(tmp_path / "corrupt.gz", data)
     with pytest.raises(ValueError, match="corrupt gzip stream") as excinfo:
