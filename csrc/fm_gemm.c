@@ -54,6 +54,9 @@ static void *fm_align_up(void *p)
     return (void *)(((uintptr_t)p + FM_ALIGN - 1) / FM_ALIGN * FM_ALIGN);
 }
 
+// How a macro-kernel reads its block of A (fm_gemm_impl.h).
+enum { A_IN_PLACE, A_PACK, A_PACKED };
+
 // The thread tiles: C is cut into tm row groups times tn column groups.
 typedef struct { int tm, tn; } fm_grid;
 typedef struct { ptrdiff_t start, size; } fm_range;

@@ -16,8 +16,8 @@ static void FM_FN(scale)(ptrdiff_t m, ptrdiff_t n, FM_REAL beta, FM_REAL *C, ptr
 //   a_rows, a_cols as in fm_?gemm) and a kc x nc panel of B, one micro-kernel call per MR x NR tile
 //   of C. Micro-panel jr / NR of B starts at b + jr * b_jr and has row stride rsb: packed (b_jr = kc,
 //   rsb = NR) or read in place (b_jr = 1).
-//   pack_a != 0: A is packed into a_pack first (mc x kc values, rounded up to whole micro-panels);
-//   otherwise the micro-kernel reads A in place.
+//   a_pack: A_IN_PLACE, the micro-kernel reads A in place; A_PACK, A is packed into a_pack first (mc x kc
+//   values, rounded up to whole micro-panels); A_PACKED, a_pack holds that block packed already.
 static void FM_FN(macro_kernel)(const FM_UKR_T *u, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc,
                                 FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
                                 const int64_t *a_rows, const int64_t *a_cols, int pack_a,
@@ -28,10 +28,8 @@ static void FM_FN(macro_kernel)(const FM_UKR_T *u, ptrdiff_t mc, ptrdiff_t nc, p
     // Micro-panel ir / mr of A starts at A + ir / mr * a_step (at row a_rows[ir] when A's rows are
     // indexed) and has strides (a_rs, a_cs).
     ptrdiff_t a_step = a_rows ? 0 : mr * rsa, a_rs = rsa, a_cs = csa;
-    if (pack_a) {
-        FM_FN(pack)(mc, kc, A, rsa, csa, a_rows, a_cols, (int)mr, a_pack);
-        A = a_pack, a_step = mr * kc, a_rs = 1, a_cs = mr, a_rows = a_cols = NULL;
-    }
+    if (pack_a == A_PACK) FM_FN(pack)(mc, kc, A, rsa, csa, a_rows, a_cols, (int)mr, a_pack);
+    if (pack_a != A_IN_PLACE) A = a_pack, a_step = mr * kc, a_rs = 1, a_cs = mr, a_rows = a_cols = NULL;
     // Loop over the NR-wide micro-panels of B (the columns of C), each one staying in L1.
     for (ptrdiff_t jr = 0; jr < nc; jr += nr) {
         const FM_REAL *a = A, *b_panel = b + jr * b_jr;
@@ -55,9 +53,11 @@ static const FM_UKR_T *FM_FN(kernel)(const fm_gemm_level *level, ptrdiff_t n)
 
 // fm_?gemm_tile: C := alpha * A * B + beta * C (contract of fm_?gemm) on one thread, with alpha != 0,
 //   k >= 1 and that thread's workspace: work holds fm_?thread_workspace(m, n, k) values, aligned.
-static void FM_FN(gemm_tile)(const FM_UKR_T *u, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_REAL alpha,
-                             const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa, const int64_t *a_rows,
-                             const int64_t *a_cols, const FM_REAL *B,
+//   With n_tail > 0, the n_tail columns after the first n are computed too, by the half kernel (whose
+//   MR is u's): each block of A is still in cache when it multiplies them.
+static void FM_FN(gemm_tile)(const FM_UKR_T *u, const FM_UKR_T *half, ptrdiff_t m, ptrdiff_t n,
+                             ptrdiff_t n_tail, ptrdiff_t k, FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa,
+                             ptrdiff_t csa, const int64_t *a_rows, const int64_t *a_cols, const FM_REAL *B,
                              ptrdiff_t rsb, ptrdiff_t csb, FM_REAL beta, FM_REAL *C, ptrdiff_t ldc,
                              FM_REAL *work)
 {
@@ -69,7 +69,8 @@ static void FM_FN(gemm_tile)(const FM_UKR_T *u, ptrdiff_t m, ptrdiff_t n, ptrdif
     const ptrdiff_t mc_max = fm_balanced_block(m, FM_MC / mr * mr, mr);
     const ptrdiff_t nc_max = fm_balanced_block(n, FM_NC / nr * nr, nr);
     FM_REAL *b_pack = work;                              // kc_max x nc_max, NR-wide micro-panels
-    FM_REAL *a_pack = b_pack + kc_max * nc_max;          // mc_max x kc_max, MR-tall micro-panels
+    FM_REAL *tail_pack = b_pack + kc_max * nc_max;       // kc_max x the half kernel's NR
+    FM_REAL *a_pack = tail_pack + (n_tail > 0 ? kc_max * half->nr : 0);   // mc_max x kc_max, MR-tall
     // Packing A pays when each micro-panel of A is then used for several micro-panels of B, except
     // that contiguous rows of A (csa == 1) can be read in place as fast as packed ones, if they do not
     // compete for the same L1 sets. Transposing them into micro-panels would cost more than it saves.
@@ -87,24 +88,32 @@ static void FM_FN(gemm_tile)(const FM_UKR_T *u, ptrdiff_t m, ptrdiff_t n, ptrdif
     const int b_in_place = csb == 1 && ((m + mr - 1) / mr <= FM_GEMM_PACK_B_MIN_PANELS ||
                                         rsb <= FM_GEMM_B_IN_PLACE_MAX_LD * nr);
 
-    // Loop over n in blocks of NC: the columns of B and C.
+    // Loop over n in blocks of NC: the columns of B and C; the tail goes with the last block.
     for (ptrdiff_t jc = 0; jc < n; jc += nc_max) {
         const ptrdiff_t nc = n - jc < nc_max ? n - jc : nc_max;
+        const ptrdiff_t tail = jc + nc == n ? n_tail : 0;
         // Loop over k in blocks of KC; pack a KC x NC panel of B (Bᵀ read with swapped strides),
         // unless it is read in place.
         for (ptrdiff_t pc = 0; pc < k; pc += kc_max) {
             const ptrdiff_t kc = k - pc < kc_max ? k - pc : kc_max;
-            const FM_REAL *b = B + pc * rsb + jc * csb;
+            const FM_REAL *b = B + pc * rsb + jc * csb, *b_tail = B + pc * rsb + n * csb;
             if (!b_in_place) FM_FN(pack)(nc, kc, b, csb, rsb, NULL, NULL, (int)nr, b_pack);
+            if (!b_in_place && tail) FM_FN(pack)(tail, kc, b_tail, csb, rsb, NULL, NULL, half->nr, tail_pack);
             const FM_REAL beta_pc = pc == 0 ? beta : 1;   // later k blocks add to the earlier ones
             // Loop over m in blocks of MC; the macro-kernel packs an MC x KC block of A if it pays.
             for (ptrdiff_t ic = 0; ic < m; ic += mc_max) {
                 const ptrdiff_t mc = m - ic < mc_max ? m - ic : mc_max;
                 const FM_REAL *a = A + (a_rows ? 0 : ic * rsa) + (a_cols ? 0 : pc * csa);
+                FM_REAL *c = C + ic * ldc + jc;
                 FM_FN(macro_kernel)(u, mc, nc, kc, alpha, a, rsa, csa, fm_index_from(a_rows, ic),
-                                    fm_index_from(a_cols, pc), pack_a, b_in_place ? b : b_pack,
-                                    b_in_place ? 1 : kc, b_in_place ? rsb : nr, beta_pc, C + ic * ldc + jc,
-                                    ldc, a_pack);
+                                    fm_index_from(a_cols, pc), pack_a ? A_PACK : A_IN_PLACE,
+                                    b_in_place ? b : b_pack, b_in_place ? 1 : kc, b_in_place ? rsb : nr,
+                                    beta_pc, c, ldc, a_pack);
+                if (tail)
+                    FM_FN(macro_kernel)(half, mc, tail, kc, alpha, a, rsa, csa, fm_index_from(a_rows, ic),
+                                        fm_index_from(a_cols, pc), pack_a ? A_PACKED : A_IN_PLACE,
+                                        b_in_place ? b_tail : tail_pack, b_in_place ? 1 : kc,
+                                        b_in_place ? rsb : half->nr, beta_pc, c + nc, ldc, a_pack);
             }
         }
     }
@@ -112,11 +121,11 @@ static void FM_FN(gemm_tile)(const FM_UKR_T *u, ptrdiff_t m, ptrdiff_t n, ptrdif
 
 // fm_?thread_workspace: values of workspace one thread needs for any thread tile of an m x n x k
 //   product and any level (a multiple of FM_ALIGN bytes): a KC x NC panel of B and an MC x KC block
-//   of A, each rounded up for the widest micro-tile.
+//   of A, each rounded up for the widest micro-tile, and a KC-tall panel for a tail.
 static size_t FM_FN(thread_workspace)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 {
     const size_t kc = (size_t)(k < FM_KC ? k : FM_KC);
-    const size_t nc = (size_t)(n < FM_NC ? n : FM_NC) + FM_NR_MAX;
+    const size_t nc = (size_t)(n < FM_NC ? n : FM_NC) + 2 * FM_NR_MAX;
     const size_t mc = (size_t)(m < FM_MC ? m : FM_MC) + FM_MR_MAX;
     const size_t per_line = FM_ALIGN / sizeof(FM_REAL);
     const size_t values = kc * nc + mc * kc;
@@ -132,9 +141,10 @@ size_t FM_FN(gemm_workspace_size)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int nth
 
 // fm_?gemm_part: tile t of the grid of an m x n x k product (contract of fm_?gemm, with k >= 1 and
 //   alpha != 0, or k == 0 / alpha == 0 for C := beta * C), computed with the given thread workspace;
-//   returns the tile (empty if the grid has no tile t or it holds no element of C).
-static fm_tile FM_FN(gemm_part)(const FM_UKR_T *u, fm_grid grid, int t, ptrdiff_t m, ptrdiff_t n,
-                                ptrdiff_t k, FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
+//   returns the tile (empty if the grid has no tile t or it holds no element of C). The tiles of the
+//   last column group also compute the n_tail columns after the first n with the half kernel.
+static fm_tile FM_FN(gemm_part)(const FM_UKR_T *u, const FM_UKR_T *half, fm_grid grid, int t,
+                                ptrdiff_t m, ptrdiff_t n, ptrdiff_t n_tail, ptrdiff_t k, FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
                                 const int64_t *a_rows, const int64_t *a_cols, const FM_REAL *B,
                                 ptrdiff_t rsb, ptrdiff_t csb, FM_REAL beta, FM_REAL *C, ptrdiff_t ldc,
                                 FM_REAL *work)
@@ -144,21 +154,22 @@ static fm_tile FM_FN(gemm_part)(const FM_UKR_T *u, fm_grid grid, int t, ptrdiff_
     const fm_range rows = fm_grid_part(m, u->mr, grid.tm, t / grid.tn);
     const fm_range cols = fm_grid_part(n, u->nr, grid.tn, t % grid.tn);
     if (rows.size == 0 || cols.size == 0) return none;
+    const ptrdiff_t tail = cols.start + cols.size == n ? n_tail : 0;
     FM_REAL *c = C + rows.start * ldc + cols.start;
     if (k == 0 || alpha == 0)   // as in BLAS, A and B are not read
-        FM_FN(scale)(rows.size, cols.size, beta, c, ldc);
+        FM_FN(scale)(rows.size, cols.size + tail, beta, c, ldc);
     else
-        FM_FN(gemm_tile)(u, rows.size, cols.size, k, alpha, A + (a_rows ? 0 : rows.start * rsa), rsa,
-                         csa, fm_index_from(a_rows, rows.start), a_cols, B + cols.start * csb, rsb, csb,
-                         beta, c, ldc, work);
-    return (fm_tile){rows.start, rows.size, cols.start, cols.size};
+        FM_FN(gemm_tile)(u, half, rows.size, cols.size, tail, k, alpha, A + (a_rows ? 0 : rows.start * rsa),
+                         rsa, csa, fm_index_from(a_rows, rows.start), a_cols, B + cols.start * csb, rsb,
+                         csb, beta, c, ldc, work);
+    return (fm_tile){rows.start, rows.size, cols.start, cols.size + tail};
 }
 
 // A product split into thread tiles: the arguments of fm_?gemm_part, for fm_?gemm_task.
 typedef struct {
-    const FM_UKR_T *u;
+    const FM_UKR_T *u, *half;
     fm_grid grid;
-    ptrdiff_t m, n, k;
+    ptrdiff_t m, n, n_tail, k;
     FM_REAL alpha;
     const FM_REAL *A;
     ptrdiff_t rsa, csa;
@@ -177,13 +188,15 @@ static void FM_FN(gemm_task)(void *arg, int id, int count)
 {
     const FM_FN(gemm_job) *j = arg;
     for (int t = id; t < j->grid.tm * j->grid.tn; t += count)
-        FM_FN(gemm_part)(j->u, j->grid, t, j->m, j->n, j->k, j->alpha, j->A, j->rsa, j->csa, j->a_rows,
+        FM_FN(gemm_part)(j->u, j->half, j->grid, t, j->m, j->n, j->n_tail, j->k, j->alpha, j->A, j->rsa, j->csa, j->a_rows,
                          j->a_cols, j->B, j->rsb, j->csb, j->beta, j->C, j->ldc,
                          j->work + (size_t)id * j->per_thread);
 }
 
-// fm_?gemm_with: fm_?gemm_at_level's product, m, n >= 1, with the micro-kernel u.
-static void FM_FN(gemm_with)(const FM_UKR_T *u, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_REAL alpha,
+// fm_?gemm_with: fm_?gemm_at_level's product, m, n >= 1, with the micro-kernel u, and the half kernel
+//   for the n_tail columns after the first n (half->mr == u->mr).
+static void FM_FN(gemm_with)(const FM_UKR_T *u, const FM_UKR_T *half, ptrdiff_t m, ptrdiff_t n,
+                             ptrdiff_t n_tail, ptrdiff_t k, FM_REAL alpha,
                              const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa, const int64_t *a_rows,
                              const int64_t *a_cols, const FM_REAL *B, ptrdiff_t rsb, ptrdiff_t csb,
                              FM_REAL beta, FM_REAL *C, ptrdiff_t ldc, FM_REAL *work, int nthreads)
@@ -192,22 +205,21 @@ static void FM_FN(gemm_with)(const FM_UKR_T *u, ptrdiff_t m, ptrdiff_t n, ptrdif
     const size_t per_thread = FM_FN(thread_workspace)(m, n, k);
     const fm_grid grid = fm_thread_grid(m, n, k, nthreads, u->mr, u->nr, FM_GEMM_PARALLEL_MIN_MNK, 0);
     if (grid.tm * grid.tn == 1) {
-        FM_FN(gemm_part)(u, grid, 0, m, n, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta, C, ldc,
-                         aligned);
+        FM_FN(gemm_part)(u, half, grid, 0, m, n, n_tail, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb,
+                         beta, C, ldc, aligned);
         return;
     }
     // Each thread computes whole tiles of C, so no two threads write the same element and no sum
     // over k is split. A tile whose thread the pool could not start is taken by another.
-    const FM_FN(gemm_job) job = {u, grid, m, n, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta, C,
+    const FM_FN(gemm_job) job = {u, half, grid, m, n, n_tail, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta, C,
                                  ldc, aligned, per_thread};
     fm_team_run(grid.tm * grid.tn, FM_FN(gemm_task), (void *)&job);
 }
 
 // fm_?gemm_at_level: fm_?gemm with the micro-kernels of the given level (contract in fm_gemm.h). The
 //   last n mod VL columns (VL: the narrow kernel's width, one vector), when the level has a half kernel
-//   as wide as them, are a product of their own with it: 784 -> 100 on AVX-512 in float has a last
-//   vector of 4 columns, which costs a 16-wide kernel as much as 16 (benchmarks/RESULTS.md, "Half-width
-//   tails").
+//   as wide as them, are computed with it: 784 -> 100 on AVX-512 in float has a last vector of 4
+//   columns, which costs a 16-wide kernel as much as 16 (benchmarks/RESULTS.md, "Half-width tails").
 int FM_FN(gemm_at_level)(const fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                          FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
                          const int64_t *a_rows, const int64_t *a_cols, const FM_REAL *B,
@@ -219,12 +231,13 @@ int FM_FN(gemm_at_level)(const fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n, p
     const FM_UKR_T *half = &level->FM_CAT(FM_X, _half);
     const ptrdiff_t tail = half->fn != NULL ? n % level->FM_CAT(FM_X, _narrow).nr : 0;
     const ptrdiff_t n_main = tail > 0 && tail <= half->nr ? n - tail : n;
-    if (n_main > 0)
-        FM_FN(gemm_with)(FM_FN(kernel)(level, n_main), m, n_main, k, alpha, A, rsa, csa, a_rows, a_cols, B,
-                         rsb, csb, beta, C, ldc, work, nthreads);
-    if (n_main < n)
-        FM_FN(gemm_with)(half, m, n - n_main, k, alpha, A, rsa, csa, a_rows, a_cols, B + n_main * csb, rsb,
-                         csb, beta, C + n_main, ldc, work, nthreads);
+    const FM_UKR_T *u = FM_FN(kernel)(level, n_main);
+    if (n_main == 0)
+        FM_FN(gemm_with)(half, NULL, m, n, 0, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta, C,
+                         ldc, work, nthreads);
+    else   // every level's half kernel has its wide and narrow kernels' MR (fm_microkernel.c)
+        FM_FN(gemm_with)(u, half, m, n_main, n - n_main, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb,
+                         beta, C, ldc, work, nthreads);
     return FM_OK;
 }
 
@@ -249,7 +262,7 @@ int FM_FN(gemm_team)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_REAL alpha, const
     if (m == 0 || n == 0) return FM_OK;
     const FM_UKR_T *u = FM_FN(kernel)(fm_gemm_level_current(), n);
     const fm_grid grid = fm_thread_grid(m, n, k, count, u->mr, u->nr, FM_GEMM_TEAM_MIN_MNK, whole_rows);
-    *tile = FM_FN(gemm_part)(u, grid, id, m, n, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta,
+    *tile = FM_FN(gemm_part)(u, NULL, grid, id, m, n, 0, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta,
                              C, ldc, (FM_REAL *)fm_align_up(work));
     return FM_OK;
 }

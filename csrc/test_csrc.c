@@ -189,6 +189,12 @@ static void check_special_cases(void)
           "k == 0 scales C", "", "float", 2, 2, 0, 0);
     check(fm_sgemm(2, 2, 2, 0, A, 2, 1, NULL, NULL, B, 2, 1, 2, C, 2, w, 1) == FM_OK && C[0] == 1 && C[3] == 4,
           "alpha == 0 reads neither A nor B", "", "float", 2, 2, 2, 0);
+    // 20 columns: a vector and a tail of 4 for AVX-512's half kernel in float; all are scaled.
+    float wide[20], work[1024];
+    for (int j = 0; j < 20; j++) wide[j] = (float)j;
+    check(fm_sgemm(1, 20, 0, 1, A, 1, 1, NULL, NULL, B, 20, 1, 2, wide, 20, work, 1) == FM_OK && wide[0] == 0 &&
+              wide[15] == 30 && wide[19] == 38,
+          "k == 0 scales every column", "", "float", 1, 20, 0, 0);
     const char *isa = fm_gemm_isa();
     check(isa != NULL && fm_cpu_runs(fm_gemm_level_current()->name), "fm_gemm_isa", isa, "", 0, 0, 0, 0);
 }
