@@ -96,8 +96,14 @@ static int64_t *make_index(ptrdiff_t count, ptrdiff_t size, unsigned *state)
     return index;
 }
 
-// One shape, one level, one type, all storage cases: compare with the naive product.
-static void check_shape(int single, const fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
+// The levels whose kernels check_shape compares: those this CPU runs (fm_gemm_levels), and how
+// many checks failed at each.
+static const fm_gemm_level *levels;
+static int n_levels, level_runs[8], level_failures[8];
+
+// One shape, one type, all storage cases: every level this CPU runs against the naive product
+// (computed once per case, in double).
+static void check_shape(int single, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 {
     const char *type = single ? "float" : "double";
     const double eps = single ? 0x1p-23 : 0x1p-52;
@@ -118,6 +124,7 @@ static void check_shape(int single, const fm_gemm_level *level, ptrdiff_t m, ptr
         int64_t *a_cols = index == COLS_INDEX ? make_index(k, a_cols_total, &state) : NULL;
         double *A = malloc(a_len * sizeof *A), *B = malloc(b_len * sizeof *B);
         double *C0 = malloc(c_len * sizeof *C0), *C1 = malloc(c_len * sizeof *C1), *C2 = malloc(c_len * sizeof *C2);
+        double *want = malloc(c_len * sizeof *want), *bound = malloc(c_len * sizeof *bound);
         for (size_t i = 0; i < a_len; i++) A[i] = uniform(&state);
         for (size_t i = 0; i < b_len; i++) B[i] = uniform(&state);
         if (single) {   // the values the float product sees
@@ -125,34 +132,7 @@ static void check_shape(int single, const fm_gemm_level *level, ptrdiff_t m, ptr
             for (size_t i = 0; i < b_len; i++) B[i] = (float)B[i];
         }
         for (size_t i = 0; i < c_len; i++) C0[i] = beta_zero ? NAN : (float)uniform(&state);
-        memcpy(C1, C0, c_len * sizeof *C0);
-        memcpy(C2, C0, c_len * sizeof *C0);
-
-        int status1, status2;
-        int guards = run_gemm(single, level, m, n, k, alpha, A, a_len, rsa, csa, a_rows, a_cols, B, b_len, rsb,
-                              csb, beta, C1, c_len, ldc, 1, &status1);
-        guards &= run_gemm(single, level, m, n, k, alpha, A, a_len, rsa, csa, a_rows, a_cols, B, b_len, rsb,
-                           csb, beta, C2, c_len, ldc, 2, &status2);
-        check(status1 == FM_OK && status2 == FM_OK, "status", level->name, type, m, n, k, case_id);
-        check(guards, "workspace overrun", level->name, type, m, n, k, case_id);
-        check(memcmp(C1, C2, c_len * sizeof *C1) == 0, "nthreads 1 vs 2 not bit-identical", level->name, type,
-              m, n, k, case_id);
-        // AVX-512 (with AVX2's narrow kernel for short last vectors) adds the same products in the same
-        // order as AVX2: with alpha = 1 and beta = 0 (every product of inference), the same bits. (Else
-        // the compiler may fuse alpha * sum + beta * c, or the sum of a later k block, differently in
-        // each level's file.)
-        const fm_gemm_level *avx2 = alpha == 1 && beta_zero && strcmp(level->name, "avx512") == 0 &&
-                                    fm_cpu_runs("avx2") ? level + 1 : NULL;
-        if (avx2 != NULL && strcmp(avx2->name, "avx2") == 0) {
-            memcpy(C2, C0, c_len * sizeof *C0);
-            run_gemm(single, avx2, m, n, k, alpha, A, a_len, rsa, csa, a_rows, a_cols, B, b_len, rsb, csb, beta,
-                     C2, c_len, ldc, 1, &status2);
-            check(memcmp(C1, C2, c_len * sizeof *C1) == 0, "avx512 vs avx2 not bit-identical", level->name, type,
-                  m, n, k, case_id);
-        }
-
-        int values_ok = 1, padding_ok = 1;
-        for (ptrdiff_t i = 0; i < m; i++) {
+        for (ptrdiff_t i = 0; i < m; i++)
             for (ptrdiff_t j = 0; j < n; j++) {
                 double sum = 0, magnitude = 0;
                 for (ptrdiff_t p = 0; p < k; p++) {
@@ -161,17 +141,52 @@ static void check_shape(int single, const fm_gemm_level *level, ptrdiff_t m, ptr
                     sum += term, magnitude += fabs(term);
                 }
                 const double c_old = beta_zero ? 0 : C0[i * ldc + j];
-                const double want = alpha * sum + beta * c_old;
-                const double bound = 4 * (k + 2) * eps * (fabs(alpha) * magnitude + fabs(beta * c_old)) + 1e-300;
-                if (!(fabs(C1[i * ldc + j] - want) <= bound)) values_ok = 0;
+                want[i * ldc + j] = alpha * sum + beta * c_old;
+                bound[i * ldc + j] = 4 * (k + 2) * eps * (fabs(alpha) * magnitude + fabs(beta * c_old)) + 1e-300;
             }
-            for (ptrdiff_t j = n; j < ldc; j++)   // ldc > n: the gap between rows is left alone
-                if (!(isnan(C1[i * ldc + j]) ? isnan(C0[i * ldc + j]) : C1[i * ldc + j] == C0[i * ldc + j]))
-                    padding_ok = 0;
+
+        for (int l = 0; l < n_levels; l++) {
+            if (!level_runs[l]) continue;
+            const fm_gemm_level *level = &levels[l];
+            const int before = n_failed;
+            memcpy(C1, C0, c_len * sizeof *C0);
+            memcpy(C2, C0, c_len * sizeof *C0);
+            int status1, status2;
+            int guards = run_gemm(single, level, m, n, k, alpha, A, a_len, rsa, csa, a_rows, a_cols, B, b_len, rsb,
+                                  csb, beta, C1, c_len, ldc, 1, &status1);
+            guards &= run_gemm(single, level, m, n, k, alpha, A, a_len, rsa, csa, a_rows, a_cols, B, b_len, rsb,
+                               csb, beta, C2, c_len, ldc, 2, &status2);
+            check(status1 == FM_OK && status2 == FM_OK, "status", level->name, type, m, n, k, case_id);
+            check(guards, "workspace overrun", level->name, type, m, n, k, case_id);
+            check(memcmp(C1, C2, c_len * sizeof *C1) == 0, "nthreads 1 vs 2 not bit-identical", level->name, type,
+                  m, n, k, case_id);
+            // AVX-512 (with AVX2's narrow kernel for short last vectors) adds the same products in the same
+            // order as AVX2: with alpha = 1 and beta = 0 (every product of inference), the same bits. (Else
+            // the compiler may fuse alpha * sum + beta * c, or the sum of a later k block, differently in
+            // each level's file.)
+            const fm_gemm_level *avx2 = alpha == 1 && beta_zero && strcmp(level->name, "avx512") == 0 &&
+                                        fm_cpu_runs("avx2") ? level + 1 : NULL;
+            if (avx2 != NULL && strcmp(avx2->name, "avx2") == 0) {
+                memcpy(C2, C0, c_len * sizeof *C0);
+                run_gemm(single, avx2, m, n, k, alpha, A, a_len, rsa, csa, a_rows, a_cols, B, b_len, rsb, csb, beta,
+                         C2, c_len, ldc, 1, &status2);
+                check(memcmp(C1, C2, c_len * sizeof *C1) == 0, "avx512 vs avx2 not bit-identical", level->name,
+                      type, m, n, k, case_id);
+            }
+
+            int values_ok = 1, padding_ok = 1;
+            for (ptrdiff_t i = 0; i < m; i++) {
+                for (ptrdiff_t j = 0; j < n; j++)
+                    if (!(fabs(C1[i * ldc + j] - want[i * ldc + j]) <= bound[i * ldc + j])) values_ok = 0;
+                for (ptrdiff_t j = n; j < ldc; j++)   // ldc > n: the gap between rows is left alone
+                    if (!(isnan(C1[i * ldc + j]) ? isnan(C0[i * ldc + j]) : C1[i * ldc + j] == C0[i * ldc + j]))
+                        padding_ok = 0;
+            }
+            check(values_ok, "values differ from the naive product", level->name, type, m, n, k, case_id);
+            check(padding_ok, "wrote outside the m x n matrix", level->name, type, m, n, k, case_id);
+            level_failures[l] += n_failed - before;
         }
-        check(values_ok, "values differ from the naive product", level->name, type, m, n, k, case_id);
-        check(padding_ok, "wrote outside the m x n matrix", level->name, type, m, n, k, case_id);
-        free(A), free(B), free(C0), free(C1), free(C2), free(a_rows), free(a_cols);
+        free(A), free(B), free(C0), free(C1), free(C2), free(want), free(bound), free(a_rows), free(a_cols);
     }
 }
 
@@ -421,23 +436,21 @@ int main(int argc, char **argv)
         printf("%d passed, %d failed\n", n_passed, n_failed);
         return n_failed != 0;
     }
-    int n_levels;
-    const fm_gemm_level *levels = fm_gemm_levels(&n_levels);
-    for (int l = 0; l < n_levels; l++) {
-        if (!fm_cpu_runs(levels[l].name)) {
-            printf("level %s: not supported by this CPU, skipped\n", levels[l].name);
-            continue;
-        }
-        const int before = n_failed;
-        for (int single = 0; single <= 1; single++) {
-            for (int i = 0; i < n_mn; i++)
-                for (int j = 0; j < n_mn; j++)
-                    for (int p = 0; p < n_k; p++) check_shape(single, &levels[l], mn_values[i], mn_values[j], k_values[p]);
-            for (int s = 0; s < n_big; s++)
-                check_shape(single, &levels[l], big_shapes[s][0], big_shapes[s][1], big_shapes[s][2]);
-        }
-        printf("level %s: %s\n", levels[l].name, n_failed == before ? "ok" : "FAILED");
+    levels = fm_gemm_levels(&n_levels);
+    if (n_levels > (int)(sizeof level_runs / sizeof *level_runs)) {
+        printf("FAIL: %d kernel levels, room for %d\n", n_levels, (int)(sizeof level_runs / sizeof *level_runs));
+        return 1;
     }
+    for (int l = 0; l < n_levels; l++) level_runs[l] = fm_cpu_runs(levels[l].name);
+    for (int single = 0; single <= 1; single++) {
+        for (int i = 0; i < n_mn; i++)
+            for (int j = 0; j < n_mn; j++)
+                for (int p = 0; p < n_k; p++) check_shape(single, mn_values[i], mn_values[j], k_values[p]);
+        for (int s = 0; s < n_big; s++) check_shape(single, big_shapes[s][0], big_shapes[s][1], big_shapes[s][2]);
+    }
+    for (int l = 0; l < n_levels; l++)
+        printf("level %s: %s\n", levels[l].name,
+               !level_runs[l] ? "not supported by this CPU, skipped" : level_failures[l] == 0 ? "ok" : "FAILED");
     printf("fm_gemm_isa() = %s\n", fm_gemm_isa());
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed != 0;
