@@ -144,7 +144,8 @@ size_t FM_FN(gemm_workspace_size)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int nth
 //   returns the tile (empty if the grid has no tile t or it holds no element of C). The tiles of the
 //   last column group also compute the n_tail columns after the first n with the half kernel.
 static fm_tile FM_FN(gemm_part)(const FM_UKR_T *u, const FM_UKR_T *half, fm_grid grid, int t,
-                                ptrdiff_t m, ptrdiff_t n, ptrdiff_t n_tail, ptrdiff_t k, FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
+                                ptrdiff_t m, ptrdiff_t n, ptrdiff_t n_tail, ptrdiff_t k, FM_REAL alpha,
+                                const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
                                 const int64_t *a_rows, const int64_t *a_cols, const FM_REAL *B,
                                 ptrdiff_t rsb, ptrdiff_t csb, FM_REAL beta, FM_REAL *C, ptrdiff_t ldc,
                                 FM_REAL *work)
@@ -188,8 +189,8 @@ static void FM_FN(gemm_task)(void *arg, int id, int count)
 {
     const FM_FN(gemm_job) *j = arg;
     for (int t = id; t < j->grid.tm * j->grid.tn; t += count)
-        FM_FN(gemm_part)(j->u, j->half, j->grid, t, j->m, j->n, j->n_tail, j->k, j->alpha, j->A, j->rsa, j->csa, j->a_rows,
-                         j->a_cols, j->B, j->rsb, j->csb, j->beta, j->C, j->ldc,
+        FM_FN(gemm_part)(j->u, j->half, j->grid, t, j->m, j->n, j->n_tail, j->k, j->alpha, j->A, j->rsa,
+                         j->csa, j->a_rows, j->a_cols, j->B, j->rsb, j->csb, j->beta, j->C, j->ldc,
                          j->work + (size_t)id * j->per_thread);
 }
 
@@ -211,8 +212,8 @@ static void FM_FN(gemm_with)(const FM_UKR_T *u, const FM_UKR_T *half, ptrdiff_t 
     }
     // Each thread computes whole tiles of C, so no two threads write the same element and no sum
     // over k is split. A tile whose thread the pool could not start is taken by another.
-    const FM_FN(gemm_job) job = {u, half, grid, m, n, n_tail, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta, C,
-                                 ldc, aligned, per_thread};
+    const FM_FN(gemm_job) job = {u, half, grid, m, n, n_tail, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb,
+                                 csb, beta, C, ldc, aligned, per_thread};
     fm_team_run(grid.tm * grid.tn, FM_FN(gemm_task), (void *)&job);
 }
 
@@ -231,13 +232,12 @@ int FM_FN(gemm_at_level)(const fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n, p
     const FM_UKR_T *half = &level->FM_CAT(FM_X, _half);
     const ptrdiff_t tail = half->fn != NULL ? n % level->FM_CAT(FM_X, _narrow).nr : 0;
     const ptrdiff_t n_main = tail > 0 && tail <= half->nr ? n - tail : n;
-    const FM_UKR_T *u = FM_FN(kernel)(level, n_main);
-    if (n_main == 0)
+    if (n_main == 0)   // the half kernel alone
         FM_FN(gemm_with)(half, NULL, m, n, 0, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta, C,
                          ldc, work, nthreads);
     else   // every level's half kernel has its wide and narrow kernels' MR (fm_microkernel.c)
-        FM_FN(gemm_with)(u, half, m, n_main, n - n_main, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb,
-                         beta, C, ldc, work, nthreads);
+        FM_FN(gemm_with)(FM_FN(kernel)(level, n_main), half, m, n_main, n - n_main, k, alpha, A, rsa, csa,
+                         a_rows, a_cols, B, rsb, csb, beta, C, ldc, work, nthreads);
     return FM_OK;
 }
 
@@ -262,8 +262,8 @@ int FM_FN(gemm_team)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_REAL alpha, const
     if (m == 0 || n == 0) return FM_OK;
     const FM_UKR_T *u = FM_FN(kernel)(fm_gemm_level_current(), n);
     const fm_grid grid = fm_thread_grid(m, n, k, count, u->mr, u->nr, FM_GEMM_TEAM_MIN_MNK, whole_rows);
-    *tile = FM_FN(gemm_part)(u, NULL, grid, id, m, n, 0, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta,
-                             C, ldc, (FM_REAL *)fm_align_up(work));
+    *tile = FM_FN(gemm_part)(u, NULL, grid, id, m, n, 0, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb,
+                             beta, C, ldc, (FM_REAL *)fm_align_up(work));
     return FM_OK;
 }
 
