@@ -4,117 +4,162 @@
 # Single kernels, exposed for the tests (same names and signatures as in fastmlp.reference)
 # ---------------------------------------------------------------------------------------------
 
+# The arrays are checked here, not by typed memoryviews: those would add Cython's memoryview code
+# (40% of the generated C, and of its compile time) to a module whose other functions need none of it.
+
+cdef cnp.ndarray _operand(x, str name, int ndim, dtype=None, str layout="C", bint writeable=False):
+    """x as a kernel reads it: a NumPy array of ndim dimensions and this dtype (float32 or float64 if
+    None), aligned, in the machine's byte order (and writeable if asked). layout "C": C-contiguous;
+    "rows": its rows contiguous, at any row stride; "any": any strides of whole elements."""
+    if not isinstance(x, np.ndarray) or x.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D NumPy array")
+    cdef cnp.ndarray a = x
+    if (a.dtype != dtype) if dtype is not None else (a.dtype not in (np.float32, np.float64)):
+        raise ValueError(f"{name} must be {'float32 or float64' if dtype is None else np.dtype(dtype)}, "
+                         f"not {a.dtype}")
+    if not cnp.PyArray_ISBEHAVED_RO(a) or (writeable and not a.flags.writeable):
+        raise ValueError(f"{name} must be aligned, in the machine's byte order" + (" and writeable" if writeable else ""))
+    if ((layout == "C" and not cnp.PyArray_IS_C_CONTIGUOUS(a))
+            or (layout == "rows" and a.shape[1] > 1 and a.strides[1] != a.itemsize)
+            or any(stride % a.itemsize for stride in x.strides)):
+        raise ValueError(f"{name} must be " + ("C-contiguous" if layout == "C" else "contiguous along its rows"
+                                               if layout == "rows" else "strided by whole elements"))
+    return a
+
+
 cdef const int64_t *_index(index, Py_ssize_t size, str name) except? NULL:
-    """The data of an int64 index into 0 .. size-1, or NULL for None."""
-    cdef const int64_t[::1] entries
+    """The data of an int64 index into 0 .. size-1, or NULL for None (or no entries)."""
     if index is None:
         return NULL
-    entries = index
-    if entries.shape[0] and (np.min(index) < 0 or np.max(index) >= size):
+    cdef cnp.ndarray entries = _operand(index, name, 1, np.int64)
+    if len(entries) and (np.min(entries) < 0 or np.max(entries) >= size):
         raise ValueError(f"gemm: {name} holds an index out of range")
-    return &entries[0] if entries.shape[0] else NULL
+    return <const int64_t *> _data(entries) if len(entries) else NULL
 
 
-def gemm(double alpha, floating[:, :] A, floating[:, :] B, double beta, floating[:, ::1] C,
-         int nthreads=1, a_rows=None, a_cols=None):
+def gemm(double alpha, A, B, double beta, C, int nthreads=1, a_rows=None, a_cols=None):
     """C := alpha · A · B + beta · C for any (strided, transposed) views A and B; with an int64
     index ``a_rows`` the product reads A[a_rows] (the rows it names, where they lie), with
     ``a_cols`` A[:, a_cols]."""
-    cdef Py_ssize_t m = A.shape[0], k = A.shape[1], n = B.shape[1]
-    cdef Py_ssize_t item = sizeof(floating)
+    cdef cnp.ndarray c = _operand(C, "C", 2, None, "rows", True)
+    cdef cnp.ndarray a = _operand(A, "A", 2, c.dtype, "any"), b = _operand(B, "B", 2, c.dtype, "any")
+    cdef Py_ssize_t m = a.shape[0], k = a.shape[1], n = b.shape[1], item = c.itemsize
+    cdef bint double = c.dtype == np.float64
     if a_rows is not None and a_cols is not None:
         raise ValueError("gemm: give a_rows or a_cols, not both")
     m = len(a_rows) if a_rows is not None else m
     k = len(a_cols) if a_cols is not None else k
-    if B.shape[0] != k or C.shape[0] != m or C.shape[1] != n or nthreads < 1:
+    if b.shape[0] != k or c.shape[0] != m or c.shape[1] != n or nthreads < 1:
         raise ValueError("gemm: shapes do not match")
-    cdef const int64_t *rows = _index(a_rows, A.shape[0], "a_rows")
-    cdef const int64_t *cols = _index(a_cols, A.shape[1], "a_cols")
-    cdef const floating *a = &A[0, 0] if A.shape[0] and A.shape[1] else NULL
-    cdef const floating *bp = &B[0, 0] if k and n else NULL
-    cdef floating *c = &C[0, 0] if m and n else NULL
+    cdef const int64_t *rows = _index(a_rows, a.shape[0], "a_rows")
+    cdef const int64_t *cols = _index(a_cols, a.shape[1], "a_cols")
+    cdef Py_ssize_t rsa = a.strides[0] // item, csa = a.strides[1] // item
+    cdef Py_ssize_t rsb = b.strides[0] // item, csb = b.strides[1] // item, ldc = c.strides[0] // item
+    cdef const char *pa = _data(a) if a.shape[0] and a.shape[1] else NULL
+    cdef const char *pb = _data(b) if k and n else NULL
+    cdef char *pc = _data(c) if m and n else NULL
     # malloc, not a NumPy array: for the smallest products the allocation would cost more than the work
-    cdef size_t work_size = (fm_sgemm_workspace_size(m, n, k, nthreads) if floating is float
-                             else fm_dgemm_workspace_size(m, n, k, nthreads))
-    cdef floating *work = <floating *> malloc(work_size * sizeof(floating))
+    cdef size_t work_size = (fm_dgemm_workspace_size(m, n, k, nthreads) if double
+                             else fm_sgemm_workspace_size(m, n, k, nthreads))
+    cdef char *work = <char *> malloc(work_size * item)
     if work == NULL:
         raise MemoryError("gemm: no memory for the workspace")
     with nogil:
-        _gemm(m, n, k, <floating> alpha, a, A.strides[0] // item, A.strides[1] // item, rows, cols,
-              bp, B.strides[0] // item, B.strides[1] // item, <floating> beta, c, C.strides[0] // item,
-              work, nthreads)
+        if double:
+            _gemm(m, n, k, alpha, <const double *> pa, rsa, csa, rows, cols, <const double *> pb, rsb, csb,
+                  beta, <double *> pc, ldc, <double *> work, nthreads)
+        else:
+            _gemm(m, n, k, <float> alpha, <const float *> pa, rsa, csa, rows, cols, <const float *> pb, rsb,
+                  csb, <float> beta, <float *> pc, ldc, <float *> work, nthreads)
         free(work)
 
 
-def bias_activation_inplace(floating[:, ::1] Z, floating[::1] b, str activation):
+def bias_activation_inplace(Z, b, str activation):
     """Z := σ(Z + b) row by row."""
-    if b.shape[0] != Z.shape[1]:
+    cdef cnp.ndarray z = _operand(Z, "Z", 2, None, "C", True)
+    cdef cnp.ndarray bias = _operand(b, "b", 1, z.dtype)
+    if bias.shape[0] != z.shape[1]:
         raise ValueError("bias length must equal the number of columns of Z")
     cdef int code = ACTIVATIONS[activation]
-    if Z.shape[0] and Z.shape[1]:
-        with nogil:
-            _bias_activation(&Z[0, 0], &b[0], Z.shape[0], Z.shape[1], code)
+    if z.size == 0:
+        return
+    if z.dtype == np.float64:
+        _bias_activation(<double *> _data(z), <const double *> _data(bias), z.shape[0], z.shape[1], code)
+    else:
+        _bias_activation(<float *> _data(z), <const float *> _data(bias), z.shape[0], z.shape[1], code)
 
 
-def activation_derivative_inplace(floating[:, ::1] A, floating[:, ::1] delta, str activation):
+def activation_derivative_inplace(A, delta, str activation):
     """delta := delta ⊙ σ'(z), from the stored activation A = σ(z)."""
-    if A.shape[0] != delta.shape[0] or A.shape[1] != delta.shape[1]:
+    cdef cnp.ndarray d = _operand(delta, "delta", 2, None, "C", True)
+    cdef cnp.ndarray a = _operand(A, "A", 2, d.dtype)
+    if a.shape[0] != d.shape[0] or a.shape[1] != d.shape[1]:
         raise ValueError("A and delta must have the same shape")
     cdef int code = ACTIVATIONS[activation]
-    if A.shape[0] and A.shape[1]:
-        with nogil:
-            _activation_derivative(&A[0, 0], &delta[0, 0], A.shape[0] * A.shape[1], code)
+    if d.dtype == np.float64:
+        _activation_derivative(<const double *> _data(a), <double *> _data(d), d.size, code)
+    else:
+        _activation_derivative(<const float *> _data(a), <float *> _data(d), d.size, code)
 
 
-def output_delta(floating[:, ::1] A, floating[:, ::1] Y, floating[:, ::1] delta, str activation,
-                 str loss, sample_weight=None):
+def output_delta(A, Y, delta, str activation, str loss, sample_weight=None):
     """delta := δᴸ for each row (times its sample weight); returns the (weighted) loss summed over the rows."""
-    if not (A.shape[0] == Y.shape[0] == delta.shape[0] and A.shape[1] == Y.shape[1] == delta.shape[1]):
+    cdef cnp.ndarray d = _operand(delta, "delta", 2, None, "C", True)
+    cdef cnp.ndarray a = _operand(A, "A", 2, d.dtype), y = _operand(Y, "Y", 2, d.dtype)
+    cdef cnp.ndarray weights = None
+    if not (a.shape[0] == y.shape[0] == d.shape[0] and a.shape[1] == y.shape[1] == d.shape[1]):
         raise ValueError("A, Y and delta must have the same shape")
     cdef int act = ACTIVATIONS[activation], code = LOSSES[loss]
-    cdef double total = 0
-    cdef floating[::1] weights
-    cdef const floating *w = NULL
     if sample_weight is not None:
-        weights = sample_weight
-        if weights.shape[0] != A.shape[0]:
+        weights = _operand(sample_weight, "sample_weight", 1, d.dtype)
+        if weights.shape[0] != a.shape[0]:
             raise ValueError("sample_weight must have one value per row")
-        w = &weights[0] if weights.shape[0] else NULL
-    if A.shape[0] and A.shape[1]:
-        with nogil:
-            total = _output_delta(&A[0, 0], &Y[0, 0], NULL, &delta[0, 0], w, A.shape[0], A.shape[1], act,
-                                  code, NULL)
-    return total
+    cdef const char *w = _data(weights) if weights is not None and weights.shape[0] else NULL
+    if d.size == 0:
+        return 0.0
+    if d.dtype == np.float64:
+        return _output_delta(<const double *> _data(a), <const double *> _data(y), NULL, <double *> _data(d),
+                             <const double *> w, d.shape[0], d.shape[1], act, code, NULL)
+    return _output_delta(<const float *> _data(a), <const float *> _data(y), NULL, <float *> _data(d),
+                         <const float *> w, d.shape[0], d.shape[1], act, code, NULL)
 
 
-def column_sums(floating[:, ::1] D, floating[::1] out, double scale):
+def column_sums(D, out, double scale):
     """out := scale · (sum of the rows of D)."""
-    if out.shape[0] != D.shape[1]:
+    cdef cnp.ndarray o = _operand(out, "out", 1, None, "C", True)
+    cdef cnp.ndarray d = _operand(D, "D", 2, o.dtype)
+    if o.shape[0] != d.shape[1]:
         raise ValueError("out length must equal the number of columns of D")
-    if D.shape[1]:
-        with nogil:
-            _column_sums(&D[0, 0] if D.shape[0] else NULL, &out[0], D.shape[0], D.shape[1],
-                         <floating> scale)
+    if o.shape[0] == 0:
+        return
+    if o.dtype == np.float64:
+        _column_sums(<const double *> _data(d), <double *> _data(o), d.shape[0], d.shape[1], scale)
+    else:
+        _column_sums(<const float *> _data(d), <float *> _data(o), d.shape[0], d.shape[1], <float> scale)
 
 
-cdef floating *_state_pointer(floating[::1] params, state, str name) except? NULL:
-    cdef floating[::1] view
+cdef char *_state_pointer(cnp.ndarray params, state, str name) except? NULL:
     if state is None:
         return NULL
-    view = state
+    cdef cnp.ndarray view = _operand(state, name, 1, params.dtype, "C", True)
     if view.shape[0] != params.shape[0]:
         raise ValueError(f"{name} must have the length of params")
-    return &view[0] if view.shape[0] else NULL
+    return _data(view) if view.shape[0] else NULL
 
 
-def _step_inplace(floating[::1] params, floating[::1] grads, first, second, Step step):
-    if grads.shape[0] != params.shape[0]:
+def _step_inplace(params, grads, first, second, Step step):
+    cdef cnp.ndarray p = _operand(params, "params", 1, None, "C", True)
+    cdef cnp.ndarray g = _operand(grads, "grads", 1, p.dtype)
+    if g.shape[0] != p.shape[0]:
         raise ValueError("params and grads must have the same length")
-    cdef floating *s1 = _state_pointer(params, first, "state")
-    cdef floating *s2 = _state_pointer(params, second, "state")
-    if params.shape[0]:
-        with nogil:
-            _update(&params[0], &grads[0], s1, s2, params.shape[0], &step)
+    cdef char *s1 = _state_pointer(p, first, "state")
+    cdef char *s2 = _state_pointer(p, second, "state")
+    if p.shape[0] == 0:
+        return
+    if p.dtype == np.float64:
+        _update(<double *> _data(p), <const double *> _data(g), <double *> s1, <double *> s2, p.shape[0], &step)
+    else:
+        _update(<float *> _data(p), <const float *> _data(g), <float *> s1, <float *> s2, p.shape[0], &step)
 
 
 def sgd_update_inplace(params, grads, velocity, double learning_rate, double momentum=0.0,
@@ -138,81 +183,112 @@ def adam_update_inplace(params, grads, first_moment, second_moment, double learn
     _step_inplace(params, grads, first_moment, second_moment, step)
 
 
-def dropout_mask(floating[::1] mask, uint64_t seed, uint64_t counter, double keep):
+def dropout_mask(mask, uint64_t seed, uint64_t counter, double keep):
     """mask[i] := 1/keep or 0, the draw for element i a hash of splitmix64(seed) + counter + i."""
+    cdef cnp.ndarray m = _operand(mask, "mask", 1, None, "C", True)
     if not 0 < keep <= 1:
         raise ValueError("keep must be in (0, 1]")
-    if mask.shape[0]:
-        with nogil:
-            _dropout_mask(&mask[0], mask.shape[0], _splitmix64(seed), counter, keep)
+    if m.dtype == np.float64:
+        _dropout_mask(<double *> _data(m), m.shape[0], _splitmix64(seed), counter, keep)
+    else:
+        _dropout_mask(<float *> _data(m), m.shape[0], _splitmix64(seed), counter, keep)
 
 
-def gather_rows(floating[:, ::1] X, const int64_t[::1] index, floating[:, ::1] out):
+cdef const int64_t *_row_index(index, Py_ssize_t rows, Py_ssize_t count) except? NULL:
+    """The data of an int64 index of count rows of a matrix of rows rows (IndexError for one out of range)."""
+    cdef cnp.ndarray entries = _operand(index, "index", 1, np.int64)
+    if entries.shape[0] != count:
+        raise ValueError("out must have shape (len(index), X.shape[1])")
+    if count and (np.min(entries) < 0 or np.max(entries) >= rows):
+        bad = entries[(entries < 0) | (entries >= rows)][0]
+        raise IndexError(f"row index {bad} out of range")
+    return <const int64_t *> _data(entries) if count else NULL
+
+
+def gather_rows(X, index, out):
     """out[r] := X[index[r]] for every r."""
-    cdef Py_ssize_t r
-    if out.shape[0] != index.shape[0] or out.shape[1] != X.shape[1]:
+    cdef cnp.ndarray o = _operand(out, "out", 2, None, "C", True)
+    cdef cnp.ndarray x = _operand(X, "X", 2, o.dtype)
+    if o.shape[1] != x.shape[1]:
         raise ValueError("out must have shape (len(index), X.shape[1])")
-    for r in range(index.shape[0]):
-        if not 0 <= index[r] < X.shape[0]:
-            raise IndexError(f"row index {index[r]} out of range")
-    if index.shape[0] and X.shape[1]:
-        with nogil:
-            _gather_rows(&X[0, 0], &index[0], index.shape[0], X.shape[1], &out[0, 0])
+    cdef const int64_t *rows = _row_index(index, x.shape[0], o.shape[0])
+    if o.size == 0:
+        return
+    if o.dtype == np.float64:
+        _gather_rows(<const double *> _data(x), rows, o.shape[0], o.shape[1], <double *> _data(o))
+    else:
+        _gather_rows(<const float *> _data(x), rows, o.shape[0], o.shape[1], <float *> _data(o))
 
 
-def gather_scaled_rows(const pixel[:, ::1] X, const int64_t[::1] index, double scale, floating[:, ::1] out):
+def gather_scaled_rows(X, index, double scale, out):
     """out[r] := dtype(X[index[r]]) · dtype(scale) for every r (out's dtype)."""
-    cdef Py_ssize_t r
-    if out.shape[0] != index.shape[0] or out.shape[1] != X.shape[1]:
+    cdef cnp.ndarray o = _operand(out, "out", 2, None, "C", True)
+    cdef cnp.ndarray x = _operand(X, "X", 2, X.dtype if X.dtype in (np.uint8, np.uint16) else np.uint8)
+    if o.shape[1] != x.shape[1]:
         raise ValueError("out must have shape (len(index), X.shape[1])")
-    for r in range(index.shape[0]):
-        if not 0 <= index[r] < X.shape[0]:
-            raise IndexError(f"row index {index[r]} out of range")
-    if index.shape[0] and X.shape[1]:
-        with nogil:
-            _gather_scaled_rows(&X[0, 0], &index[0], index.shape[0], X.shape[1], <floating> scale, &out[0, 0])
+    cdef const int64_t *rows = _row_index(index, x.shape[0], o.shape[0])
+    cdef Py_ssize_t count = o.shape[0], cols = o.shape[1]
+    if o.size == 0:
+        return
+    if x.dtype == np.uint8 and o.dtype == np.float64:
+        _gather_scaled_rows(<const uint8_t *> _data(x), rows, count, cols, scale, <double *> _data(o))
+    elif x.dtype == np.uint8:
+        _gather_scaled_rows(<const uint8_t *> _data(x), rows, count, cols, <float> scale, <float *> _data(o))
+    elif o.dtype == np.float64:
+        _gather_scaled_rows(<const uint16_t *> _data(x), rows, count, cols, scale, <double *> _data(o))
+    else:
+        _gather_scaled_rows(<const uint16_t *> _data(x), rows, count, cols, <float> scale, <float *> _data(o))
 
 
 def _csr_rows(X, rows):
-    """Check that rows (an int64 index, or None) names rows of X: the kernels trust it."""
-    if rows is not None and len(rows) and (np.min(rows) < 0 or np.max(rows) >= X.shape[0]):
+    """The data of rows (an int64 index, or None: NULL) after checking that it names rows of X: the
+    kernels trust it."""
+    if rows is None:
+        return None
+    rows = _operand(rows, "rows", 1, np.int64)
+    if len(rows) and (np.min(rows) < 0 or np.max(rows) >= X.shape[0]):
         raise IndexError("rows holds a row index out of range")
+    return rows
 
 
-def csr_mm(X, floating[:, ::1] W, floating[:, ::1] Z, rows=None):
+def csr_mm(X, W, Z, rows=None):
     """Z := X[rows] · W for a CSR matrix X (all its rows when rows is None)."""
     cdef Csr csr
-    cdef const int64_t[::1] index
-    cdef const int64_t *r = NULL
-    cdef Py_ssize_t m = X.shape[0] if rows is None else len(rows)
-    _csr_view(X, np.float32 if floating is float else np.float64, W.shape[0], &csr)
-    _csr_rows(X, rows)
-    if Z.shape[0] != m or Z.shape[1] != W.shape[1]:
+    cdef cnp.ndarray z = _operand(Z, "Z", 2, None, "C", True)
+    cdef cnp.ndarray w = _operand(W, "W", 2, z.dtype)
+    cdef cnp.ndarray index = _csr_rows(X, rows)
+    cdef Py_ssize_t m = X.shape[0] if rows is None else len(index)
+    _csr_view(X, z.dtype, w.shape[0], &csr)
+    if z.shape[0] != m or z.shape[1] != w.shape[1]:
         raise ValueError("csr_mm: Z must have shape (len(rows), W.shape[1])")
-    if rows is not None and m:
-        index = rows
-        r = &index[0]
-    if m and W.shape[1]:
-        with nogil:
-            _csr_mm(&csr, r, 0, m, W.shape[1], &W[0, 0], W.shape[1], &Z[0, 0], Z.shape[1])
+    cdef const int64_t *r = <const int64_t *> _data(index) if index is not None and m else NULL
+    if z.size == 0:
+        return
+    if z.dtype == np.float64:
+        _csr_mm(&csr, r, 0, m, w.shape[1], <const double *> _data(w), w.shape[1], <double *> _data(z), z.shape[1])
+    else:
+        _csr_mm(&csr, r, 0, m, w.shape[1], <const float *> _data(w), w.shape[1], <float *> _data(z), z.shape[1])
 
 
-def csr_tmm_add(double alpha, X, floating[:, ::1] D, floating[:, ::1] G, rows=None):
+def csr_tmm_add(double alpha, X, D, G, rows=None):
     """G := G + alpha · X[rows]ᵀ · D for a CSR matrix X (all its rows when rows is None)."""
     cdef Csr csr
-    cdef const int64_t[::1] index
-    cdef const int64_t *r = NULL
-    cdef Py_ssize_t m = X.shape[0] if rows is None else len(rows)
-    _csr_view(X, np.float32 if floating is float else np.float64, G.shape[0], &csr)
-    _csr_rows(X, rows)
-    if D.shape[0] != m or D.shape[1] != G.shape[1]:
+    cdef cnp.ndarray g = _operand(G, "G", 2, None, "C", True)
+    cdef cnp.ndarray d = _operand(D, "D", 2, g.dtype)
+    cdef cnp.ndarray index = _csr_rows(X, rows)
+    cdef Py_ssize_t m = X.shape[0] if rows is None else len(index)
+    _csr_view(X, g.dtype, g.shape[0], &csr)
+    if d.shape[0] != m or d.shape[1] != g.shape[1]:
         raise ValueError("csr_tmm_add: D must have shape (len(rows), G.shape[1])")
-    if rows is not None and m:
-        index = rows
-        r = &index[0]
-    if m and G.shape[1]:
-        with nogil:
-            _csr_tmm_add(&csr, r, 0, m, G.shape[1], <floating> alpha, &D[0, 0], D.shape[1], &G[0, 0], G.shape[1])
+    cdef const int64_t *r = <const int64_t *> _data(index) if index is not None and m else NULL
+    if m == 0 or g.shape[1] == 0:
+        return
+    if g.dtype == np.float64:
+        _csr_tmm_add(&csr, r, 0, m, g.shape[1], alpha, <const double *> _data(d), d.shape[1],
+                     <double *> _data(g), g.shape[1])
+    else:
+        _csr_tmm_add(&csr, r, 0, m, g.shape[1], <float> alpha, <const float *> _data(d), d.shape[1],
+                     <float *> _data(g), g.shape[1])
 
 
 # How this module was built and which levels this CPU runs, for fastmlp.show_config(). setup.py
