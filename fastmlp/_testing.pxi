@@ -223,7 +223,8 @@ def gather_rows(X, index, out):
 def gather_scaled_rows(X, index, double scale, out):
     """out[r] := dtype(X[index[r]]) · dtype(scale) for every r (out's dtype)."""
     cdef cnp.ndarray o = _operand(out, "out", 2, None, "C", True)
-    cdef cnp.ndarray x = _operand(X, "X", 2, X.dtype if X.dtype in (np.uint8, np.uint16) else np.uint8)
+    pixels = getattr(X, "dtype", None)
+    cdef cnp.ndarray x = _operand(X, "X", 2, pixels if pixels in (np.uint8, np.uint16) else np.uint8)
     if o.shape[1] != x.shape[1]:
         raise ValueError("out must have shape (len(index), X.shape[1])")
     cdef const int64_t *rows = _row_index(index, x.shape[0], o.shape[0])
@@ -241,8 +242,7 @@ def gather_scaled_rows(X, index, double scale, out):
 
 
 def _csr_rows(X, rows):
-    """The data of rows (an int64 index, or None: NULL) after checking that it names rows of X: the
-    kernels trust it."""
+    """rows (an int64 index, or None) after checking that it names rows of X: the kernels trust it."""
     if rows is None:
         return None
     rows = _operand(rows, "rows", 1, np.int64)
