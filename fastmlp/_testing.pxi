@@ -9,21 +9,23 @@
 
 cdef cnp.ndarray _operand(x, str name, int ndim, dtype=None, str layout="C", bint writeable=False):
     """x as a kernel reads it: a NumPy array of ndim dimensions and this dtype (float32 or float64 if
-    None), aligned, in the machine's byte order (and writeable if asked). layout "C": C-contiguous;
-    "rows": its rows contiguous, at any row stride; "any": any strides of whole elements."""
+    None), aligned (so its strides are whole elements), in the machine's byte order, and writeable
+    if asked. layout "C": C-contiguous; "rows": its rows contiguous, at any row stride; "any": any
+    strides."""
     if not isinstance(x, np.ndarray) or x.ndim != ndim:
         raise ValueError(f"{name} must be a {ndim}-D NumPy array")
     cdef cnp.ndarray a = x
     if (a.dtype != dtype) if dtype is not None else (a.dtype not in (np.float32, np.float64)):
         raise ValueError(f"{name} must be {'float32 or float64' if dtype is None else np.dtype(dtype)}, "
                          f"not {a.dtype}")
-    if not cnp.PyArray_ISBEHAVED_RO(a) or (writeable and not a.flags.writeable):
-        raise ValueError(f"{name} must be aligned, in the machine's byte order" + (" and writeable" if writeable else ""))
-    if ((layout == "C" and not cnp.PyArray_IS_C_CONTIGUOUS(a))
-            or (layout == "rows" and a.shape[1] > 1 and a.strides[1] != a.itemsize)
-            or any(stride % a.itemsize for stride in x.strides)):
-        raise ValueError(f"{name} must be " + ("C-contiguous" if layout == "C" else "contiguous along its rows"
-                                               if layout == "rows" else "strided by whole elements"))
+    if not cnp.PyArray_ISBEHAVED_RO(a):
+        raise ValueError(f"{name} must be aligned and in the machine's byte order")
+    if writeable and not a.flags.writeable:
+        raise ValueError(f"{name} must be writeable")
+    if layout == "C" and not cnp.PyArray_IS_C_CONTIGUOUS(a):
+        raise ValueError(f"{name} must be C-contiguous")
+    if layout == "rows" and a.shape[1] > 1 and a.strides[1] != a.itemsize:
+        raise ValueError(f"{name} must be contiguous along its rows")
     return a
 
 

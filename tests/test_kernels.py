@@ -4,6 +4,8 @@ Shapes straddle the GEMM's blocking: micro-tiles of MR = 6 (AVX2) or 12 (AVX-512
 16 or 32 columns (double/float, AVX2/AVX-512), KC = 800 (k = 801 needs two k blocks), MC = 72 (double) and
 144 (float) rows per block of A.
 """
+import re
+
 import numpy as np
 import pytest
 
@@ -277,6 +279,38 @@ def test_gather_rows_rejects_out_of_range_index(dtype):
     X = np.zeros((3, 2), dtype)
     with pytest.raises(IndexError, match="out of range"):
         _kernels.gather_rows(X, np.array([0, 3], np.int64), np.empty((2, 2), dtype))
+
+
+def read_only(array):
+    array.flags.writeable = False
+    return array
+
+
+@pytest.mark.parametrize("Z, b, message", [
+    (np.zeros((4, 6))[:, ::2], np.zeros(3), "Z must be C-contiguous"),
+    (np.zeros((2, 3), np.int64), np.zeros(3), "Z must be float32 or float64, not int64"),
+    (read_only(np.zeros((2, 3))), np.zeros(3), "Z must be writeable"),
+    (np.zeros((2, 3)).astype(">f8"), np.zeros(3), "Z must be float32 or float64, not >f8"),
+    ([[0.0] * 3] * 2, np.zeros(3), "Z must be a 2-D NumPy array"),
+    (np.zeros((2, 3)), np.zeros(3, np.float32), "b must be float64, not float32"),
+    (np.zeros((2, 3)), np.zeros(6)[::2], "b must be C-contiguous"),
+], ids=["strided", "int64", "read-only", "big-endian", "list", "dtypes differ", "strided bias"])
+def test_test_kernels_refuse_arrays_they_cannot_read(Z, b, message):
+    """The kernels trust their pointers: the wrappers the tests call check every array first."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _kernels.bias_activation_inplace(Z, b, "relu")
+
+
+def test_gemm_reads_any_whole_element_strides_but_writes_contiguous_rows(rng):
+    A, B = rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
+    C = np.zeros((3, 5))[:, :2]                      # rows 5 apart, each contiguous: fine
+    _kernels.gemm(1.0, A[::-1], B, 0.0, C)
+    np.testing.assert_allclose(C, A[::-1] @ B)
+    with pytest.raises(ValueError, match="C must be contiguous along its rows"):
+        _kernels.gemm(1.0, A, B, 0.0, np.zeros((3, 4))[:, ::2])
+    misaligned = np.zeros(97, np.uint8)[1:].view(np.float64).reshape(3, 4)
+    with pytest.raises(ValueError, match="A must be aligned"):
+        _kernels.gemm(1.0, misaligned, B, 0.0, C)
 
 
 # ---------------------------------------------------------------------------------------------
