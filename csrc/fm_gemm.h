@@ -83,11 +83,13 @@ struct fm_gemm_level;
                                 ptrdiff_t rsa, ptrdiff_t csa, const int64_t *a_rows,               \
                                 ptrdiff_t next_rows, const int64_t *a_cols, const REAL *b,          \
                                 ptrdiff_t rsb, REAL beta, REAL *c, ptrdiff_t ldc);                  \
-    typedef struct { int mr, nr; fm_##x##ukr_fn *fn; } fm_##x##ukr;                                 \
+    typedef struct { int mr, nr; fm_##x##ukr_fn *fn; int k4; } fm_##x##ukr;                         \
     fm_##x##ukr_fn fm_##x##ukr_ref, fm_##x##ukr_baseline, fm_##x##ukr_avx2, fm_##x##ukr_avx512;     \
     fm_##x##ukr_fn fm_##x##ukr_baseline_narrow, fm_##x##ukr_avx2_narrow, fm_##x##ukr_avx512_narrow; \
     void fm_##x##pack(ptrdiff_t m, ptrdiff_t k, const REAL *X, ptrdiff_t rs, ptrdiff_t cs,          \
                       const int64_t *rows, const int64_t *cols, int w, REAL *dst);                  \
+    void fm_##x##pack_k4(ptrdiff_t n_t, ptrdiff_t k, const REAL *X, ptrdiff_t rs, ptrdiff_t cs,     \
+                         ptrdiff_t w, REAL *dst);                                                  \
     int fm_##x##gemm_at_level(const struct fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n,          \
                               ptrdiff_t k, REAL alpha, const REAL *A, ptrdiff_t rsa, ptrdiff_t csa, \
                               const int64_t *a_rows, const int64_t *a_cols, const REAL *B,          \
@@ -96,6 +98,12 @@ struct fm_gemm_level;
 FM_GEMM_INTERNALS(s, float)
 FM_GEMM_INTERNALS(d, double)
 #undef FM_GEMM_INTERNALS
+// fm_?pack_k4: the n_t x k matrix X (element (j, p) at X[j*rs + p*cs]: the last columns of B, transposed)
+//   for a k4 kernel, in w columns (n_t <= w, w a multiple of 4): groups of 4 consecutive p, 4 * w values
+//   each, element (j, p) at dst[p / 4 * 4 * w + j * 4 + p % 4]; zeros past n_t and past k (up to a
+//   multiple of 4). A kernel with k4 set reads B packed so, and A in place along its rows (csa == 1, no
+//   a_cols): AVX-512's float tail kernel, fm_sukr_avx512_k4.
+fm_sukr_fn fm_sukr_avx512_k4;
 
 // One instruction-set level: its name (fm_cpu_runs(name), fm_isa.h, says whether this CPU runs it)
 //   and its micro-kernels, for float (s) and double (d): a wide one, and a narrow one (more rows, one
@@ -104,10 +112,14 @@ FM_GEMM_INTERNALS(d, double)
 //   s_narrow.nr columns when there are at most s_half.nr of them: AVX-512's is AVX2's narrow kernel,
 //   which adds the same products in the same order with half the multiply-adds (the same bits with
 //   alpha 1 and beta 0, as in inference; else alpha * sum + beta * c may be fused differently).
+//   A level may also have a tail kernel (fn NULL where not) that takes those columns instead when A
+//   is read along its rows (csa == 1, no a_cols): AVX-512's in float, a k4 kernel that fills every lane.
 typedef struct fm_gemm_level {
     const char *name;
     fm_sukr s, s_narrow, s_half;
     fm_dukr d, d_narrow, d_half;
+    fm_sukr s_tail;
+    fm_dukr d_tail;
 } fm_gemm_level;
 
 // fm_gemm_levels: every level compiled into this binary, fastest first, ending with "reference"

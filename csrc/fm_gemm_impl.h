@@ -51,10 +51,35 @@ static const FM_UKR_T *FM_FN(kernel)(const fm_gemm_level *level, ptrdiff_t n)
     return n <= narrow->nr ? narrow : &level->FM_X;
 }
 
+// fm_?kernels: how the level computes an n-wide product: the first n_main columns (returned) with *u,
+//   and the rest with *tail (NULL when there is no rest). The rest is the last n mod VL columns (VL: the
+//   narrow kernel's width, one vector) when the level has a half kernel as wide as them: 784 -> 100 on
+//   AVX-512 in float has a last vector of 4 columns, which costs a 16-wide kernel as much as 16
+//   (benchmarks/RESULTS.md, "Half-width tails"). They go to the tail kernel where the level has one and
+//   A is read along its rows, else to the half kernel; a product no wider than them, to the half kernel.
+static ptrdiff_t FM_FN(kernels)(const fm_gemm_level *level, ptrdiff_t n, ptrdiff_t csa, const int64_t *a_cols,
+                                const FM_UKR_T **u, const FM_UKR_T **tail)
+{
+    const FM_UKR_T *half = &level->FM_CAT(FM_X, _half), *k4 = &level->FM_CAT(FM_X, _tail);
+    const ptrdiff_t rest = half->fn != NULL ? n % level->FM_CAT(FM_X, _narrow).nr : 0;
+    *tail = NULL;
+    if (rest == 0 || rest > half->nr) {
+        *u = FM_FN(kernel)(level, n);
+        return n;
+    }
+    if (rest == n) {   // every level's half kernel has its wide and narrow kernels' MR (fm_microkernel.c)
+        *u = half;
+        return n;
+    }
+    *u = FM_FN(kernel)(level, n - rest);
+    *tail = k4->fn != NULL && csa == 1 && a_cols == NULL ? k4 : half;
+    return n - rest;
+}
+
 // fm_?gemm_tile: C := alpha * A * B + beta * C (contract of fm_?gemm) on one thread, with alpha != 0,
 //   k >= 1 and that thread's workspace: work holds fm_?thread_workspace(m, n, k) values, aligned.
-//   With n_tail > 0, the n_tail columns after the first n are computed too, by the half kernel (whose
-//   MR is u's): each block of A is still in cache when it multiplies them.
+//   With n_tail > 0, the n_tail columns after the first n are computed too, by the tail or half kernel
+//   (whose MR is u's): each block of A is still in cache when it multiplies them.
 static void FM_FN(gemm_tile)(const FM_UKR_T *u, const FM_UKR_T *half, ptrdiff_t m, ptrdiff_t n,
                              ptrdiff_t n_tail, ptrdiff_t k, FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa,
                              ptrdiff_t csa, const int64_t *a_rows, const int64_t *a_cols, const FM_REAL *B,
@@ -69,8 +94,9 @@ static void FM_FN(gemm_tile)(const FM_UKR_T *u, const FM_UKR_T *half, ptrdiff_t 
     const ptrdiff_t mc_max = fm_balanced_block(m, FM_MC / mr * mr, mr);
     const ptrdiff_t nc_max = fm_balanced_block(n, FM_NC / nr * nr, nr);
     FM_REAL *b_pack = work;                              // kc_max x nc_max, NR-wide micro-panels
-    FM_REAL *tail_pack = b_pack + kc_max * nc_max;       // kc_max x the half kernel's NR
-    FM_REAL *a_pack = tail_pack + (n_tail > 0 ? kc_max * half->nr : 0);   // mc_max x kc_max, MR-tall
+    FM_REAL *tail_pack = b_pack + kc_max * nc_max;       // kc_max (rounded up to 4) x the tail's NR
+    FM_REAL *a_pack = tail_pack + (n_tail > 0 ? (kc_max + 3) / 4 * 4 * half->nr : 0);   // mc_max x kc_max
+    const ptrdiff_t k4_width = (n_tail + 3) / 4 * 4;     // a k4 kernel's packed tail: 4 * k4_width a group
     // Packing A pays when each micro-panel of A is then used for several micro-panels of B, except
     // that contiguous rows of A (csa == 1) can be read in place as fast as packed ones, if they do not
     // compete for the same L1 sets. Transposing them into micro-panels would cost more than it saves.
@@ -98,7 +124,8 @@ static void FM_FN(gemm_tile)(const FM_UKR_T *u, const FM_UKR_T *half, ptrdiff_t 
             const ptrdiff_t kc = k - pc < kc_max ? k - pc : kc_max;
             const FM_REAL *b = B + pc * rsb + jc * csb, *b_tail = B + pc * rsb + n * csb;
             if (!b_in_place) FM_FN(pack)(nc, kc, b, csb, rsb, NULL, NULL, (int)nr, b_pack);
-            if (!b_in_place && tail) FM_FN(pack)(tail, kc, b_tail, csb, rsb, NULL, NULL, half->nr, tail_pack);
+            if (tail && half->k4) FM_FN(pack_k4)(tail, kc, b_tail, csb, rsb, k4_width, tail_pack);
+            else if (tail && !b_in_place) FM_FN(pack)(tail, kc, b_tail, csb, rsb, NULL, NULL, half->nr, tail_pack);
             const FM_REAL beta_pc = pc == 0 ? beta : 1;   // later k blocks add to the earlier ones
             // Loop over m in blocks of MC; the macro-kernel packs an MC x KC block of A if it pays.
             for (ptrdiff_t ic = 0; ic < m; ic += mc_max) {
@@ -109,7 +136,10 @@ static void FM_FN(gemm_tile)(const FM_UKR_T *u, const FM_UKR_T *half, ptrdiff_t 
                                     fm_index_from(a_cols, pc), pack_a ? A_PACK : A_IN_PLACE,
                                     b_in_place ? b : b_pack, b_in_place ? 1 : kc, b_in_place ? rsb : nr,
                                     beta_pc, c, ldc, a_pack);
-                if (tail)
+                if (tail && half->k4)
+                    FM_FN(macro_kernel)(half, mc, tail, kc, alpha, a, rsa, csa, fm_index_from(a_rows, ic), NULL,
+                                        A_IN_PLACE, tail_pack, 0, 4 * k4_width, beta_pc, c + nc, ldc, a_pack);
+                else if (tail)
                     FM_FN(macro_kernel)(half, mc, tail, kc, alpha, a, rsa, csa, fm_index_from(a_rows, ic),
                                         fm_index_from(a_cols, pc), pack_a ? A_PACKED : A_IN_PLACE,
                                         b_in_place ? b_tail : tail_pack, b_in_place ? 1 : kc,
@@ -121,7 +151,8 @@ static void FM_FN(gemm_tile)(const FM_UKR_T *u, const FM_UKR_T *half, ptrdiff_t 
 
 // fm_?thread_workspace: values of workspace one thread needs for any thread tile of an m x n x k
 //   product and any level (a multiple of FM_ALIGN bytes): a KC x NC panel of B and an MC x KC block
-//   of A, each rounded up for the widest micro-tile, and a KC-tall panel for a tail.
+//   of A, each rounded up for the widest micro-tile, and a KC-tall panel for a tail (with KC rounded up
+//   to 4 for a k4 kernel: the NR_MAX columns beyond NC's rounding hold it).
 static size_t FM_FN(thread_workspace)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 {
     const size_t kc = (size_t)(k < FM_KC ? k : FM_KC);
@@ -194,8 +225,8 @@ static void FM_FN(gemm_task)(void *arg, int id, int count)
                          j->work + (size_t)id * j->per_thread);
 }
 
-// fm_?gemm_with: fm_?gemm_at_level's product, m, n >= 1, with the micro-kernel u, and the half kernel
-//   for the n_tail columns after the first n (half->mr == u->mr).
+// fm_?gemm_with: fm_?gemm_at_level's product, m, n >= 1, with the micro-kernel u, and the tail or half
+//   kernel for the n_tail columns after the first n (half->mr == u->mr).
 static void FM_FN(gemm_with)(const FM_UKR_T *u, const FM_UKR_T *half, ptrdiff_t m, ptrdiff_t n,
                              ptrdiff_t n_tail, ptrdiff_t k, FM_REAL alpha,
                              const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa, const int64_t *a_rows,
@@ -217,10 +248,8 @@ static void FM_FN(gemm_with)(const FM_UKR_T *u, const FM_UKR_T *half, ptrdiff_t 
     fm_team_run(grid.tm * grid.tn, FM_FN(gemm_task), (void *)&job);
 }
 
-// fm_?gemm_at_level: fm_?gemm with the micro-kernels of the given level (contract in fm_gemm.h). The
-//   last n mod VL columns (VL: the narrow kernel's width, one vector), when the level has a half kernel
-//   as wide as them, are computed with it: 784 -> 100 on AVX-512 in float has a last vector of 4
-//   columns, which costs a 16-wide kernel as much as 16 (benchmarks/RESULTS.md, "Half-width tails").
+// fm_?gemm_at_level: fm_?gemm with the micro-kernels of the given level (contract in fm_gemm.h), split
+//   between them by fm_?kernels.
 int FM_FN(gemm_at_level)(const fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                          FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
                          const int64_t *a_rows, const int64_t *a_cols, const FM_REAL *B,
@@ -229,15 +258,10 @@ int FM_FN(gemm_at_level)(const fm_gemm_level *level, ptrdiff_t m, ptrdiff_t n, p
 {
     if (m < 0 || n < 0 || k < 0 || nthreads < 1 || (a_rows && a_cols)) return FM_EINVAL;
     if (m == 0 || n == 0) return FM_OK;
-    const FM_UKR_T *half = &level->FM_CAT(FM_X, _half);
-    const ptrdiff_t tail = half->fn != NULL ? n % level->FM_CAT(FM_X, _narrow).nr : 0;
-    const ptrdiff_t n_main = tail > 0 && tail <= half->nr ? n - tail : n;
-    if (n_main == 0)   // the half kernel alone
-        FM_FN(gemm_with)(half, NULL, m, n, 0, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta, C,
-                         ldc, work, nthreads);
-    else   // every level's half kernel has its wide and narrow kernels' MR (fm_microkernel.c)
-        FM_FN(gemm_with)(FM_FN(kernel)(level, n_main), half, m, n_main, n - n_main, k, alpha, A, rsa, csa,
-                         a_rows, a_cols, B, rsb, csb, beta, C, ldc, work, nthreads);
+    const FM_UKR_T *u, *tail;
+    const ptrdiff_t n_main = FM_FN(kernels)(level, n, csa, a_cols, &u, &tail);
+    FM_FN(gemm_with)(u, tail, m, n_main, n - n_main, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb, beta, C,
+                     ldc, work, nthreads);
     return FM_OK;
 }
 
@@ -260,10 +284,11 @@ int FM_FN(gemm_team)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_REAL alpha, const
     if (m < 0 || n < 0 || k < 0 || count < 1 || id < 0 || id >= count || (a_rows && a_cols))
         return FM_EINVAL;
     if (m == 0 || n == 0) return FM_OK;
-    const FM_UKR_T *u = FM_FN(kernel)(fm_gemm_level_current(), n);
-    const fm_grid grid = fm_thread_grid(m, n, k, count, u->mr, u->nr, FM_GEMM_TEAM_MIN_MNK, whole_rows);
-    *tile = FM_FN(gemm_part)(u, NULL, grid, id, m, n, 0, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb,
-                             beta, C, ldc, (FM_REAL *)fm_align_up(work));
+    const FM_UKR_T *u, *tail;
+    const ptrdiff_t n_main = FM_FN(kernels)(fm_gemm_level_current(), n, csa, a_cols, &u, &tail);
+    const fm_grid grid = fm_thread_grid(m, n_main, k, count, u->mr, u->nr, FM_GEMM_TEAM_MIN_MNK, whole_rows);
+    *tile = FM_FN(gemm_part)(u, tail, grid, id, m, n_main, n - n_main, k, alpha, A, rsa, csa, a_rows, a_cols, B,
+                             rsb, csb, beta, C, ldc, (FM_REAL *)fm_align_up(work));
     return FM_OK;
 }
 

@@ -34,7 +34,8 @@ FM_DEFINE_UKR_REF(fm_dukr_ref, double)
 static const fm_gemm_level levels[] = {
 #if FM_HAS_AVX512 && FM_HAS_AVX2   // every AVX-512 CPU has AVX2 and FMA
     {"avx512", {12, 32, fm_sukr_avx512}, {12, 16, fm_sukr_avx512_narrow}, {12, 8, fm_sukr_avx2_narrow},
-               {12, 16, fm_dukr_avx512}, {12, 8, fm_dukr_avx512_narrow}, {12, 4, fm_dukr_avx2_narrow}},
+               {12, 16, fm_dukr_avx512}, {12, 8, fm_dukr_avx512_narrow}, {12, 4, fm_dukr_avx2_narrow},
+               {12, 8, fm_sukr_avx512_k4, 1}, {0, 0, NULL, 0}},
 #elif FM_HAS_AVX512
     {"avx512", {12, 32, fm_sukr_avx512}, {12, 16, fm_sukr_avx512_narrow}, {0, 0, NULL},
                {12, 16, fm_dukr_avx512}, {12, 8, fm_dukr_avx512_narrow}, {0, 0, NULL}},

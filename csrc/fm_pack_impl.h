@@ -119,6 +119,26 @@ void FM_PACK(ptrdiff_t m, ptrdiff_t k, const FM_REAL *X, ptrdiff_t rs, ptrdiff_t
     }
 }
 
+// The k4 packing (contract in fm_gemm.h): each group of 4 values of p, 4 x 4 blocks of X at a time
+// (FM_TB x FM_TB transposes) where rows of X are contiguous (rs == 1, the last columns of B as it is).
+void FM_CAT(FM_PACK, _k4)(ptrdiff_t n_t, ptrdiff_t k, const FM_REAL *X, ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t w,
+                          FM_REAL *dst)
+{
+    for (ptrdiff_t p0 = 0; p0 < k; p0 += 4, dst += 4 * w)
+        for (ptrdiff_t j0 = 0; j0 < w; j0 += 4) {
+            const FM_REAL *x = X + j0 * rs + p0 * cs;
+            FM_REAL *d = dst + j0 * 4;
+            if (rs == 1 && j0 + 4 <= n_t && p0 + 4 <= k) {
+                for (int jb = 0; jb < 4; jb += FM_TB)
+                    for (int eb = 0; eb < 4; eb += FM_TB) FM_TRANSPOSE(x + eb * cs + jb, cs, d + jb * 4 + eb, 4);
+            } else {
+                for (ptrdiff_t j = 0; j < 4; j++)
+                    for (ptrdiff_t e = 0; e < 4; e++)
+                        d[j * 4 + e] = j0 + j < n_t && p0 + e < k ? x[j * rs + e * cs] : 0;
+            }
+        }
+}
+
 #undef FM_REAL
 #undef FM_PACK
 #undef FM_TRANSPOSE
