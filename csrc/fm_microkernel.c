@@ -31,24 +31,31 @@
 FM_DEFINE_UKR_REF(fm_sukr_ref, float)
 FM_DEFINE_UKR_REF(fm_dukr_ref, double)
 
+// Each level: {name, float wide, narrow, half, double wide, narrow, half, float tail, double tail}.
+#define KERNEL(mr, nr, fn) {mr, nr, fn, 0}
+#define K4_KERNEL(mr, nr, fn) {mr, nr, fn, 1}
+#define NONE {0, 0, NULL, 0}
 static const fm_gemm_level levels[] = {
 #if FM_HAS_AVX512 && FM_HAS_AVX2   // every AVX-512 CPU has AVX2 and FMA
-    {"avx512", {12, 32, fm_sukr_avx512}, {12, 16, fm_sukr_avx512_narrow}, {12, 8, fm_sukr_avx2_narrow},
-               {12, 16, fm_dukr_avx512}, {12, 8, fm_dukr_avx512_narrow}, {12, 4, fm_dukr_avx2_narrow},
-               {12, 8, fm_sukr_avx512_k4, 1}, {0, 0, NULL, 0}},
+    {"avx512", KERNEL(12, 32, fm_sukr_avx512), KERNEL(12, 16, fm_sukr_avx512_narrow), KERNEL(12, 8, fm_sukr_avx2_narrow),
+               KERNEL(12, 16, fm_dukr_avx512), KERNEL(12, 8, fm_dukr_avx512_narrow), KERNEL(12, 4, fm_dukr_avx2_narrow),
+               K4_KERNEL(12, 8, fm_sukr_avx512_k4), NONE},
 #elif FM_HAS_AVX512
-    {"avx512", {12, 32, fm_sukr_avx512}, {12, 16, fm_sukr_avx512_narrow}, {0, 0, NULL},
-               {12, 16, fm_dukr_avx512}, {12, 8, fm_dukr_avx512_narrow}, {0, 0, NULL}},
+    {"avx512", KERNEL(12, 32, fm_sukr_avx512), KERNEL(12, 16, fm_sukr_avx512_narrow), NONE,
+               KERNEL(12, 16, fm_dukr_avx512), KERNEL(12, 8, fm_dukr_avx512_narrow), NONE, NONE, NONE},
 #endif
 #if FM_HAS_AVX2
-    {"avx2", {6, 16, fm_sukr_avx2}, {12, 8, fm_sukr_avx2_narrow}, {0, 0, NULL},
-             {6, 8, fm_dukr_avx2}, {12, 4, fm_dukr_avx2_narrow}, {0, 0, NULL}},
+    {"avx2", KERNEL(6, 16, fm_sukr_avx2), KERNEL(12, 8, fm_sukr_avx2_narrow), NONE,
+             KERNEL(6, 8, fm_dukr_avx2), KERNEL(12, 4, fm_dukr_avx2_narrow), NONE, NONE, NONE},
 #endif
-    {"baseline", {6, 8, fm_sukr_baseline}, {12, 4, fm_sukr_baseline_narrow}, {0, 0, NULL},
-                 {6, 4, fm_dukr_baseline}, {12, 2, fm_dukr_baseline_narrow}, {0, 0, NULL}},
-    {"reference", {FM_REF_MR, 8, fm_sukr_ref}, {FM_REF_MR, 8, fm_sukr_ref}, {0, 0, NULL},
-                  {FM_REF_MR, 4, fm_dukr_ref}, {FM_REF_MR, 4, fm_dukr_ref}, {0, 0, NULL}},
+    {"baseline", KERNEL(6, 8, fm_sukr_baseline), KERNEL(12, 4, fm_sukr_baseline_narrow), NONE,
+                 KERNEL(6, 4, fm_dukr_baseline), KERNEL(12, 2, fm_dukr_baseline_narrow), NONE, NONE, NONE},
+    {"reference", KERNEL(FM_REF_MR, 8, fm_sukr_ref), KERNEL(FM_REF_MR, 8, fm_sukr_ref), NONE,
+                  KERNEL(FM_REF_MR, 4, fm_dukr_ref), KERNEL(FM_REF_MR, 4, fm_dukr_ref), NONE, NONE, NONE},
 };
+#undef KERNEL
+#undef K4_KERNEL
+#undef NONE
 enum { n_levels = sizeof levels / sizeof levels[0] };
 
 // fm_gemm_levels: every compiled level, fastest first (contract in fm_gemm.h).
