@@ -26,9 +26,9 @@
 // fm_sukr_avx512_k4: the micro-kernel contract (fm_gemm.h) for a tile of at most 12 rows and 8 columns
 // whose rows of A are read in place (csa == 1, no a_cols) and whose B is packed by fm_spack_k4: a vector
 // holds 4 columns x 4 consecutive k values, so broadcasting 4 values of a row of A to each quarter fills
-// every lane. It computes the last n mod 16 <= 8 columns of a product: one column a lane (AVX2's narrow
-// kernel) a tail of 4 columns would use 4 of 8 lanes. Element (i, j) sums four interleaved partial sums,
-// over p = e, e + 4, ... (e = 0 .. 3), as (s0 + s2) + (s1 + s3): the same for any tile or thread.
+// every lane. It computes the last n mod 16 <= 8 columns of a product, where a kernel with one column a
+// lane (AVX2's narrow one) would use 4 of its 8 lanes for a tail of 4. Element (i, j) adds four partial
+// sums, over p = e, e + 4, ... (e = 0 .. 3), as (s0 + s2) + (s1 + s3): the same for any tile or thread.
 static inline __attribute__((always_inline)) void
 fm_sukr_avx512_k4_tile(const int MR_E, const int NV_E, ptrdiff_t m_e, ptrdiff_t n_e, ptrdiff_t k,
                        float alpha, const float *a, ptrdiff_t rsa, const int64_t *a_rows,
