@@ -111,12 +111,14 @@ static void FM_FN(gemm_tile)(const FM_UKR_T *u, const FM_UKR_T *half, ptrdiff_t 
     // contiguous rows of B (csb == 1) can be read in place as fast as packed ones when they are about as
     // narrow as a micro-panel (they span few cache lines). Packing also costs a pass over B: when A has
     // only a few micro-panels (small batches), reading B in place is cheaper whatever its width, and so
-    // it is for up to FM_GEMM_B_IN_PLACE_MAX_PANELS of them if B's next rows (16 checked) do not land on
-    // the same L1 sets (784 -> 100: 400 or 800 bytes apart, not 1-4 KiB as in a 256- or 1024-wide layer).
+    // it is for up to FM_GEMM_B_IN_PLACE_MAX_PANELS of them if a micro-panel's rows span two cache lines
+    // or more (AVX-512's) and B's next rows (16 checked) do not land on the same L1 sets (784 -> 100:
+    // 400 or 800 bytes apart, not 1-4 KiB as in a 256- or 1024-wide layer).
     const ptrdiff_t a_panels = (m + mr - 1) / mr;
     const int b_in_place = csb == 1 && (a_panels <= FM_GEMM_PACK_B_MIN_PANELS ||
                                         rsb <= FM_GEMM_B_IN_PLACE_MAX_LD * nr ||
                                         (a_panels <= FM_GEMM_B_IN_PLACE_MAX_PANELS &&
+                                         nr * (ptrdiff_t)sizeof(FM_REAL) >= 2 * FM_CACHE_LINE_BYTES &&
                                          !fm_rows_share_l1_sets(rsb * (ptrdiff_t)sizeof(FM_REAL), 16)));
 
     // Loop over n in blocks of NC: the columns of B and C; the tail goes with the last block.

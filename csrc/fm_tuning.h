@@ -46,8 +46,9 @@
 #define FM_GEMM_PACK_B_MIN_PANELS 4
 // ... or when B's row stride is at most this many micro-panels: its rows span few cache lines.
 #define FM_GEMM_B_IN_PLACE_MAX_LD 2
-// ... or when A has at most this many and B's rows do not share L1 sets ("B read in place"): a
-// 1024-row float block (86 micro-panels) was 3.5% slower in place, 512 double rows (43) 1.5-3% faster.
+// ... or when A has at most this many, B's rows do not share L1 sets and a micro-panel's rows span two
+// cache lines or more ("B read in place"): on AVX-512 a 1024-row float block (86 micro-panels) was
+// 3.5% slower in place, 512 double rows (43) 1.5-3% faster; AVX2's one-line rows were not faster.
 #define FM_GEMM_B_IN_PLACE_MAX_PANELS 48
 // An L1 way (x86 of the last decade): rows a multiple of this apart share L1 sets, so they are packed.
 #define FM_L1_WAY_BYTES 4096
