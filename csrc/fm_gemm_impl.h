@@ -78,9 +78,9 @@ static ptrdiff_t FM_FN(kernels)(const fm_gemm_level *level, ptrdiff_t n, ptrdiff
 
 // fm_?gemm_tile: C := alpha * A * B + beta * C (contract of fm_?gemm) on one thread, with alpha != 0,
 //   k >= 1 and that thread's workspace: work holds fm_?thread_workspace(m, n, k) values, aligned.
-//   With n_tail > 0, the n_tail columns after the first n are computed too, by the tail or half kernel
-//   (whose MR is u's): each block of A is still in cache when it multiplies them.
-static void FM_FN(gemm_tile)(const FM_UKR_T *u, const FM_UKR_T *half, ptrdiff_t m, ptrdiff_t n,
+//   With n_tail > 0, the n_tail columns after the first n are computed too, by tail_u (the level's tail
+//   or half kernel, fm_?kernels; a half kernel's MR is u's): each block of A is still in cache then.
+static void FM_FN(gemm_tile)(const FM_UKR_T *u, const FM_UKR_T *tail_u, ptrdiff_t m, ptrdiff_t n,
                              ptrdiff_t n_tail, ptrdiff_t k, FM_REAL alpha, const FM_REAL *A, ptrdiff_t rsa,
                              ptrdiff_t csa, const int64_t *a_rows, const int64_t *a_cols, const FM_REAL *B,
                              ptrdiff_t rsb, ptrdiff_t csb, FM_REAL beta, FM_REAL *C, ptrdiff_t ldc,
@@ -95,7 +95,7 @@ static void FM_FN(gemm_tile)(const FM_UKR_T *u, const FM_UKR_T *half, ptrdiff_t 
     const ptrdiff_t nc_max = fm_balanced_block(n, FM_NC / nr * nr, nr);
     FM_REAL *b_pack = work;                              // kc_max x nc_max, NR-wide micro-panels
     FM_REAL *tail_pack = b_pack + kc_max * nc_max;       // kc_max (rounded up to 4) x the tail's NR
-    FM_REAL *a_pack = tail_pack + (n_tail > 0 ? (kc_max + 3) / 4 * 4 * half->nr : 0);   // mc_max x kc_max
+    FM_REAL *a_pack = tail_pack + (n_tail > 0 ? (kc_max + 3) / 4 * 4 * tail_u->nr : 0);   // mc_max x kc_max
     const ptrdiff_t k4_width = (n_tail + 3) / 4 * 4;     // a k4 kernel's packed tail: 4 * k4_width a group
     // Packing A pays when each micro-panel of A is then used for several micro-panels of B, except
     // that contiguous rows of A (csa == 1) can be read in place as fast as packed ones, if they do not
@@ -131,8 +131,8 @@ static void FM_FN(gemm_tile)(const FM_UKR_T *u, const FM_UKR_T *half, ptrdiff_t 
             const ptrdiff_t kc = k - pc < kc_max ? k - pc : kc_max;
             const FM_REAL *b = B + pc * rsb + jc * csb, *b_tail = B + pc * rsb + n * csb;
             if (!b_in_place) FM_FN(pack)(nc, kc, b, csb, rsb, NULL, NULL, (int)nr, b_pack);
-            if (tail && half->k4) FM_FN(pack_k4)(tail, kc, b_tail, csb, rsb, k4_width, tail_pack);
-            else if (tail && !b_in_place) FM_FN(pack)(tail, kc, b_tail, csb, rsb, NULL, NULL, half->nr, tail_pack);
+            if (tail && tail_u->k4) FM_FN(pack_k4)(tail, kc, b_tail, csb, rsb, k4_width, tail_pack);
+            else if (tail && !b_in_place) FM_FN(pack)(tail, kc, b_tail, csb, rsb, NULL, NULL, tail_u->nr, tail_pack);
             const FM_REAL beta_pc = pc == 0 ? beta : 1;   // later k blocks add to the earlier ones
             // Loop over m in blocks of MC; the macro-kernel packs an MC x KC block of A if it pays.
             for (ptrdiff_t ic = 0; ic < m; ic += mc_max) {
@@ -143,14 +143,14 @@ static void FM_FN(gemm_tile)(const FM_UKR_T *u, const FM_UKR_T *half, ptrdiff_t 
                                     fm_index_from(a_cols, pc), pack_a ? A_PACK : A_IN_PLACE,
                                     b_in_place ? b : b_pack, b_in_place ? 1 : kc, b_in_place ? rsb : nr,
                                     beta_pc, c, ldc, a_pack);
-                if (tail && half->k4)
-                    FM_FN(macro_kernel)(half, mc, tail, kc, alpha, a, rsa, csa, fm_index_from(a_rows, ic), NULL,
+                if (tail && tail_u->k4)
+                    FM_FN(macro_kernel)(tail_u, mc, tail, kc, alpha, a, rsa, csa, fm_index_from(a_rows, ic), NULL,
                                         A_IN_PLACE, tail_pack, 0, 4 * k4_width, beta_pc, c + nc, ldc, a_pack);
                 else if (tail)
-                    FM_FN(macro_kernel)(half, mc, tail, kc, alpha, a, rsa, csa, fm_index_from(a_rows, ic),
+                    FM_FN(macro_kernel)(tail_u, mc, tail, kc, alpha, a, rsa, csa, fm_index_from(a_rows, ic),
                                         fm_index_from(a_cols, pc), pack_a ? A_PACKED : A_IN_PLACE,
                                         b_in_place ? b_tail : tail_pack, b_in_place ? 1 : kc,
-                                        b_in_place ? rsb : half->nr, beta_pc, c + nc, ldc, a_pack);
+                                        b_in_place ? rsb : tail_u->nr, beta_pc, c + nc, ldc, a_pack);
             }
         }
     }
@@ -180,8 +180,8 @@ size_t FM_FN(gemm_workspace_size)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int nth
 // fm_?gemm_part: tile t of the grid of an m x n x k product (contract of fm_?gemm, with k >= 1 and
 //   alpha != 0, or k == 0 / alpha == 0 for C := beta * C), computed with the given thread workspace;
 //   returns the tile (empty if the grid has no tile t or it holds no element of C). The tiles of the
-//   last column group also compute the n_tail columns after the first n with the half kernel.
-static fm_tile FM_FN(gemm_part)(const FM_UKR_T *u, const FM_UKR_T *half, fm_grid grid, int t,
+//   last column group also compute the n_tail columns after the first n with tail_u.
+static fm_tile FM_FN(gemm_part)(const FM_UKR_T *u, const FM_UKR_T *tail_u, fm_grid grid, int t,
                                 ptrdiff_t m, ptrdiff_t n, ptrdiff_t n_tail, ptrdiff_t k, FM_REAL alpha,
                                 const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
                                 const int64_t *a_rows, const int64_t *a_cols, const FM_REAL *B,
@@ -198,7 +198,7 @@ static fm_tile FM_FN(gemm_part)(const FM_UKR_T *u, const FM_UKR_T *half, fm_grid
     if (k == 0 || alpha == 0)   // as in BLAS, A and B are not read
         FM_FN(scale)(rows.size, cols.size + tail, beta, c, ldc);
     else
-        FM_FN(gemm_tile)(u, half, rows.size, cols.size, tail, k, alpha, A + (a_rows ? 0 : rows.start * rsa),
+        FM_FN(gemm_tile)(u, tail_u, rows.size, cols.size, tail, k, alpha, A + (a_rows ? 0 : rows.start * rsa),
                          rsa, csa, fm_index_from(a_rows, rows.start), a_cols, B + cols.start * csb, rsb,
                          csb, beta, c, ldc, work);
     return (fm_tile){rows.start, rows.size, cols.start, cols.size + tail};
@@ -206,7 +206,7 @@ static fm_tile FM_FN(gemm_part)(const FM_UKR_T *u, const FM_UKR_T *half, fm_grid
 
 // A product split into thread tiles: the arguments of fm_?gemm_part, for fm_?gemm_task.
 typedef struct {
-    const FM_UKR_T *u, *half;
+    const FM_UKR_T *u, *tail_u;
     fm_grid grid;
     ptrdiff_t m, n, n_tail, k;
     FM_REAL alpha;
@@ -227,14 +227,14 @@ static void FM_FN(gemm_task)(void *arg, int id, int count)
 {
     const FM_FN(gemm_job) *j = arg;
     for (int t = id; t < j->grid.tm * j->grid.tn; t += count)
-        FM_FN(gemm_part)(j->u, j->half, j->grid, t, j->m, j->n, j->n_tail, j->k, j->alpha, j->A, j->rsa,
+        FM_FN(gemm_part)(j->u, j->tail_u, j->grid, t, j->m, j->n, j->n_tail, j->k, j->alpha, j->A, j->rsa,
                          j->csa, j->a_rows, j->a_cols, j->B, j->rsb, j->csb, j->beta, j->C, j->ldc,
                          j->work + (size_t)id * j->per_thread);
 }
 
-// fm_?gemm_with: fm_?gemm_at_level's product, m, n >= 1, with the micro-kernel u, and the tail or half
-//   kernel for the n_tail columns after the first n (half->mr == u->mr).
-static void FM_FN(gemm_with)(const FM_UKR_T *u, const FM_UKR_T *half, ptrdiff_t m, ptrdiff_t n,
+// fm_?gemm_with: fm_?gemm_at_level's product, m, n >= 1, with the micro-kernel u, and tail_u (the tail
+//   or half kernel) for the n_tail columns after the first n.
+static void FM_FN(gemm_with)(const FM_UKR_T *u, const FM_UKR_T *tail_u, ptrdiff_t m, ptrdiff_t n,
                              ptrdiff_t n_tail, ptrdiff_t k, FM_REAL alpha,
                              const FM_REAL *A, ptrdiff_t rsa, ptrdiff_t csa, const int64_t *a_rows,
                              const int64_t *a_cols, const FM_REAL *B, ptrdiff_t rsb, ptrdiff_t csb,
@@ -244,13 +244,13 @@ static void FM_FN(gemm_with)(const FM_UKR_T *u, const FM_UKR_T *half, ptrdiff_t 
     const size_t per_thread = FM_FN(thread_workspace)(m, n, k);
     const fm_grid grid = fm_thread_grid(m, n, k, nthreads, u->mr, u->nr, FM_GEMM_PARALLEL_MIN_MNK, 0);
     if (grid.tm * grid.tn == 1) {
-        FM_FN(gemm_part)(u, half, grid, 0, m, n, n_tail, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb,
+        FM_FN(gemm_part)(u, tail_u, grid, 0, m, n, n_tail, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb, csb,
                          beta, C, ldc, aligned);
         return;
     }
     // Each thread computes whole tiles of C, so no two threads write the same element and no sum
     // over k is split. A tile whose thread the pool could not start is taken by another.
-    const FM_FN(gemm_job) job = {u, half, grid, m, n, n_tail, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb,
+    const FM_FN(gemm_job) job = {u, tail_u, grid, m, n, n_tail, k, alpha, A, rsa, csa, a_rows, a_cols, B, rsb,
                                  csb, beta, C, ldc, aligned, per_thread};
     fm_team_run(grid.tm * grid.tn, FM_FN(gemm_task), (void *)&job);
 }
