@@ -21,6 +21,7 @@ GEMM_SHAPES = [
     (11, 5, 33), (13, 9, 31), (25, 3, 17),                            # 12-row tiles
     (64, 300, 33), (1, 784, 16), (100, 784, 16), (784, 100, 16), (100, 16, 784),   # the seed network
     (73, 801, 9), (145, 20, 17), (3, 1601, 5),                        # MC + 1, KC + 1, 2 KC + 1
+    (37, 784, 100), (13, 6, 22),                                      # AVX-512's float tails of 4 and 6
     (3, 0, 5), (1, 0, 1),                                             # k == 0: C := beta · C
 ]
 # Elementwise kernels: rows x columns
