@@ -238,10 +238,10 @@ def have_matplotlib():
 
 def train(args):
     if args.plot is not None:
-        if not have_matplotlib():
-            raise UserError("--plot needs matplotlib: pip install fastmlp[plot]")
         if os.path.exists(args.plot) and not os.path.isdir(args.plot):
             raise UserError(f"--plot needs a folder, and {args.plot} is a file")
+        if not have_matplotlib():
+            raise UserError("--plot needs matplotlib: pip install fastmlp[plot]")
     if args.threads is not None:
         fastmlp.set_num_threads(args.threads)
     data = load_dataset(args.dataset, args.task, args.download)

@@ -11,6 +11,7 @@ import pytest
 
 import fastmlp
 from fastmlp import datasets
+from fastmlp import __main__ as cli
 from fastmlp.__main__ import main
 
 
@@ -68,6 +69,8 @@ def test_interrupt_exits_130_and_writes_nothing(tmp_path, capsys, monkeypatch):
         def train_batch(self, start, stop, learning_rate):
             raise KeyboardInterrupt
     monkeypatch.setitem(fastmlp.model.BACKENDS, "compiled", Interrupting)
+    # The pictures would come after training: matplotlib is never imported, installed or not.
+    monkeypatch.setattr(cli, "have_matplotlib", lambda: True)
     path, pictures = tmp_path / "never.npz", tmp_path / "pictures"
     assert main(["train", "--dataset", "fashion-mnist-small", "--epochs", "2", "--output", str(path),
                  "--plot", str(pictures)]) == 130
@@ -188,7 +191,6 @@ def test_plot_writes_non_blank_pngs(tmp_path, capsys):
 
 
 def test_plot_without_matplotlib_is_one_line_before_training(monkeypatch, tmp_path, capsys):
-    import fastmlp.__main__ as cli
     monkeypatch.setattr(cli, "have_matplotlib", lambda: False)
     assert main(["train", "--dataset", "fashion-mnist-small", "--plot", str(tmp_path / "p")]) == 2
     captured = capsys.readouterr()

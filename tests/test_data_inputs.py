@@ -74,6 +74,8 @@ def test_integer_inputs_train_as_the_prescaled_floats(rng, pixel, dtype, backend
     dict(optimizer="lbfgs", epochs=5),
 ], ids=["adam-dropout", "momentum-blocks", "lbfgs"])
 def test_integer_inputs_with_other_optimizers_and_weights(rng, options):
+    if options.get("optimizer") == "lbfgs":
+        pytest.importorskip("scipy")
     X, y = pixels(rng, np.uint8, 500, 40)
     sample_weight = rng.random(len(X))
     options = dict(dict(hidden=(200,), epochs=2, batch_size=50, seed=1, sample_weight=sample_weight), **options)
@@ -292,8 +294,8 @@ def test_fit_rows_copies_a_sparse_x_or_for_lbfgs(rng, kind):
     from fastmlp.training import fit_rows
 
     X = rng.standard_normal((120, 9))
+    sparse = pytest.importorskip("scipy.sparse")   # L-BFGS needs SciPy too
     if kind == "sparse":
-        sparse = pytest.importorskip("scipy.sparse")
         X[X < 0.5] = 0
         X = sparse.csr_matrix(X)
     y = rng.integers(0, 2, X.shape[0])

@@ -178,6 +178,7 @@ def test_early_stopping_scores_the_held_out_rows_with_their_sample_weights(blobs
     assert model.validation_scores_[best - 1] == pytest.approx(model.score(X[held], y[held], sample_weight=weights[held]))
 
 
+@needs_sklearn
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_stopping_rule_is_sklearns(blobs, early_stopping):
     # With tol this large no epoch counts as an improvement: both stop after n_iter_no_change + 2 epochs.
