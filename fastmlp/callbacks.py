@@ -69,6 +69,11 @@ def default_monitor(trainer, monitor):
 class History(Callback):
     """Appends each epoch's logs (all but ``epoch``) to the model's history."""
 
+    def on_train_begin(self):
+        # The lists exist from the start: empty if no epoch completes (Ctrl-C in the first).
+        for name in self.trainer.log_names():
+            self.trainer.history.setdefault(name, [])
+
     def on_epoch_end(self, epoch, logs):
         for key, value in logs.items():
             if key != "epoch":

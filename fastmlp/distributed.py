@@ -488,6 +488,9 @@ class _RoundTrainer(Trainer):
         """After Ctrl-C: stop, keeping the last complete round (the model holds it)."""
         self.stop_training = self.undone = True
 
+    def log_names(self):
+        return super().log_names() + ["rounds", "compute_seconds"]
+
     def epoch_logs(self, epoch, loss, seconds):
         logs = super().epoch_logs(epoch, loss, seconds)
         logs.update(rounds=self.round_number, compute_seconds=self.compute_seconds)

@@ -197,6 +197,13 @@ class Trainer:
         self.network.bind(X[:n], Y[:n], order[:n], weights, self.input_scale)
         return self.train_batch(epoch, start, stop, batch_callbacks, start)
 
+    def log_names(self):
+        """The names of the numbers epoch_logs gives every epoch (but "epoch"): the history's lists."""
+        names = ["loss", "penalty", "learning_rate", "seconds"]
+        if self.validation_data is not None:
+            names += ["val_loss", "val_accuracy" if self.model.task != "regression" else "val_r2"]
+        return names
+
     def epoch_logs(self, epoch, loss, seconds):
         """The epoch's metrics: the cost (penalty included) and the validation loss and score."""
         model = self.model
