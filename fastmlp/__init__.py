@@ -18,7 +18,7 @@ except ImportError as error:   # never fall back to NumPy silently
 
 from . import datasets, reference
 from ._kernels import gemm_isa as kernel_isa
-from ._config import get_num_threads, set_num_threads
+from ._config import get_num_threads, set_num_threads, warn_unknown_isa
 from ._info import show_config
 from .exceptions import DivergenceError
 from .gradcheck import check_gradients
@@ -27,6 +27,8 @@ from . import callbacks
 from .model import MLP, init_parameters
 from .trainer import Trainer
 from .training import fit
+
+warn_unknown_isa()
 
 __all__ = ["fit", "MLP", "Trainer", "callbacks", "check_gradients", "init_parameters", "datasets", "reference",
            "get_num_threads", "set_num_threads", "kernel_isa", "show_config", "save", "load", "__version__",

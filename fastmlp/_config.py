@@ -6,6 +6,7 @@ the thread count: threads split the output of a product, never a sum.
 """
 import numbers
 import os
+import warnings
 
 _num_threads = None
 
@@ -14,6 +15,19 @@ MAX_THREADS = 1024
 # A team of the compiled kernels has at most this many threads (FM_TEAM_MAX in csrc/fm_team.h), so a
 # network needs no more workspaces than this, whatever the thread count.
 TEAM_MAX = 64
+
+
+# The values of FASTMLP_ISA that csrc/fm_isa.c knows (it ignores any other).
+ISA_LEVELS = ("avx512", "avx2", "baseline", "reference")
+
+
+def warn_unknown_isa():
+    """A RuntimeWarning when FASTMLP_ISA is set to a level the kernels do not know: they would
+    run at the fastest level without a word, and a benchmark would measure what it did not ask for."""
+    value = os.environ.get("FASTMLP_ISA", "")
+    if value and value not in ISA_LEVELS:
+        warnings.warn(f"FASTMLP_ISA={value!r} is none of {', '.join(ISA_LEVELS)}: ignored, the kernels "
+                      "run at the fastest level this CPU runs", RuntimeWarning, stacklevel=3)
 
 
 def check_num_threads(n, name="number of threads"):

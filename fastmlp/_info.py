@@ -39,7 +39,7 @@ def config():
             "activation kernels": build["activation_isa"],
             "compiled levels": ", ".join(build["compiled_levels"]),
             "cpu supports": ", ".join(build["cpu_levels"]),
-            "FASTMLP_ISA": (isa or "unset") + " (avx512, avx2, baseline or reference: caps the level)",
+            "FASTMLP_ISA": (isa or "unset") + f" ({', '.join(_config.ISA_LEVELS)}: caps the level)",
         },
         "threads": {
             "count": str(_config.get_num_threads()),

@@ -209,6 +209,17 @@ def test_set_num_threads_rejects_non_positive_counts(threads):
             threads(bad)
 
 
+@pytest.mark.parametrize("value, warned", [("AVX2", True), ("sse4", True), ("avx2", False), ("reference", False)])
+def test_an_unknown_fastmlp_isa_is_warned_about(monkeypatch, recwarn, value, warned):
+    from fastmlp import _config
+
+    monkeypatch.setenv("FASTMLP_ISA", value)
+    _config.warn_unknown_isa()
+    messages = [str(w.message) for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    assert messages == ([f"FASTMLP_ISA={value!r} is none of avx512, avx2, baseline, reference: ignored, the "
+                         "kernels run at the fastest level this CPU runs"] if warned else [])
+
+
 # ---------------------------------------------------------------------------------------------
 # A fitted model: predict, predict_proba, score, backprop
 # ---------------------------------------------------------------------------------------------
